@@ -1,0 +1,37 @@
+# The README's commands. Everything installs from the project's own files (uv.lock pins every version).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+UV_VERSION := 0.13.8
+BOOTSTRAP := .venv-bootstrap
+UV := $(BOOTSTRAP)/bin/uv
+export UV_PYTHON_DOWNLOADS := never
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
+export GX_ANALYTICS_ENABLED := false
+export DAGSTER_HOME := $(CURDIR)
+
+.PHONY: setup demo test dev lint clean
+
+$(UV):
+	$(PYTHON) -m venv $(BOOTSTRAP)
+	$(BOOTSTRAP)/bin/pip install --quiet uv==$(UV_VERSION)
+
+# Creates .venv with exactly the locked versions (the project itself installed editable).
+setup: $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+
+demo: setup
+	$(VENV)/bin/integration-assets demo
+
+test: setup
+	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
+
+dev: setup
+	$(VENV)/bin/integration-assets dev
+
+lint: setup
+	$(VENV)/bin/ruff check integration_assets integration_assets_tests
+	$(VENV)/bin/ruff format --check integration_assets integration_assets_tests
+
+clean:
+	rm -rf data/raw data/warehouse.duckdb data/warehouse.duckdb.wal data/dagster

@@ -1,0 +1,393 @@
+"""core/order_events and core/orders_current: the order stream and the state derived from it."""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import dagster as dg
+import orjson
+import pandas as pd
+
+from integration_assets.defs.orders import gates
+from integration_assets.defs.orders.names import (
+    CHECK_CORE_BALANCE,
+    CHECK_FOLD_MATCHES_HEADS,
+    ORDER_EVENTS,
+    ORDERS_CURRENT,
+    OWNER,
+    STAGING_ORDERS,
+    STREAM,
+)
+from integration_assets.storage.balances import record_balance
+from integration_assets.storage.resources import WarehouseResource
+from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.streams.balances import Balance
+from integration_assets.streams.order_events import (
+    OrderHead,
+    OrderVersion,
+    apply_versions,
+    fold_events,
+)
+from integration_assets.streams.timestamps import naive_utc
+
+EVENT_COLUMNS = [
+    "order_id",
+    "sequence",
+    "event_type",
+    "attribute",
+    "before",
+    "after",
+    "occurred_at",
+    "observed_at",
+    "source_version",
+    "raw_ref",
+    "batch_id",
+    "run_id",
+]
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json(value) -> str | None:
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def promote_batch(con, batch_id: str, run_id: str) -> dict:
+    """Apply one gated batch's versions on top of the current heads, inside the caller's transaction."""
+    versions = con.execute(
+        "SELECT order_id, updated_at, payload_hash, raw_ref, snapshot FROM staging.storefront_orders WHERE batch_id = ?",
+        [batch_id],
+    ).fetchall()
+    by_order: dict[int, list[OrderVersion]] = defaultdict(list)
+    for order_id, updated_at, digest, raw_ref, snapshot in versions:
+        by_order[order_id].append(
+            OrderVersion(order_id, _utc(updated_at), digest, raw_ref, orjson.loads(snapshot))
+        )
+    heads = {}
+    if by_order:
+        con.register("touched", pd.DataFrame({"order_id": list(by_order)}))
+        for order_id, sequence, updated_at, digest, snapshot in con.execute(
+            "SELECT h.order_id, h.sequence, h.updated_at, h.payload_hash, h.snapshot FROM core.order_heads h JOIN touched USING (order_id)"
+        ).fetchall():
+            heads[order_id] = OrderHead(
+                order_id, sequence, _utc(updated_at), digest, orjson.loads(snapshot)
+            )
+        con.unregister("touched")
+
+    events, new_heads, stale = [], [], []
+    applied = duplicates = 0
+    for order_id, order_versions in sorted(by_order.items()):
+        outcome = apply_versions(heads.get(order_id), order_versions)
+        applied += outcome.applied_versions
+        duplicates += outcome.duplicate_versions
+        events.extend(outcome.events)
+        stale.extend((v, outcome.head) for v in outcome.stale_versions)
+        if outcome.head is not None and outcome.head is not heads.get(order_id):
+            new_heads.append(outcome.head)
+
+    if events:
+        frame = pd.DataFrame(
+            [
+                [
+                    e.order_id,
+                    e.sequence,
+                    e.event_type,
+                    e.attribute,
+                    _json(e.before),
+                    _json(e.after),
+                    naive_utc(e.occurred_at),
+                    naive_utc(e.observed_at),
+                    e.source_version,
+                    e.raw_ref,
+                    batch_id,
+                    run_id,
+                ]
+                for e in events
+            ],
+            columns=EVENT_COLUMNS,
+        )
+        con.register("new_events", frame)
+        con.execute(
+            f"INSERT INTO core.order_events SELECT {', '.join(EVENT_COLUMNS)} FROM new_events"
+        )
+        con.unregister("new_events")
+    if new_heads:
+        frame = pd.DataFrame(
+            [
+                [h.order_id, h.sequence, naive_utc(h.updated_at), h.payload_hash, _json(h.snapshot)]
+                for h in new_heads
+            ],
+            columns=["order_id", "sequence", "updated_at", "payload_hash", "snapshot"],
+        )
+        con.register("new_heads", frame)
+        con.execute("INSERT OR REPLACE INTO core.order_heads SELECT * FROM new_heads")
+        con.unregister("new_heads")
+    for version, head in stale:
+        con.execute(
+            "INSERT OR REPLACE INTO core.stale_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                version.order_id,
+                naive_utc(version.updated_at),
+                version.payload_hash,
+                version.raw_ref,
+                batch_id,
+                naive_utc(head.updated_at),
+                run_id,
+            ],
+        )
+    con.execute(
+        "INSERT INTO core.promoted_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            STREAM,
+            batch_id,
+            len(versions),
+            applied,
+            duplicates,
+            len(stale),
+            len(events),
+            run_id,
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
+    )
+    balance = Balance(
+        "versions_equal_applied_duplicates_stale",
+        {"versions_promoted": len(versions)},
+        {"applied": applied, "duplicates": duplicates, "stale_skipped": len(stale)},
+    )
+    record_balance(con, run_id, ORDER_EVENTS.to_user_string(), batch_id, balance)
+    return {
+        "versions": len(versions),
+        "applied": applied,
+        "duplicates": duplicates,
+        "stale": len(stale),
+        "events": len(events),
+        "balance": balance,
+    }
+
+
+@dg.asset(
+    key=ORDER_EVENTS,
+    deps=[STAGING_ORDERS],
+    group_name="orders",
+    owners=[OWNER],
+    kinds={"duckdb"},
+    tags={"layer": "core"},
+    pool=WAREHOUSE_POOL,
+)
+def order_events(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """One row per detected change of an order, in order: created, paid, edited, fulfilled, refunded, cancelled...
+
+    Promotes, oldest first, every staged batch that passed all blocking checks; each batch in its own
+    transaction. Versions are diffed against the order's newest applied version; each change carries
+    a per-order sequence number, the attribute before and after, the source version and its raw
+    reference. A version older than what is already applied is recorded in `core.stale_versions`
+    and never applied over newer state. Batches that failed a gate stay out until re-checked.
+    """
+    wh = warehouse.warehouse()
+    with wh.connect() as con:
+        batches = gates.promotable_batches(con)
+        blocked = gates.blocked_batches(con)
+        awaiting = gates.pending_batches(con)
+    results = []
+    for batch_id in batches:
+        with wh.transaction() as con:
+            results.append(promote_batch(con, batch_id, context.run_id))
+    for batch_id, check_name, reason in blocked:
+        context.log.warning(f"batch {batch_id} is held back by {check_name}: {reason}")
+    totals = {
+        key: sum(r[key] for r in results)
+        for key in ("versions", "applied", "duplicates", "stale", "events")
+    }
+    with wh.connect() as con:
+        event_rows, orders = con.execute(
+            "SELECT count(*), count(DISTINCT order_id) FROM core.order_events"
+        ).fetchone()
+        by_type = dict(
+            con.execute(
+                "SELECT event_type, count(*) FROM core.order_events GROUP BY 1 ORDER BY 2 DESC"
+            ).fetchall()
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "batches_promoted": len(results),
+            "batches_blocked": len({b for b, _, _ in blocked}),
+            "batches_awaiting_gate": len(awaiting),
+            "versions_promoted": totals["versions"],
+            "versions_applied": totals["applied"],
+            "duplicate_versions": totals["duplicates"],
+            "stale_events_skipped": totals["stale"],
+            "events_added": totals["events"],
+            "dagster/row_count": int(event_rows),
+            "orders_with_events": int(orders),
+            "events_by_type": dg.MetadataValue.json({k: int(v) for k, v in by_type.items()}),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=ORDER_EVENTS,
+    name=CHECK_CORE_BALANCE,
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Every promoted version is applied, a duplicate, or stale: none vanishes.",
+)
+def order_events_balance(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.warehouse().connect() as con:
+        failing = con.execute(
+            "SELECT scope, text FROM ops.count_balances WHERE asset_key = ? AND NOT holds",
+            [ORDER_EVENTS.to_user_string()],
+        ).fetchall()
+        checked = con.execute(
+            "SELECT count(*) FROM ops.count_balances WHERE asset_key = ?",
+            [ORDER_EVENTS.to_user_string()],
+        ).fetchone()[0]
+    return dg.AssetCheckResult(
+        passed=not failing,
+        description="; ".join(f"batch {scope}: {text}" for scope, text in failing) or None,
+        metadata={"batches_checked": int(checked), "batches_failing": len(failing)},
+    )
+
+
+CURRENT_COLUMNS = [
+    "order_id",
+    "name",
+    "email",
+    "currency",
+    "created_at",
+    "financial_status",
+    "fulfillment_status",
+    "cancelled_at",
+    "closed_at",
+    "total_price_minor",
+    "line_count",
+    "units",
+    "fulfillment_count",
+    "refund_count",
+    "refunded_minor",
+    "last_sequence",
+]
+
+
+def current_row(order_id: int, state: dict, last_sequence: int) -> list:
+    lines = state.get("lines") or {}
+    refunds = state.get("refunds") or {}
+    totals = state.get("totals") or {}
+    return [
+        order_id,
+        state.get("name"),
+        state.get("email"),
+        state.get("currency"),
+        state.get("created_at"),
+        state.get("financial_status"),
+        state.get("fulfillment_status"),
+        state.get("cancelled_at"),
+        state.get("closed_at"),
+        totals.get("total_price_minor"),
+        len(lines),
+        sum(line["quantity"] for line in lines.values()),
+        len(state.get("fulfillments") or {}),
+        len(refunds),
+        sum(r["amount_minor"] for r in refunds.values()),
+        last_sequence,
+    ]
+
+
+def fold_all(con) -> tuple[list[list], dict[int, dict]]:
+    states: dict[int, dict] = {}
+    last: dict[int, int] = {}
+    grouped: dict[int, list] = defaultdict(list)
+    for order_id, sequence, event_type, attribute, after in con.execute(
+        "SELECT order_id, sequence, event_type, attribute, after FROM core.order_events ORDER BY order_id, sequence"
+    ).fetchall():
+        grouped[order_id].append(
+            (event_type, attribute, None if after is None else orjson.loads(after))
+        )
+        last[order_id] = sequence
+    for order_id, events in grouped.items():
+        states[order_id] = fold_events(events)
+    return [
+        current_row(order_id, state, last[order_id]) for order_id, state in states.items()
+    ], states
+
+
+@dg.asset(
+    key=ORDERS_CURRENT,
+    deps=[ORDER_EVENTS],
+    group_name="orders",
+    owners=[OWNER],
+    kinds={"duckdb"},
+    tags={"layer": "core", "pii": "true"},
+    pool=WAREHOUSE_POOL,
+)
+def orders_current(warehouse: WarehouseResource) -> dg.MaterializeResult:
+    """Each order as it stands now, derived by folding its events in sequence (not copied from a snapshot).
+
+    Rebuilt whole on every run, so re-materializing it is always safe.
+    """
+    with warehouse.warehouse().transaction() as con:
+        rows, _ = fold_all(con)
+        frame = pd.DataFrame(rows, columns=CURRENT_COLUMNS)
+        for column in ("created_at", "cancelled_at", "closed_at"):
+            frame[column] = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
+        con.register("current_rows", frame)
+        con.execute(
+            "CREATE OR REPLACE TABLE core.orders_current AS SELECT * FROM current_rows ORDER BY order_id"
+        )
+        con.unregister("current_rows")
+        by_status = dict(
+            con.execute(
+                "SELECT financial_status, count(*) FROM core.orders_current GROUP BY 1 ORDER BY 2 DESC"
+            ).fetchall()
+        )
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(rows),
+            "orders_by_financial_status": dg.MetadataValue.json(
+                {str(k): int(v) for k, v in by_status.items()}
+            ),
+        }
+    )
+
+
+def _normalized(state: dict) -> dict:
+    return {key: value for key, value in state.items() if value not in ({}, None)}
+
+
+@dg.asset_check(
+    asset=ORDERS_CURRENT,
+    name=CHECK_FOLD_MATCHES_HEADS,
+    blocking=True,
+    pool=WAREHOUSE_POOL,
+    description="Folding each order's events rebuilds exactly the newest applied version: the stream is complete.",
+)
+def orders_current_matches_heads(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.warehouse().connect() as con:
+        _, states = fold_all(con)
+        heads = {
+            order_id: orjson.loads(snapshot)
+            for order_id, snapshot in con.execute(
+                "SELECT order_id, snapshot FROM core.order_heads"
+            ).fetchall()
+        }
+    mismatched = sorted(
+        order_id
+        for order_id in heads
+        if _normalized(states.get(order_id, {})) != _normalized(heads[order_id])
+    )
+    missing = sorted(set(states) - set(heads))
+    return dg.AssetCheckResult(
+        passed=not mismatched and not missing,
+        description=(
+            f"{len(mismatched)} orders differ from their head, e.g. {mismatched[:5]}"
+            if mismatched
+            else None
+        ),
+        metadata={
+            "orders_checked": len(heads),
+            "orders_mismatched": len(mismatched),
+            "orders_without_head": len(missing),
+        },
+    )

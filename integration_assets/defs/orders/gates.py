@@ -1,0 +1,84 @@
+"""The staging gate: per-batch verdicts of the blocking checks, kept in ops.batch_gates.
+
+Dagster stops downstream steps when a blocking check fails in the same run. Keeping each batch's
+verdict in the warehouse as well means a batch that failed a gate is never promoted by a later run
+either, until someone re-checks it (`integration-assets gate recheck BATCH`) after fixing the cause.
+"""
+
+from datetime import UTC, datetime
+
+import duckdb
+
+from integration_assets.defs.orders.names import GATING_CHECKS, STREAM
+
+
+def pending_batches(con: duckdb.DuckDBPyConnection, stream: str = STREAM) -> list[str]:
+    """Staged batches that have not yet received a verdict from every gating check."""
+    rows = con.execute(
+        """
+        SELECT b.batch_id FROM staging.batches b
+        WHERE b.stream = ? AND (SELECT count(*) FROM ops.batch_gates g
+                                WHERE g.stream = b.stream AND g.batch_id = b.batch_id
+                                  AND list_contains(?, g.check_name)) < ?
+        ORDER BY b.batch_id
+        """,
+        [stream, list(GATING_CHECKS), len(GATING_CHECKS)],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def record_verdict(
+    con: duckdb.DuckDBPyConnection,
+    batch_id: str,
+    check_name: str,
+    passed: bool,
+    reason: str,
+    run_id: str,
+) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO ops.batch_gates VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [
+            STREAM,
+            batch_id,
+            check_name,
+            passed,
+            reason,
+            run_id,
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
+    )
+
+
+def promotable_batches(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Batches every gating check passed, not promoted yet, oldest first."""
+    rows = con.execute(
+        """
+        SELECT g.batch_id FROM ops.batch_gates g
+        WHERE g.stream = ? AND list_contains(?, g.check_name) AND g.passed
+          AND g.batch_id NOT IN (SELECT batch_id FROM core.promoted_batches WHERE stream = ?)
+        GROUP BY g.batch_id HAVING count(*) = ?
+        ORDER BY g.batch_id
+        """,
+        [STREAM, list(GATING_CHECKS), STREAM, len(GATING_CHECKS)],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def blocked_batches(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+    """(batch_id, check_name, reason) of every failed verdict on a batch not promoted."""
+    return con.execute(
+        """
+        SELECT batch_id, check_name, reason FROM ops.batch_gates
+        WHERE stream = ? AND NOT passed
+          AND batch_id NOT IN (SELECT batch_id FROM core.promoted_batches WHERE stream = ?)
+        ORDER BY batch_id, check_name
+        """,
+        [STREAM, STREAM],
+    ).fetchall()
+
+
+def clear_verdicts(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
+    """Forget a batch's verdicts so the next check run judges it again (after a contract fix)."""
+    return con.execute(
+        "DELETE FROM ops.batch_gates WHERE stream = ? AND batch_id = ?", [STREAM, batch_id]
+    ).fetchone()[0]

@@ -1,0 +1,19 @@
+"""The hourly batch sync: friction on purpose. Changes arrive in hourly batches, each one gated."""
+
+import dagster as dg
+
+hourly_sync_job = dg.define_asset_job(
+    name="storefront_hourly_sync",
+    selection=dg.AssetSelection.groups("orders", "reporting"),
+    description="Extract orders changed since the last poll, stage and gate them, derive events, rebuild marts.",
+    tags={"integration_assets/trigger": "schedule"},
+)
+
+hourly_sync_schedule = dg.ScheduleDefinition(
+    name="storefront_hourly_sync_schedule",
+    job=hourly_sync_job,
+    cron_schedule="5 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every hour at :05, so the storefront's writes of the previous hour have settled.",
+)

@@ -1,0 +1,71 @@
+"""Run Great Expectations 1.x expectations on a pandas DataFrame with an ephemeral context.
+
+GX is imported lazily (it takes seconds to import) and one ephemeral context is reused per process,
+with analytics and progress bars off so that check logs stay readable.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+import pandas as pd
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    expectation: str
+    column: str | None
+    success: bool
+    observed: dict[str, Any]
+
+    def describe(self) -> str:
+        where = f" on '{self.column}'" if self.column else ""
+        unexpected = self.observed.get("unexpected_count")
+        if unexpected is not None:
+            return f"{self.expectation}{where}: {unexpected} of {self.observed.get('element_count')} unexpected"
+        return f"{self.expectation}{where}: observed {self.observed.get('observed_value')}"
+
+
+@cache
+def _context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    batch_definition = (
+        context.data_sources.add_pandas("integration_assets")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("whole_frame")
+    )
+    return batch_definition
+
+
+def expectations():
+    """The `great_expectations.expectations` module, imported on first use."""
+    import great_expectations.expectations as gxe
+
+    return gxe
+
+
+def validate(frame: pd.DataFrame, suite: list[Any]) -> list[ExpectationOutcome]:
+    batch = _context().get_batch(batch_parameters={"dataframe": frame})
+    outcomes = []
+    for expectation in suite:
+        result = batch.validate(expectation)
+        config = result.expectation_config
+        outcomes.append(
+            ExpectationOutcome(
+                expectation=config.type,
+                column=config.kwargs.get("column"),
+                success=bool(result.success),
+                observed={
+                    k: v for k, v in dict(result.result).items() if not k.startswith("partial")
+                },
+            )
+        )
+    return outcomes

@@ -1,0 +1,215 @@
+"""`integration-assets report`: counts per asset, latest check results, and every count-balance equation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
+from integration_assets.storage.raw_log import RawLog
+from integration_assets.storage.warehouse import Warehouse
+from integration_assets.streams.balances import Balance
+
+TABLES = {
+    "raw/storefront/orders": None,
+    "staging/storefront/orders": "staging.storefront_orders",
+    "ops/quarantine": "ops.quarantine",
+    "core/order_events": "core.order_events",
+    "core/orders_current": "core.orders_current",
+    "core/stale_versions": "core.stale_versions",
+    "reporting/orders_per_day": "reporting.orders_per_day",
+    "reporting/order_lifecycle": "reporting.order_lifecycle",
+}
+
+
+def raw_balances(log: RawLog) -> list[dict]:
+    """Each landed batch: records in the pages = records written to the batch file."""
+    balances = []
+    for manifest in log.batches(SOURCE, STREAM_NAME):
+        balance = Balance(
+            "records_landed",
+            {"records_from_pages": int(manifest.details.get("records_from_pages", -1))},
+            {"records_landed": manifest.records},
+        )
+        balances.append(
+            {
+                "asset_key": "raw/storefront/orders",
+                "scope": manifest.batch_id,
+                **balance.as_dict(),
+                "file_intact": log.verify(manifest),
+            }
+        )
+    return balances
+
+
+def _table_exists(con, qualified: str) -> bool:
+    schema, table = qualified.split(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
+    with warehouse.connect(read_only=True) as con:
+        counts = {
+            name: (
+                con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                if _table_exists(con, table)
+                else None
+            )
+            for name, table in TABLES.items()
+            if table
+        }
+        balances = [
+            {
+                "asset_key": asset_key,
+                "scope": scope,
+                "equation": equation,
+                "text": text,
+                "left_total": left,
+                "right_total": right,
+                "holds": holds,
+                "run_id": run_id,
+            }
+            for run_id, asset_key, scope, equation, left, right, holds, text in con.execute(
+                "SELECT run_id, asset_key, scope, equation, left_total, right_total, holds, text FROM ops.count_balances "
+                "ORDER BY recorded_at"
+            ).fetchall()
+        ]
+        gates = [
+            {"batch_id": batch_id, "check": check, "passed": passed, "reason": reason}
+            for batch_id, check, passed, reason in con.execute(
+                "SELECT batch_id, check_name, passed, reason FROM ops.batch_gates ORDER BY batch_id, check_name"
+            ).fetchall()
+        ]
+        quarantine = [
+            {
+                "rule": rule,
+                "field": field,
+                "records": n,
+                "example_raw_ref": ref,
+                "example_key": key,
+                "message": message,
+            }
+            for rule, field, n, ref, key, message in con.execute(
+                "SELECT rule, field, count(*), min(raw_ref), min(record_key), min(message) FROM ops.quarantine "
+                "GROUP BY rule, field ORDER BY 3 DESC, 1"
+            ).fetchall()
+        ]
+        staged_totals = con.execute(
+            "SELECT coalesce(sum(records_read),0), coalesce(sum(staged),0), coalesce(sum(quarantined),0), coalesce(sum(duplicates),0) FROM staging.batches"
+        ).fetchone()
+    return {
+        "counts": counts,
+        "balances": balances,
+        "gate_verdicts": gates,
+        "quarantine": quarantine,
+        "staging_totals": dict(
+            zip(
+                ("records_read", "staged", "quarantined", "duplicates"),
+                map(int, staged_totals),
+                strict=True,
+            )
+        ),
+    }
+
+
+def latest_check_results() -> list[dict]:
+    """The newest evaluation of every asset check in the Dagster instance (DAGSTER_HOME)."""
+    import dagster as dg
+    from dagster._core.events import DagsterEventType
+
+    with dg.DagsterInstance.get() as instance:
+        records = instance.fetch_events(
+            dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION),
+            limit=5000,
+            ascending=False,
+        ).records
+        latest: dict[tuple[str, str], dict] = {}
+        for record in records:
+            evaluation = record.event_log_entry.dagster_event.event_specific_data
+            key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
+            if key in latest:
+                continue
+            latest[key] = {
+                "asset_key": key[0],
+                "check": key[1],
+                "passed": bool(evaluation.passed),
+                "severity": evaluation.severity.value,
+                "description": evaluation.description,
+                "run_id": record.run_id,
+                "timestamp": record.timestamp,
+            }
+    return sorted(latest.values(), key=lambda item: (item["asset_key"], item["check"]))
+
+
+def build_report(
+    log: RawLog, warehouse: Warehouse, include_instance: bool = True
+) -> dict[str, Any]:
+    section = warehouse_section(warehouse)
+    manifests = log.batches(SOURCE, STREAM_NAME)
+    section["counts"]["raw/storefront/orders"] = sum(m.records for m in manifests)
+    balances = raw_balances(log) + section.pop("balances")
+    extract_seconds = sum(float(m.details.get("seconds", 0)) for m in manifests)
+    report = {
+        "counts": section["counts"],
+        "staging_totals": section["staging_totals"],
+        "extraction": {
+            "batches": len(manifests),
+            "records": section["counts"]["raw/storefront/orders"],
+            "seconds": round(extract_seconds, 3),
+            "orders_per_second": round(
+                section["counts"]["raw/storefront/orders"] / extract_seconds, 1
+            )
+            if extract_seconds
+            else None,
+        },
+        "checks": latest_check_results() if include_instance else [],
+        "gate_verdicts": section["gate_verdicts"],
+        "quarantine": section["quarantine"],
+        "balances": balances,
+        "all_balances_hold": all(b["holds"] for b in balances)
+        and all(b.get("file_intact", True) for b in balances),
+    }
+    return report
+
+
+def render_text(report: dict[str, Any]) -> str:
+    lines = ["Rows per stage:"]
+    lines += [
+        f"  {name:<28} {count if count is not None else '-':>8}"
+        for name, count in report["counts"].items()
+    ]
+    t = report["staging_totals"]
+    lines.append(
+        f"  staging: read {t['records_read']} = staged {t['staged']} + quarantined {t['quarantined']} + duplicates {t['duplicates']}"
+    )
+    if report["checks"]:
+        failed = [c for c in report["checks"] if not c["passed"]]
+        lines.append(
+            f"Checks (latest evaluation): {len(report['checks']) - len(failed)} passed, {len(failed)} failed"
+        )
+        for check in report["checks"]:
+            mark = (
+                "PASS" if check["passed"] else ("FAIL" if check["severity"] == "ERROR" else "WARN")
+            )
+            detail = (
+                f": {check['description']}" if check["description"] and not check["passed"] else ""
+            )
+            lines.append(f"  [{mark}] {check['asset_key']} / {check['check']}{detail}")
+    if report["quarantine"]:
+        lines.append("Quarantined records (ops.quarantine), by reason:")
+        for item in report["quarantine"]:
+            lines.append(
+                f"  {item['records']:>4} x {item['rule']} on '{item['field']}' (e.g. order {item['example_key']}, {item['example_raw_ref']}): {item['message']}"
+            )
+    held = sum(1 for b in report["balances"] if not b["holds"])
+    lines.append(
+        f"Count balances: {len(report['balances'])} equations, {'all hold' if not held else f'{held} DO NOT HOLD'}"
+    )
+    for balance in report["balances"]:
+        if not balance["holds"]:
+            lines.append(f"  {balance['asset_key']} [{balance['scope']}]: {balance['text']}")
+    return "\n".join(lines)

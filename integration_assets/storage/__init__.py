@@ -1,0 +1,1 @@
+"""Where data rests: the immutable raw log (files) and the warehouse (DuckDB)."""

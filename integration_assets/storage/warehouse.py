@@ -1,0 +1,223 @@
+"""The DuckDB warehouse: short-lived connections, one schema definition, idempotent writes.
+
+DuckDB lets one process at a time hold the file open for writing (and a read-only open fails while
+another process writes). Runs, sensors, the webserver and the CLI are separate processes, so every
+connection here is opened for one unit of work and closed, a lock conflict is retried with backoff,
+and writers are serialized by the Dagster concurrency pool WAREHOUSE_POOL.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+
+WAREHOUSE_POOL = "duckdb_warehouse"
+LOCK_WAIT_SECONDS = 120.0
+
+SCHEMA_SQL = """
+CREATE SCHEMA IF NOT EXISTS staging;
+CREATE SCHEMA IF NOT EXISTS core;
+CREATE SCHEMA IF NOT EXISTS reporting;
+CREATE SCHEMA IF NOT EXISTS ops;
+
+CREATE TABLE IF NOT EXISTS staging.storefront_orders (
+    order_id BIGINT NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    payload_hash VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    record_index INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    name VARCHAR,
+    email VARCHAR,
+    currency VARCHAR NOT NULL,
+    financial_status VARCHAR NOT NULL,
+    fulfillment_status VARCHAR,
+    created_at TIMESTAMP NOT NULL,
+    cancelled_at TIMESTAMP,
+    closed_at TIMESTAMP,
+    total_price_minor BIGINT NOT NULL,
+    subtotal_price_minor BIGINT NOT NULL,
+    total_tax_minor BIGINT NOT NULL,
+    total_discounts_minor BIGINT NOT NULL,
+    shipping_minor BIGINT NOT NULL,
+    totals_mismatch_minor BIGINT NOT NULL,
+    snapshot JSON NOT NULL,
+    quality_flags VARCHAR[] NOT NULL,
+    contract_version INTEGER NOT NULL,
+    staged_run_id VARCHAR NOT NULL,
+    staged_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (order_id, updated_at, payload_hash)
+);
+
+CREATE TABLE IF NOT EXISTS staging.batches (
+    stream VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    raw_file VARCHAR NOT NULL,
+    raw_sha256 VARCHAR NOT NULL,
+    records_read INTEGER NOT NULL,
+    staged INTEGER NOT NULL,
+    quarantined INTEGER NOT NULL,
+    duplicates INTEGER NOT NULL,
+    quality_flagged INTEGER NOT NULL,
+    contract_version INTEGER NOT NULL,
+    staged_run_id VARCHAR NOT NULL,
+    staged_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (stream, batch_id)
+);
+
+CREATE TABLE IF NOT EXISTS ops.quarantine (
+    stream VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    record_index INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    record_key VARCHAR,
+    rule VARCHAR NOT NULL,
+    field VARCHAR NOT NULL,
+    message VARCHAR NOT NULL,
+    contract VARCHAR NOT NULL,
+    quarantined_run_id VARCHAR NOT NULL,
+    quarantined_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (stream, batch_id, record_index)
+);
+
+CREATE TABLE IF NOT EXISTS ops.batch_gates (
+    stream VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    check_name VARCHAR NOT NULL,
+    passed BOOLEAN NOT NULL,
+    reason VARCHAR NOT NULL,
+    evaluated_run_id VARCHAR NOT NULL,
+    evaluated_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (stream, batch_id, check_name)
+);
+
+CREATE TABLE IF NOT EXISTS core.order_events (
+    order_id BIGINT NOT NULL,
+    sequence INTEGER NOT NULL,
+    event_type VARCHAR NOT NULL,
+    attribute VARCHAR NOT NULL,
+    before JSON,
+    after JSON,
+    occurred_at TIMESTAMP NOT NULL,
+    observed_at TIMESTAMP NOT NULL,
+    source_version VARCHAR NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    PRIMARY KEY (order_id, sequence)
+);
+
+CREATE TABLE IF NOT EXISTS core.order_heads (
+    order_id BIGINT PRIMARY KEY,
+    sequence INTEGER NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    payload_hash VARCHAR NOT NULL,
+    snapshot JSON NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS core.stale_versions (
+    order_id BIGINT NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    payload_hash VARCHAR NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    head_updated_at TIMESTAMP NOT NULL,
+    detected_run_id VARCHAR NOT NULL,
+    PRIMARY KEY (order_id, updated_at, payload_hash)
+);
+
+CREATE TABLE IF NOT EXISTS core.promoted_batches (
+    stream VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    versions INTEGER NOT NULL,
+    applied INTEGER NOT NULL,
+    duplicates INTEGER NOT NULL,
+    stale INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    promoted_run_id VARCHAR NOT NULL,
+    promoted_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (stream, batch_id)
+);
+
+CREATE TABLE IF NOT EXISTS ops.count_balances (
+    run_id VARCHAR NOT NULL,
+    asset_key VARCHAR NOT NULL,
+    scope VARCHAR NOT NULL,
+    equation VARCHAR NOT NULL,
+    terms JSON NOT NULL,
+    left_total BIGINT NOT NULL,
+    right_total BIGINT NOT NULL,
+    holds BOOLEAN NOT NULL,
+    text VARCHAR NOT NULL,
+    recorded_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_id, asset_key, scope, equation)
+);
+"""
+
+
+class WarehouseLockTimeout(RuntimeError):
+    """Another process held the DuckDB file for longer than we are willing to wait."""
+
+
+def _is_lock_error(error: duckdb.Error) -> bool:
+    text = str(error)
+    return "lock" in text.lower() or "Conflicting lock" in text
+
+
+class Warehouse:
+    """A DuckDB file; open it for one unit of work at a time."""
+
+    def __init__(self, path: Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS):
+        self.path = Path(path)
+        self.lock_wait_seconds = lock_wait_seconds
+        self._schema_ready = False
+
+    @contextmanager
+    def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not self.path.exists():
+            raise FileNotFoundError(
+                f"no warehouse at {self.path}: run the pipeline first (make demo)"
+            )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = self._open(read_only)
+        try:
+            if not read_only and not self._schema_ready:
+                connection.execute(SCHEMA_SQL)
+                self._schema_ready = True
+            yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """All or nothing: a failure part-way leaves the warehouse as it was."""
+        with self.connect() as connection:
+            connection.execute("BEGIN TRANSACTION")
+            try:
+                yield connection
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+            connection.execute("COMMIT")
+
+    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+        deadline = time.monotonic() + self.lock_wait_seconds
+        delay = 0.05
+        while True:
+            try:
+                return duckdb.connect(str(self.path), read_only=read_only)
+            except duckdb.IOException as error:
+                if not _is_lock_error(error) or time.monotonic() > deadline:
+                    if _is_lock_error(error):
+                        raise WarehouseLockTimeout(
+                            f"the warehouse {self.path} stayed locked by another process for "
+                            f"{self.lock_wait_seconds:.0f}s: {error}"
+                        ) from error
+                    raise
+                time.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)

@@ -1,0 +1,1 @@
+"""One client resource per external system, written against the system's real protocol."""
