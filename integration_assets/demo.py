@@ -15,6 +15,10 @@ from integration_assets.report import build_report, render_text
 from integration_assets.storage.resources import default_data_dir
 
 JOB_NAME = "storefront_hourly_sync"
+# The full event log is in the Dagster UI; the terminal shows warnings (quarantine, blocked batches) and errors.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# The full event log is in the Dagster UI; the terminal shows warnings (quarantine, blocked batches) and errors.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def reset_pipeline_state(data_dir: Path) -> None:
@@ -36,7 +40,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
 
     from integration_assets.definitions import defs
 
-    job = defs.get_job_def(JOB_NAME)
+    job = defs.resolve_job_def(JOB_NAME)
     runs = []
     print(
         f"Scenario {scenario.name}: {plan['polls']} hourly-sync runs, the sandbox clock advancing {plan['step']} before each."
@@ -47,30 +51,41 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
         for poll in range(1, int(plan["polls"]) + 1):
             now = sandbox.advance_clock(str(plan["step"]))
             result = job.execute_in_process(
-                instance=instance, raise_on_error=False, tags={"integration_assets/trigger": "demo"}
+                instance=instance,
+                raise_on_error=False,
+                tags={"integration_assets/trigger": "demo"},
+                run_config=QUIET_LOGS,
             )
-            failed_checks = [
-                e.asset_check_evaluation_data.check_name
+            evaluations = [
+                e.asset_check_evaluation_data
                 for e in result.all_events
                 if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                and not e.asset_check_evaluation_data.passed
             ]
-            status = "succeeded" if result.success else "FAILED"
-            print(
-                f"  run {poll}/{plan['polls']} at sandbox time {now}: {status} (run id {result.run_id[:8]})"
-                + (
-                    f", failed checks: {', '.join(sorted(set(failed_checks)))}"
-                    if failed_checks
-                    else ""
-                )
+            failed = sorted(
+                {f"{e.check_name} ({e.severity.value})" for e in evaluations if not e.passed}
             )
-            runs.append({"run_id": result.run_id, "success": result.success, "sandbox_time": now})
+            status = "succeeded" if result.success else "FAILED"
+            detail = f", failed checks: {', '.join(failed)}" if failed else ""
+            print(
+                f"  run {poll}/{plan['polls']} at sandbox time {now}: {status} (run {result.run_id[:8]}){detail}"
+            )
+            runs.append(
+                {
+                    "run_id": result.run_id,
+                    "success": result.success,
+                    "sandbox_time": now,
+                    "checks_passed": sum(1 for e in evaluations if e.passed),
+                    "checks_failed": failed,
+                }
+            )
     from integration_assets.storage.raw_log import RawLog
     from integration_assets.storage.warehouse import Warehouse
 
     report = build_report(RawLog(data_dir / "raw"), Warehouse(data_dir / "warehouse.duckdb"))
     wall = time.monotonic() - started
-    print()
+    passed = sum(run["checks_passed"] for run in runs)
+    failed = sum(len(run["checks_failed"]) for run in runs)
+    print(f"\nCheck evaluations across the {len(runs)} runs: {passed} passed, {failed} failed.")
     print(render_text(report))
     extraction = report["extraction"]
     print(

@@ -10,7 +10,6 @@ from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams.balances import Balance
 
 TABLES = {
-    "raw/storefront/orders": None,
     "staging/storefront/orders": "staging.storefront_orders",
     "ops/quarantine": "ops.quarantine",
     "core/order_events": "core.order_events",
@@ -60,7 +59,6 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
                 else None
             )
             for name, table in TABLES.items()
-            if table
         }
         balances = [
             {
@@ -122,11 +120,11 @@ def latest_check_results() -> list[dict]:
     from dagster._core.events import DagsterEventType
 
     with dg.DagsterInstance.get() as instance:
-        records = instance.fetch_events(
+        records = instance.get_event_records(
             dg.EventRecordsFilter(event_type=DagsterEventType.ASSET_CHECK_EVALUATION),
             limit=5000,
             ascending=False,
-        ).records
+        )
         latest: dict[tuple[str, str], dict] = {}
         for record in records:
             evaluation = record.event_log_entry.dagster_event.event_specific_data
@@ -150,7 +148,10 @@ def build_report(
 ) -> dict[str, Any]:
     section = warehouse_section(warehouse)
     manifests = log.batches(SOURCE, STREAM_NAME)
-    section["counts"]["raw/storefront/orders"] = sum(m.records for m in manifests)
+    section["counts"] = {
+        "raw/storefront/orders": sum(m.records for m in manifests),
+        **section["counts"],
+    }
     balances = raw_balances(log) + section.pop("balances")
     extract_seconds = sum(float(m.details.get("seconds", 0)) for m in manifests)
     report = {

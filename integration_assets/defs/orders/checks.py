@@ -194,7 +194,9 @@ def staging_orders_gate(
                 ),
             }
             for name, (passed, reason) in judged.items():
-                gates.record_verdict(con, batch_id, name, bool(passed), reason, context.run_id)
+                gates.record_verdict(
+                    con, batch_id, name, bool(passed), reason, context.op_execution_context.run_id
+                )
                 verdicts[name].append((batch_id, bool(passed), reason))
             for flags in staged["quality_flags"]:
                 for flag in flags:

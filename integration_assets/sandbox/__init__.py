@@ -1,0 +1,35 @@
+"""Protocol-faithful local stand-ins for the shop's systems, driven by a scenario file.
+
+The storefront speaks Shopify Admin REST (orders) closely enough that a real Shopify client works
+against it unchanged; a YAML scenario decides which orders exist, how they evolve on a scenario
+clock and which faults are injected. See docs/scenario-format.md.
+"""
+
+from integration_assets.sandbox.clock import ScenarioClock, parse_duration
+from integration_assets.sandbox.generator import generate_stories
+from integration_assets.sandbox.leaky_bucket import BucketDecision, LeakyBucket
+from integration_assets.sandbox.scenario import (
+    SCENARIOS_DIR,
+    Scenario,
+    ScenarioError,
+    load_scenario,
+)
+from integration_assets.sandbox.server import RunningSandbox, serve_forever, start_storefront
+from integration_assets.sandbox.storefront_orders import OrderBook, ServedOrder
+
+__all__ = [
+    "SCENARIOS_DIR",
+    "BucketDecision",
+    "LeakyBucket",
+    "OrderBook",
+    "RunningSandbox",
+    "Scenario",
+    "ScenarioClock",
+    "ScenarioError",
+    "ServedOrder",
+    "generate_stories",
+    "load_scenario",
+    "parse_duration",
+    "serve_forever",
+    "start_storefront",
+]

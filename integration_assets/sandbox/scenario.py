@@ -1,0 +1,803 @@
+"""The scenario file: what the sandbox storefront serves, when, and which faults it injects.
+
+A scenario is YAML (documented in docs/scenario-format.md). `load_scenario` turns it into frozen
+dataclasses and refuses anything it does not understand with a message that names the file, the
+path inside it (`stories[2].events[1].sku`) and what is wrong, because a typo in a scenario should
+cost seconds, not an afternoon of wondering why an order never shows up.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from integration_assets.sandbox.clock import parse_duration
+
+PACKAGE_FIXTURES_DIR = Path(__file__).parent / "fixtures" / "shopify"
+SCENARIOS_DIR = Path(__file__).parent / "scenarios"
+
+EVENT_TYPES: dict[str, tuple[set[str], set[str]]] = {
+    # type: (required keys, optional keys) besides `at` and `type`
+    "created": ({"lines"}, {"discount", "shipping", "note", "tags", "email"}),
+    "authorized": (set(), {"gateway"}),
+    "paid": (set(), {"gateway", "amount"}),
+    "line_added": ({"sku", "quantity"}, set()),
+    "line_removed": ({"sku"}, set()),
+    "quantity_changed": ({"sku", "quantity"}, set()),
+    "address_updated": ({"address"}, set()),
+    "fulfilled": (set(), {"lines", "tracking_number", "location_id"}),
+    "cancelled": (set(), {"reason"}),
+    "refunded": (set(), {"lines", "shipping", "restock", "note"}),
+    "closed": (set(), set()),
+    "note_changed": ({"note"}, set()),
+    "corrupt": (set(), {"set", "remove"}),
+}
+CANCEL_REASONS = {"customer", "fraud", "inventory", "declined", "staff", "other"}
+MIX_KEYS = (
+    "fulfilled",
+    "partially_fulfilled",
+    "cancelled",
+    "refunded_partial",
+    "refunded_full",
+    "edited",
+    "address_updated",
+    "pending",
+)
+FAULT_KINDS = {
+    "rate_limit_burst": ({"after_requests"}, {"count", "retry_after"}),
+    "server_error": ({"after_requests"}, {"count", "status"}),
+    "slow_response": ({"after_requests", "delay_seconds"}, {"count"}),
+    "schema_change": ({"at"}, {"rename", "remove", "add"}),
+}
+SERVER_ERROR_STATUSES = {500, 502, 503, 504}
+API_VERSION_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be served; the message says file, path and problem."""
+
+
+@dataclass(frozen=True)
+class ClockConfig:
+    start: datetime
+    speed: float = 0.0
+
+
+@dataclass(frozen=True)
+class ShopConfig:
+    domain: str = "sandbox-shop.myshopify.com"
+    api_version: str = "2025-07"
+    supported_versions: tuple[str, ...] = ("2025-01", "2025-04", "2025-07", "2025-10")
+    access_token: str = "shpat_sandbox_token"
+    timezone_offset: str = "-05:00"
+    currency: str = "USD"
+    tax_rate: Decimal = Decimal("0.08")
+
+    @property
+    def tz(self) -> timezone:
+        return parse_offset(self.timezone_offset)
+
+
+@dataclass(frozen=True)
+class RateLimitConfig:
+    bucket_size: int = 40
+    leak_per_second: float = 2.0
+    retry_after: float = 2.0
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    sku: str
+    title: str
+    variant_title: str | None
+    product_id: int
+    variant_id: int
+    price: Decimal
+    grams: int = 0
+    requires_shipping: bool = True
+    taxable: bool = True
+
+
+@dataclass(frozen=True)
+class Customer:
+    id: int
+    email: str
+    first_name: str
+    last_name: str
+    address: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoryEvent:
+    at: datetime
+    type: str
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OrderStory:
+    """One order's life as events; `label` is for humans and tests, `order_id` pins the id."""
+
+    customer: Customer
+    events: tuple[StoryEvent, ...]
+    order_id: int | None = None
+    label: str | None = None
+    currency: str | None = None
+    source: str = "story"  # "story" (hand-written) or "generated"
+
+
+@dataclass(frozen=True)
+class VolumeSpec:
+    orders: int
+    seed: int
+    start: datetime
+    end: datetime
+    mix: dict[str, float]
+
+
+@dataclass(frozen=True)
+class FixtureOrderRef:
+    file: Path
+    name: str  # as written in the scenario
+    appears_at: datetime
+
+
+@dataclass(frozen=True)
+class Fault:
+    kind: str
+    after_requests: int = 0
+    count: int = 1
+    retry_after: float | None = None
+    status: int = 503
+    delay_seconds: float = 0.0
+    at: datetime | None = None
+    rename: dict[str, str] = field(default_factory=dict)
+    remove: tuple[str, ...] = ()
+    add: dict[str, Any] = field(default_factory=dict)
+
+    def covers_request(self, request_number: int) -> bool:
+        """Request numbers start at 1; `after_requests: N, count: K` covers N+1 .. N+K."""
+        return self.after_requests < request_number <= self.after_requests + self.count
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    polls: int = 6
+    step: str = "4h"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    clock: ClockConfig
+    shop: ShopConfig
+    description: str = ""
+    seed: int = 0
+    rate_limit: RateLimitConfig = RateLimitConfig()
+    catalog: tuple[CatalogItem, ...] = ()
+    customers: tuple[Customer, ...] = ()
+    stories: tuple[OrderStory, ...] = ()
+    volume: VolumeSpec | None = None
+    fixture_orders: tuple[FixtureOrderRef, ...] = ()
+    faults: tuple[Fault, ...] = ()
+    demo: DemoPlan = DemoPlan()
+    source_path: Path | None = None
+
+    def catalog_by_sku(self) -> dict[str, CatalogItem]:
+        return {item.sku: item for item in self.catalog}
+
+
+def parse_offset(text: str) -> timezone:
+    """`-05:00`, `+02:00`, `Z` or `UTC` -> a fixed-offset timezone."""
+    if text in ("Z", "UTC", "+00:00", "-00:00"):
+        return UTC
+    try:
+        sign = -1 if text[0] == "-" else 1
+        if text[0] not in "+-":
+            raise ValueError(text)
+        hours, minutes = text[1:].split(":")
+        return timezone(sign * timedelta(hours=int(hours), minutes=int(minutes)))
+    except (ValueError, IndexError):
+        raise ValueError(
+            f"invalid UTC offset {text!r}: expected like '-05:00' or '+02:00'"
+        ) from None
+
+
+def parse_time(value: Any, clock_start: datetime | None, tz: timezone) -> datetime:
+    """A scenario TIME: an ISO timestamp (naive = shop offset) or `+2h`/`-30m`/`+1d3h` from clock start."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str) and value.strip()[:1] in ("+", "-"):
+        if clock_start is None:
+            raise ValueError(f"relative time {value!r} needs clock.start to be set")
+        return clock_start + parse_duration(value.strip())
+    elif isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise ValueError(
+                f"invalid time {value!r}: use ISO-8601 like '2026-11-20T09:00:00-05:00' "
+                "or an offset from clock.start like '+2h', '+1d3h', '-30m'"
+            ) from None
+    else:
+        raise ValueError(f"invalid time {value!r}: expected an ISO timestamp or '+2h'")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+class _Reader:
+    """Typed access to the parsed YAML that fails with `file: path: problem`."""
+
+    def __init__(self, file: Path) -> None:
+        self.file = file
+        self.tz: timezone = UTC
+        self.clock_start: datetime | None = None
+
+    def fail(self, path: str, problem: str) -> ScenarioError:
+        return ScenarioError(f"{self.file}: {path or '<top level>'}: {problem}")
+
+    def mapping(self, value: Any, path: str, allowed: set[str] | None = None) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a mapping, got {type(value).__name__} {value!r:.80}")
+        if allowed is not None:
+            unknown = sorted(str(key) for key in value if key not in allowed)
+            if unknown:
+                raise self.fail(
+                    f"{path}.{unknown[0]}" if path else unknown[0],
+                    f"unknown key (allowed: {', '.join(sorted(allowed))})",
+                )
+        return value
+
+    def listing(self, value: Any, path: str) -> list[Any]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            raise self.fail(path, f"expected a list, got {type(value).__name__}")
+        return value
+
+    def string(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(path, f"expected a non-empty string, got {value!r}")
+        return value
+
+    def integer(self, value: Any, path: str, minimum: int | None = None) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(path, f"expected an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(path, f"must be >= {minimum}, got {value}")
+        return value
+
+    def number(self, value: Any, path: str, minimum: float | None = None) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.fail(path, f"expected a number, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(path, f"must be >= {minimum}, got {value}")
+        return float(value)
+
+    def money(self, value: Any, path: str) -> Decimal:
+        if isinstance(value, bool) or not isinstance(value, int | float | str):
+            raise self.fail(path, f"expected a money amount like '19.90', got {value!r}")
+        try:
+            amount = Decimal(str(value))
+        except InvalidOperation:
+            raise self.fail(path, f"expected a money amount like '19.90', got {value!r}") from None
+        if not amount.is_finite() or amount < 0 or amount != amount.quantize(Decimal("0.01")):
+            raise self.fail(
+                path, f"expected a non-negative amount with <= 2 decimals, got {value!r}"
+            )
+        return amount.quantize(Decimal("0.01"))
+
+    def time(self, value: Any, path: str) -> datetime:
+        try:
+            return parse_time(value, self.clock_start, self.tz)
+        except ValueError as error:
+            raise self.fail(path, str(error)) from None
+
+    def duration(self, value: Any, path: str) -> timedelta:
+        try:
+            return parse_duration(value)
+        except ValueError as error:
+            raise self.fail(path, str(error)) from None
+
+
+def load_scenario(path: str | Path) -> Scenario:
+    """Read, validate and dry-run a scenario file; raises ScenarioError naming file, path and problem."""
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise ScenarioError(f"{file}: the scenario file does not exist") from None
+    except yaml.YAMLError as error:
+        raise ScenarioError(f"{file}: not valid YAML: {error}") from None
+    scenario = parse_scenario(raw, file)
+    # Dry-run every story so an impossible event (refunding a SKU the order never had) fails now,
+    # with its path, instead of as a 500 in the middle of a test.
+    from integration_assets.sandbox.storefront_orders import OrderBook, StoryError
+
+    try:
+        OrderBook(scenario)
+    except StoryError as error:
+        raise ScenarioError(f"{file}: {error.path}: {error.problem}") from None
+    return scenario
+
+
+def parse_scenario(raw: Any, file: Path) -> Scenario:
+    reader = _Reader(file)
+    top = reader.mapping(
+        raw,
+        "",
+        {
+            "name",
+            "description",
+            "seed",
+            "clock",
+            "shop",
+            "rate_limit",
+            "catalog",
+            "customers",
+            "stories",
+            "volume",
+            "fixture_orders",
+            "faults",
+            "demo",
+        },
+    )
+    shop = _parse_shop(reader, top.get("shop") or {})
+    reader.tz = shop.tz
+    clock = _parse_clock(reader, top.get("clock"))
+    reader.clock_start = clock.start
+    catalog = _parse_catalog(reader, top.get("catalog"))
+    customers = _parse_customers(reader, top.get("customers"))
+    skus = {item.sku for item in catalog}
+    stories = tuple(
+        _parse_story(reader, story, f"stories[{index}]", customers, skus)
+        for index, story in enumerate(reader.listing(top.get("stories"), "stories"))
+    )
+    volume = _parse_volume(reader, top.get("volume"), top.get("seed", 0))
+    if volume is not None and volume.orders > 0:
+        if not catalog:
+            raise reader.fail("volume", "generated orders need a non-empty catalog")
+        if not customers:
+            raise reader.fail("volume", "generated orders need at least one customer")
+    name = top.get("name") or file.stem
+    return Scenario(
+        name=reader.string(name, "name"),
+        description=str(top.get("description") or ""),
+        seed=reader.integer(top.get("seed", 0), "seed"),
+        clock=clock,
+        shop=shop,
+        rate_limit=_parse_rate_limit(reader, top.get("rate_limit") or {}),
+        catalog=catalog,
+        customers=customers,
+        stories=stories,
+        volume=volume,
+        fixture_orders=_parse_fixture_orders(reader, top.get("fixture_orders")),
+        faults=tuple(
+            _parse_fault(reader, fault, f"faults[{index}]")
+            for index, fault in enumerate(reader.listing(top.get("faults"), "faults"))
+        ),
+        demo=_parse_demo(reader, top.get("demo") or {}),
+        source_path=file,
+    )
+
+
+def _parse_shop(reader: _Reader, raw: Any) -> ShopConfig:
+    data = reader.mapping(
+        raw,
+        "shop",
+        {
+            "domain",
+            "api_version",
+            "supported_versions",
+            "access_token",
+            "timezone_offset",
+            "currency",
+            "tax_rate",
+        },
+    )
+    defaults = ShopConfig()
+    api_version = str(data.get("api_version", defaults.api_version))
+    supported = tuple(
+        _api_version(reader, version, f"shop.supported_versions[{index}]")
+        for index, version in enumerate(
+            reader.listing(
+                data.get("supported_versions", list(defaults.supported_versions)),
+                "shop.supported_versions",
+            )
+        )
+    )
+    _api_version(reader, api_version, "shop.api_version")
+    if not supported:
+        raise reader.fail("shop.supported_versions", "list at least one version")
+    if api_version not in supported:
+        raise reader.fail("shop.api_version", f"{api_version} is not in shop.supported_versions")
+    offset = str(data.get("timezone_offset", defaults.timezone_offset))
+    try:
+        parse_offset(offset)
+    except ValueError as error:
+        raise reader.fail("shop.timezone_offset", str(error)) from None
+    currency = reader.string(data.get("currency", defaults.currency), "shop.currency")
+    if len(currency) != 3 or not currency.isupper():
+        raise reader.fail(
+            "shop.currency", f"expected an ISO 4217 code like 'USD', got {currency!r}"
+        )
+    tax_rate = Decimal(str(reader.number(data.get("tax_rate", 0.08), "shop.tax_rate", 0)))
+    return ShopConfig(
+        domain=reader.string(data.get("domain", defaults.domain), "shop.domain"),
+        api_version=api_version,
+        supported_versions=tuple(sorted(supported)),
+        access_token=reader.string(
+            data.get("access_token", defaults.access_token), "shop.access_token"
+        ),
+        timezone_offset=offset,
+        currency=currency,
+        tax_rate=tax_rate,
+    )
+
+
+def _api_version(reader: _Reader, value: Any, path: str) -> str:
+    if not isinstance(value, str) or not API_VERSION_RE.fullmatch(value):
+        raise reader.fail(path, f"expected an API version like '2025-07', got {value!r}")
+    return value
+
+
+def _parse_clock(reader: _Reader, raw: Any) -> ClockConfig:
+    data = reader.mapping(raw, "clock", {"start", "speed"})
+    if "start" not in data:
+        raise reader.fail("clock.start", "required (an ISO timestamp)")
+    start = reader.time(data["start"], "clock.start")
+    return ClockConfig(start=start, speed=reader.number(data.get("speed", 0), "clock.speed", 0))
+
+
+def _parse_rate_limit(reader: _Reader, raw: Any) -> RateLimitConfig:
+    data = reader.mapping(raw, "rate_limit", {"bucket_size", "leak_per_second", "retry_after"})
+    return RateLimitConfig(
+        bucket_size=reader.integer(data.get("bucket_size", 40), "rate_limit.bucket_size", 1),
+        leak_per_second=reader.number(
+            data.get("leak_per_second", 2.0), "rate_limit.leak_per_second", 0
+        ),
+        retry_after=reader.number(data.get("retry_after", 2.0), "rate_limit.retry_after", 0),
+    )
+
+
+def _parse_catalog(reader: _Reader, raw: Any) -> tuple[CatalogItem, ...]:
+    items = []
+    seen: set[str] = set()
+    for index, entry in enumerate(reader.listing(raw, "catalog")):
+        path = f"catalog[{index}]"
+        data = reader.mapping(
+            entry,
+            path,
+            {
+                "sku",
+                "title",
+                "variant_title",
+                "product_id",
+                "variant_id",
+                "price",
+                "grams",
+                "requires_shipping",
+                "taxable",
+            },
+        )
+        for key in ("sku", "title", "product_id", "variant_id", "price"):
+            if key not in data:
+                raise reader.fail(f"{path}.{key}", "required")
+        sku = reader.string(data["sku"], f"{path}.sku")
+        if sku in seen:
+            raise reader.fail(f"{path}.sku", f"duplicate SKU {sku!r}")
+        seen.add(sku)
+        variant_title = data.get("variant_title")
+        items.append(
+            CatalogItem(
+                sku=sku,
+                title=reader.string(data["title"], f"{path}.title"),
+                variant_title=None if variant_title is None else str(variant_title),
+                product_id=reader.integer(data["product_id"], f"{path}.product_id", 1),
+                variant_id=reader.integer(data["variant_id"], f"{path}.variant_id", 1),
+                price=reader.money(data["price"], f"{path}.price"),
+                grams=reader.integer(data.get("grams", 0), f"{path}.grams", 0),
+                requires_shipping=bool(data.get("requires_shipping", True)),
+                taxable=bool(data.get("taxable", True)),
+            )
+        )
+    return tuple(items)
+
+
+def _parse_customers(reader: _Reader, raw: Any) -> tuple[Customer, ...]:
+    customers = []
+    seen: set[int] = set()
+    for index, entry in enumerate(reader.listing(raw, "customers")):
+        path = f"customers[{index}]"
+        data = reader.mapping(entry, path, {"id", "email", "first_name", "last_name", "address"})
+        for key in ("id", "email", "first_name", "last_name"):
+            if key not in data:
+                raise reader.fail(f"{path}.{key}", "required")
+        customer_id = reader.integer(data["id"], f"{path}.id", 1)
+        if customer_id in seen:
+            raise reader.fail(f"{path}.id", f"duplicate customer id {customer_id}")
+        seen.add(customer_id)
+        customers.append(
+            Customer(
+                id=customer_id,
+                email=reader.string(data["email"], f"{path}.email"),
+                first_name=reader.string(data["first_name"], f"{path}.first_name"),
+                last_name=reader.string(data["last_name"], f"{path}.last_name"),
+                address=dict(reader.mapping(data.get("address") or {}, f"{path}.address")),
+            )
+        )
+    return tuple(customers)
+
+
+def _find_customer(
+    reader: _Reader, ref: Any, path: str, customers: tuple[Customer, ...]
+) -> Customer:
+    for customer in customers:
+        if ref == customer.id or ref == customer.email:
+            return customer
+    known = ", ".join(str(customer.id) for customer in customers) or "none defined"
+    raise reader.fail(
+        path, f"unknown customer {ref!r} (use an id or email from customers: {known})"
+    )
+
+
+def _parse_story(
+    reader: _Reader, raw: Any, path: str, customers: tuple[Customer, ...], skus: set[str]
+) -> OrderStory:
+    data = reader.mapping(raw, path, {"id", "name", "customer", "currency", "events"})
+    if "customer" not in data:
+        raise reader.fail(f"{path}.customer", "required (a customer id or email)")
+    customer = _find_customer(reader, data["customer"], f"{path}.customer", customers)
+    raw_events = reader.listing(data.get("events"), f"{path}.events")
+    if not raw_events:
+        raise reader.fail(f"{path}.events", "a story needs at least a 'created' event")
+    events = [
+        _parse_event(reader, event, f"{path}.events[{index}]", skus)
+        for index, event in enumerate(raw_events)
+    ]
+    created = [index for index, event in enumerate(events) if event.type == "created"]
+    if len(created) != 1:
+        raise reader.fail(
+            f"{path}.events", f"needs exactly one 'created' event, has {len(created)}"
+        )
+    created_at = events[created[0]].at
+    for index, event in enumerate(events):
+        if event.at < created_at:
+            raise reader.fail(
+                f"{path}.events[{index}].at",
+                f"{event.type} at {event.at.isoformat()} is before the order is created "
+                f"({created_at.isoformat()})",
+            )
+    currency = data.get("currency")
+    if currency is not None:
+        currency = reader.string(currency, f"{path}.currency")
+    order_id = data.get("id")
+    return OrderStory(
+        customer=customer,
+        # Kept in written order so errors can name events by their index; the order model sorts
+        # them by time (stable, so events at the same time apply in the order written).
+        events=tuple(events),
+        order_id=None if order_id is None else reader.integer(order_id, f"{path}.id", 1),
+        label=None if data.get("name") is None else str(data["name"]),
+        currency=currency,
+    )
+
+
+def _parse_lines(
+    reader: _Reader, raw: Any, path: str, skus: set[str], min_quantity: int = 1
+) -> list[dict[str, Any]]:
+    lines = []
+    for index, entry in enumerate(reader.listing(raw, path)):
+        line_path = f"{path}[{index}]"
+        data = reader.mapping(entry, line_path, {"sku", "quantity", "price"})
+        sku = _sku(reader, data.get("sku"), f"{line_path}.sku", skus)
+        line = {
+            "sku": sku,
+            "quantity": reader.integer(
+                data.get("quantity", 1), f"{line_path}.quantity", min_quantity
+            ),
+        }
+        if "price" in data:
+            line["price"] = reader.money(data["price"], f"{line_path}.price")
+        lines.append(line)
+    return lines
+
+
+def _sku(reader: _Reader, value: Any, path: str, skus: set[str]) -> str:
+    sku = reader.string(value, path)
+    if sku not in skus:
+        raise reader.fail(path, f"unknown SKU {sku!r} (not in catalog)")
+    return sku
+
+
+def _parse_event(reader: _Reader, raw: Any, path: str, skus: set[str]) -> StoryEvent:
+    data = reader.mapping(raw, path)
+    event_type = data.get("type")
+    if event_type not in EVENT_TYPES:
+        raise reader.fail(
+            f"{path}.type",
+            f"unknown event type {event_type!r} (expected one of: {', '.join(EVENT_TYPES)})",
+        )
+    required, optional = EVENT_TYPES[event_type]
+    reader.mapping(data, path, required | optional | {"at", "type"})
+    for key in sorted(required | {"at"}):
+        if key not in data:
+            raise reader.fail(f"{path}.{key}", f"required for a '{event_type}' event")
+    at = reader.time(data["at"], f"{path}.at")
+    fields: dict[str, Any] = {
+        key: value for key, value in data.items() if key not in ("at", "type")
+    }
+    if event_type == "created":
+        fields["lines"] = _parse_lines(reader, data["lines"], f"{path}.lines", skus)
+        if not fields["lines"]:
+            raise reader.fail(f"{path}.lines", "an order needs at least one line")
+        if "discount" in data:
+            discount = reader.mapping(
+                data["discount"], f"{path}.discount", {"code", "amount", "percent"}
+            )
+            if ("amount" in discount) == ("percent" in discount):
+                raise reader.fail(f"{path}.discount", "give exactly one of 'amount' or 'percent'")
+            parsed = {"code": str(discount.get("code", "DISCOUNT"))}
+            if "amount" in discount:
+                parsed["amount"] = reader.money(discount["amount"], f"{path}.discount.amount")
+            else:
+                percent = reader.number(discount["percent"], f"{path}.discount.percent", 0)
+                if percent > 100:
+                    raise reader.fail(f"{path}.discount.percent", "must be <= 100")
+                parsed["percent"] = Decimal(str(percent))
+            fields["discount"] = parsed
+        if "shipping" in data:
+            shipping = reader.mapping(
+                data["shipping"], f"{path}.shipping", {"title", "price", "code"}
+            )
+            fields["shipping"] = {
+                "title": str(shipping.get("title", "Standard")),
+                "code": str(shipping.get("code", shipping.get("title", "Standard"))),
+                "price": reader.money(shipping.get("price", 0), f"{path}.shipping.price"),
+            }
+        if "tags" in data and not isinstance(data["tags"], str | list):
+            raise reader.fail(f"{path}.tags", "expected a string or a list of strings")
+    elif event_type in ("line_added", "quantity_changed"):
+        fields["sku"] = _sku(reader, data["sku"], f"{path}.sku", skus)
+        minimum = 1 if event_type == "line_added" else 0
+        fields["quantity"] = reader.integer(data["quantity"], f"{path}.quantity", minimum)
+    elif event_type == "line_removed":
+        fields["sku"] = _sku(reader, data["sku"], f"{path}.sku", skus)
+    elif event_type in ("fulfilled", "refunded"):
+        if "lines" in data:
+            fields["lines"] = _parse_lines(reader, data["lines"], f"{path}.lines", skus)
+        for flag in ("shipping", "restock"):
+            if flag in data and not isinstance(data[flag], bool):
+                raise reader.fail(f"{path}.{flag}", f"expected true or false, got {data[flag]!r}")
+    elif event_type == "paid" and "amount" in data:
+        fields["amount"] = reader.money(data["amount"], f"{path}.amount")
+    elif event_type == "cancelled":
+        reason = data.get("reason", "customer")
+        if reason not in CANCEL_REASONS:
+            raise reader.fail(
+                f"{path}.reason",
+                f"unknown reason {reason!r} (one of {', '.join(sorted(CANCEL_REASONS))})",
+            )
+        fields["reason"] = reason
+    elif event_type == "address_updated":
+        fields["address"] = dict(reader.mapping(data["address"], f"{path}.address"))
+    elif event_type == "corrupt":
+        if not data.get("set") and not data.get("remove"):
+            raise reader.fail(path, "a 'corrupt' event needs 'set' and/or 'remove'")
+        fields["set"] = dict(reader.mapping(data.get("set") or {}, f"{path}.set"))
+        fields["remove"] = [
+            reader.string(item, f"{path}.remove[{index}]")
+            for index, item in enumerate(reader.listing(data.get("remove"), f"{path}.remove"))
+        ]
+    return StoryEvent(at=at, type=event_type, fields=fields)
+
+
+def _parse_volume(reader: _Reader, raw: Any, default_seed: Any) -> VolumeSpec | None:
+    if raw is None:
+        return None
+    data = reader.mapping(raw, "volume", {"orders", "seed", "start", "end", "mix"})
+    start = reader.time(data.get("start", "+0h"), "volume.start")
+    end = reader.time(data.get("end", "+24h"), "volume.end")
+    if end < start:
+        raise reader.fail(
+            "volume.end", f"{end.isoformat()} is before volume.start {start.isoformat()}"
+        )
+    mix_raw = reader.mapping(data.get("mix") or {"fulfilled": 1.0}, "volume.mix", set(MIX_KEYS))
+    mix = {key: reader.number(value, f"volume.mix.{key}", 0) for key, value in mix_raw.items()}
+    total = sum(mix.values())
+    if total > 1.0 + 1e-9:
+        raise reader.fail("volume.mix", f"shares add up to {total:.3f}; they must add up to <= 1")
+    return VolumeSpec(
+        orders=reader.integer(data.get("orders", 0), "volume.orders", 0),
+        seed=reader.integer(data.get("seed", default_seed), "volume.seed"),
+        start=start,
+        end=end,
+        mix=mix,
+    )
+
+
+def _parse_fixture_orders(reader: _Reader, raw: Any) -> tuple[FixtureOrderRef, ...]:
+    refs = []
+    for index, entry in enumerate(reader.listing(raw, "fixture_orders")):
+        path = f"fixture_orders[{index}]"
+        data = reader.mapping(entry, path, {"file", "appears_at"})
+        name = reader.string(data.get("file"), f"{path}.file")
+        candidates = [reader.file.parent / name, PACKAGE_FIXTURES_DIR / name]
+        found = next((candidate for candidate in candidates if candidate.is_file()), None)
+        if found is None:
+            raise reader.fail(
+                f"{path}.file",
+                f"{name!r} not found next to the scenario or under {PACKAGE_FIXTURES_DIR}",
+            )
+        refs.append(
+            FixtureOrderRef(
+                file=found,
+                name=name,
+                appears_at=reader.time(data.get("appears_at", "+0h"), f"{path}.appears_at"),
+            )
+        )
+    return tuple(refs)
+
+
+def _parse_fault(reader: _Reader, raw: Any, path: str) -> Fault:
+    data = reader.mapping(raw, path)
+    kind = data.get("kind")
+    if kind not in FAULT_KINDS:
+        raise reader.fail(
+            f"{path}.kind",
+            f"unknown fault kind {kind!r} (expected one of: {', '.join(FAULT_KINDS)})",
+        )
+    required, optional = FAULT_KINDS[kind]
+    reader.mapping(data, path, required | optional | {"kind"})
+    for key in sorted(required):
+        if key not in data:
+            raise reader.fail(f"{path}.{key}", f"required for a '{kind}' fault")
+    if kind == "schema_change":
+        rename = reader.mapping(data.get("rename") or {}, f"{path}.rename")
+        remove = reader.listing(data.get("remove"), f"{path}.remove")
+        add = reader.mapping(data.get("add") or {}, f"{path}.add")
+        if not (rename or remove or add):
+            raise reader.fail(path, "a schema_change needs 'rename', 'remove' or 'add'")
+        return Fault(
+            kind=kind,
+            at=reader.time(data["at"], f"{path}.at"),
+            rename={
+                str(old): reader.string(new, f"{path}.rename.{old}") for old, new in rename.items()
+            },
+            remove=tuple(
+                reader.string(item, f"{path}.remove[{i}]") for i, item in enumerate(remove)
+            ),
+            add=dict(add),
+        )
+    status = reader.integer(data.get("status", 503), f"{path}.status")
+    if kind == "server_error" and status not in SERVER_ERROR_STATUSES:
+        raise reader.fail(
+            f"{path}.status", f"expected one of {sorted(SERVER_ERROR_STATUSES)}, got {status}"
+        )
+    retry_after = data.get("retry_after")
+    return Fault(
+        kind=kind,
+        after_requests=reader.integer(data["after_requests"], f"{path}.after_requests", 0),
+        count=reader.integer(data.get("count", 1), f"{path}.count", 1),
+        retry_after=None
+        if retry_after is None
+        else reader.number(retry_after, f"{path}.retry_after", 0),
+        status=status,
+        delay_seconds=reader.number(data.get("delay_seconds", 0), f"{path}.delay_seconds", 0),
+    )
+
+
+def _parse_demo(reader: _Reader, raw: Any) -> DemoPlan:
+    data = reader.mapping(raw, "demo", {"polls", "step"})
+    step = data.get("step", "4h")
+    reader.duration(step, "demo.step")
+    return DemoPlan(polls=reader.integer(data.get("polls", 6), "demo.polls", 1), step=str(step))

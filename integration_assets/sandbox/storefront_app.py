@@ -1,0 +1,426 @@
+"""The sandbox storefront as a WSGI app: Shopify Admin REST for orders, as Shopify speaks it.
+
+Versioned paths, `X-Shopify-Access-Token`, `status`/`updated_at_*`/`created_at_*`/`since_id`/
+`ids`/`fields` filters, Link-header `page_info` cursors (keyset on id, so a clock move between
+pages neither skips nor repeats an order), the per-token leaky bucket, and the scenario's faults.
+`/_sandbox/*` is the sandbox's own control surface (clock and stats) and needs no token.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime, timezone
+from typing import Any
+from urllib.parse import quote
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.wrappers import Request, Response
+
+from integration_assets.sandbox.clock import ScenarioClock, parse_duration
+from integration_assets.sandbox.leaky_bucket import BucketDecision, LeakyBuckets
+from integration_assets.sandbox.scenario import API_VERSION_RE, Fault, Scenario
+from integration_assets.sandbox.storefront_orders import OrderBook, ServedOrder
+
+MAX_LIMIT = 250
+DEFAULT_LIMIT = 50
+STATUSES = ("open", "closed", "cancelled", "any")
+TIME_FILTERS = ("updated_at_min", "updated_at_max", "created_at_min", "created_at_max")
+LIST_FILTERS = ("status", *TIME_FILTERS, "since_id", "ids")
+ALLOWED_WITH_PAGE_INFO = {"limit", "fields", "page_info"}
+INVALID_TOKEN_MESSAGE = (
+    "[API] Invalid API key or access token (unrecognized login or wrong password)"
+)
+RATE_LIMIT_MESSAGE = "Exceeded 2 calls per second for api client. Reduce request rates to resume uninterrupted service."
+SERVER_ERROR_MESSAGES = {
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+API_ENDPOINTS = {"orders", "orders_count", "order", "order_transactions"}
+
+URL_MAP = Map(
+    [
+        Rule("/admin/api/<version>/orders.json", endpoint="orders", methods=["GET"]),
+        Rule("/admin/api/<version>/orders/count.json", endpoint="orders_count", methods=["GET"]),
+        Rule("/admin/api/<version>/orders/<int:order_id>.json", endpoint="order", methods=["GET"]),
+        Rule(
+            "/admin/api/<version>/orders/<int:order_id>/transactions.json",
+            endpoint="order_transactions",
+            methods=["GET"],
+        ),
+        Rule("/_sandbox/clock", endpoint="clock", methods=["GET", "POST"]),
+        Rule("/_sandbox/stats", endpoint="stats", methods=["GET"]),
+    ]
+)
+
+
+class BadRequest(Exception):
+    """A 400 with Shopify's error body shape: `{"errors": {param: message}}`."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(f"{param}: {message}")
+        self.param = param
+        self.message = message
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+    return Response(
+        body, status=status, headers=headers, content_type="application/json; charset=utf-8"
+    )
+
+
+def encode_page_info(payload: dict[str, Any]) -> str:
+    raw = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_info(token: str) -> dict[str, Any]:
+    """The opaque cursor back to {filters, after|before}; BadRequest if it is not one of ours."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        payload = json.loads(raw)
+    except (binascii.Error, ValueError):
+        raise BadRequest("page_info", "Invalid value.") from None
+    if (
+        not isinstance(payload, dict)
+        or not isinstance(payload.get("filters"), dict)
+        or not any(isinstance(payload.get(key), int) for key in ("after", "before"))
+    ):
+        raise BadRequest("page_info", "Invalid value.")
+    return payload
+
+
+def parse_filter_time(param: str, value: str, tz: timezone) -> datetime:
+    """ISO-8601 with any offset (naive = shop time), compared in UTC at 1-second resolution."""
+    # An unencoded `+` in a query string arrives as a space.
+    text = value.strip().replace(" ", "+")
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(param, f"{value!r} is not an ISO-8601 timestamp") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=tz)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+class RequestStats:
+    """Counts by route and status, so tests can assert what the server actually answered."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_route: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._faults: dict[str, int] = defaultdict(int)
+        self.api_requests = 0
+
+    def next_api_request(self) -> int:
+        with self._lock:
+            self.api_requests += 1
+            return self.api_requests
+
+    def record(self, route: str, status: int) -> None:
+        with self._lock:
+            self._by_route[route][str(status)] += 1
+
+    def fault_fired(self, kind: str) -> None:
+        with self._lock:
+            self._faults[kind] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            by_route = {route: dict(statuses) for route, statuses in self._by_route.items()}
+            by_status: dict[str, int] = defaultdict(int)
+            for route, statuses in by_route.items():
+                if route in API_ENDPOINTS:
+                    for status, count in statuses.items():
+                        by_status[status] += count
+            return {
+                "api_requests": self.api_requests,
+                "by_route": by_route,
+                "api_by_status": dict(by_status),
+                "faults_fired": dict(self._faults),
+            }
+
+
+class StorefrontApp:
+    """WSGI callable serving one scenario's storefront."""
+
+    def __init__(
+        self,
+        scenario: Scenario,
+        clock: ScenarioClock,
+        order_book: OrderBook | None = None,
+        wall_clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.scenario = scenario
+        self.clock = clock
+        self.orders = order_book or OrderBook(scenario)
+        self.wall_clock = wall_clock
+        self.sleep = sleep
+        self.buckets = LeakyBuckets(
+            scenario.rate_limit.bucket_size, scenario.rate_limit.leak_per_second
+        )
+        self.stats = RequestStats()
+        self.request_faults: list[Fault] = [f for f in scenario.faults if f.kind != "schema_change"]
+
+    # ---- WSGI -------------------------------------------------------------------------------
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        request = Request(environ)
+        route = "unmatched"
+        try:
+            endpoint, arguments = URL_MAP.bind_to_environ(environ).match()
+            route = endpoint
+            if endpoint in API_ENDPOINTS:
+                response = self._api(request, endpoint, arguments)
+            else:
+                response = getattr(self, f"_control_{endpoint}")(request)
+        except NotFound:
+            response = json_response({"errors": "Not Found"}, 404)
+        except MethodNotAllowed:
+            response = json_response({"errors": "Method Not Allowed"}, 405)
+        except HTTPException as error:
+            response = json_response({"errors": error.name}, error.code or 500)
+        self.stats.record(route, response.status_code)
+        return response(environ, start_response)
+
+    # ---- the Admin API ----------------------------------------------------------------------
+    def served_version(self, requested: str) -> str:
+        """A supported version is served as asked; any other falls forward to the oldest supported."""
+        supported = self.scenario.shop.supported_versions
+        return requested if requested in supported else supported[0]
+
+    def _api(self, request: Request, endpoint: str, arguments: dict[str, Any]) -> Response:
+        requested = arguments.pop("version")
+        if not API_VERSION_RE.fullmatch(requested):
+            return json_response({"errors": "Not Found"}, 404)
+        version = self.served_version(requested)
+        headers = {"X-Shopify-API-Version": version}
+        token = request.headers.get("X-Shopify-Access-Token")
+        if token != self.scenario.shop.access_token:
+            return json_response({"errors": INVALID_TOKEN_MESSAGE}, 401, headers)
+        request_number = self.stats.next_api_request()
+        for fault in self.request_faults:
+            if not fault.covers_request(request_number):
+                continue
+            self.stats.fault_fired(fault.kind)
+            if fault.kind == "slow_response":
+                self.sleep(fault.delay_seconds)
+                continue
+            headers["X-Shopify-Shop-Api-Call-Limit"] = self.buckets.peek(
+                token, self.wall_clock()
+            ).header
+            if fault.kind == "rate_limit_burst":
+                return self._too_many_requests(headers, fault.retry_after)
+            return json_response(
+                {"errors": SERVER_ERROR_MESSAGES.get(fault.status, "Server Error")},
+                fault.status,
+                headers,
+            )
+        decision: BucketDecision = self.buckets.try_acquire(token, self.wall_clock())
+        headers["X-Shopify-Shop-Api-Call-Limit"] = decision.header
+        if not decision.allowed:
+            return self._too_many_requests(headers, None)
+        try:
+            response = getattr(self, f"_{endpoint}")(request, version, **arguments)
+        except BadRequest as error:
+            response = json_response({"errors": {error.param: error.message}}, 400)
+        response.headers.update(headers)
+        return response
+
+    def _too_many_requests(self, headers: dict[str, str], retry_after: float | None) -> Response:
+        wait = self.scenario.rate_limit.retry_after if retry_after is None else retry_after
+        return json_response(
+            {"errors": RATE_LIMIT_MESSAGE}, 429, {**headers, "Retry-After": str(float(wait))}
+        )
+
+    def _orders(self, request: Request, version: str) -> Response:
+        args = request.args
+        limit = self._limit(args.get("limit"))
+        fields = args.get("fields")
+        token = args.get("page_info")
+        if token is not None:
+            for param in args:
+                if param not in ALLOWED_WITH_PAGE_INFO:
+                    raise BadRequest(
+                        "page_info", f"{param} cannot be passed when page_info is present"
+                    )
+            cursor = decode_page_info(token)
+            filters = {key: str(value) for key, value in cursor["filters"].items()}
+        else:
+            cursor = {}
+            filters = {key: args[key] for key in LIST_FILTERS if key in args}
+        matching = self._filter(filters)
+        if "after" in cursor:
+            after = [order for order in matching if order.id > cursor["after"]]
+            page = after[:limit]
+            has_next = len(after) > limit
+            has_previous = any(order.id <= cursor["after"] for order in matching)
+        elif "before" in cursor:
+            before = [order for order in matching if order.id < cursor["before"]]
+            page = before[-limit:]
+            has_previous = len(before) > limit
+            has_next = any(order.id >= cursor["before"] for order in matching)
+        else:
+            page = matching[:limit]
+            has_next = len(matching) > limit
+            has_previous = False
+        links = []
+        if page and has_next:
+            links.append(
+                self._link(request, version, limit, fields, filters, {"after": page[-1].id}, "next")
+            )
+        if page and has_previous:
+            links.append(
+                self._link(
+                    request, version, limit, fields, filters, {"before": page[0].id}, "previous"
+                )
+            )
+        headers = {"Link": ", ".join(links)} if links else {}
+        return json_response(
+            {"orders": [self._project(order.body, fields) for order in page]}, 200, headers
+        )
+
+    def _link(
+        self,
+        request: Request,
+        version: str,
+        limit: int,
+        fields: str | None,
+        filters: dict[str, str],
+        position: dict[str, int],
+        rel: str,
+    ) -> str:
+        token = encode_page_info({"filters": filters, **position})
+        url = f"{request.host_url.rstrip('/')}/admin/api/{version}/orders.json?limit={limit}&page_info={token}"
+        if fields:
+            url += f"&fields={quote(fields, safe=',')}"
+        return f'<{url}>; rel="{rel}"'
+
+    def _orders_count(self, request: Request, version: str) -> Response:
+        filters = {key: request.args[key] for key in LIST_FILTERS if key in request.args}
+        return json_response({"count": len(self._filter(filters))})
+
+    def _order(self, request: Request, version: str, order_id: int) -> Response:
+        served = self.orders.order_at(order_id, self.clock.now())
+        if served is None:
+            return json_response({"errors": "Not Found"}, 404)
+        return json_response({"order": self._project(served.body, request.args.get("fields"))})
+
+    def _order_transactions(self, request: Request, version: str, order_id: int) -> Response:
+        served = self.orders.order_at(order_id, self.clock.now())
+        if served is None:
+            return json_response({"errors": "Not Found"}, 404)
+        return json_response({"transactions": list(served.transactions)})
+
+    # ---- filters ----------------------------------------------------------------------------
+    @staticmethod
+    def _limit(value: str | None) -> int:
+        if value is None:
+            return DEFAULT_LIMIT
+        try:
+            limit = int(value)
+        except ValueError:
+            raise BadRequest("limit", f"{value!r} is not an integer") from None
+        if limit > MAX_LIMIT:
+            raise BadRequest("limit", f"must be less than or equal to {MAX_LIMIT}")
+        if limit < 1:
+            raise BadRequest("limit", "must be greater than or equal to 1")
+        return limit
+
+    def _filter(self, filters: dict[str, str]) -> list[ServedOrder]:
+        status = filters.get("status", "open")
+        if status not in STATUSES:
+            raise BadRequest("status", f"{status!r} is not one of {', '.join(STATUSES)}")
+        tz = self.scenario.shop.tz
+        bounds = {
+            name: parse_filter_time(name, filters[name], tz)
+            for name in TIME_FILTERS
+            if name in filters
+        }
+        since_id = _integer("since_id", filters["since_id"]) if "since_id" in filters else None
+        ids = None
+        if filters.get("ids"):
+            ids = {_integer("ids", part) for part in filters["ids"].split(",") if part.strip()}
+        selected = []
+        for order in self.orders.orders_at(self.clock.now()):
+            if status == "open" and (order.cancelled or order.closed):
+                continue
+            if status == "closed" and not order.closed:
+                continue
+            if status == "cancelled" and not order.cancelled:
+                continue
+            if since_id is not None and order.id <= since_id:
+                continue
+            if ids is not None and order.id not in ids:
+                continue
+            if "updated_at_min" in bounds and order.updated_at < bounds["updated_at_min"]:
+                continue
+            if "updated_at_max" in bounds and order.updated_at > bounds["updated_at_max"]:
+                continue
+            if "created_at_min" in bounds and order.created_at < bounds["created_at_min"]:
+                continue
+            if "created_at_max" in bounds and order.created_at > bounds["created_at_max"]:
+                continue
+            selected.append(order)
+        return selected
+
+    @staticmethod
+    def _project(body: dict[str, Any], fields: str | None) -> dict[str, Any]:
+        if not fields:
+            return body
+        wanted = {name.strip() for name in fields.split(",") if name.strip()}
+        return {key: value for key, value in body.items() if key in wanted}
+
+    # ---- sandbox control ----------------------------------------------------------------------
+    def _clock_payload(self) -> dict[str, Any]:
+        now = self.clock.now()
+        return {
+            "now": now.astimezone(self.scenario.shop.tz).isoformat(timespec="seconds"),
+            "now_utc": now.isoformat(timespec="seconds"),
+            "speed": self.clock.speed,
+        }
+
+    def _control_clock(self, request: Request) -> Response:
+        if request.method == "GET":
+            return json_response(self._clock_payload())
+        try:
+            payload = json.loads(request.get_data() or b"{}")
+        except ValueError:
+            return json_response({"errors": 'the body must be JSON like {"advance": "4h"}'}, 400)
+        if not isinstance(payload, dict) or len({"advance", "set"} & payload.keys()) != 1:
+            return json_response(
+                {"errors": 'send exactly one of {"advance": "4h"} or {"set": iso}'}, 400
+            )
+        try:
+            if "advance" in payload:
+                self.clock.advance(parse_duration(payload["advance"]))
+            else:
+                self.clock.set(parse_filter_time("set", str(payload["set"]), self.scenario.shop.tz))
+        except ValueError as error:
+            return json_response({"errors": str(error)}, 400)
+        except BadRequest as error:
+            return json_response({"errors": error.message}, 400)
+        return json_response(self._clock_payload())
+
+    def _control_stats(self, request: Request) -> Response:
+        return json_response(self.stats.snapshot())
+
+
+def _integer(param: str, value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise BadRequest(param, f"{value!r} is not an integer") from None
