@@ -77,6 +77,8 @@ EVENT_RANK = {
     "refund_created": 7,
     "order_partially_refunded": 8,
     "order_refunded": 8,
+    "payment_voided": 8,
+    "cancel_reason_changed": 9,
     "order_cancelled": 9,
     "order_closed": 10,
 }

@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
@@ -59,14 +60,20 @@ def test_gating_checks_block_promotion_from_staging():
         assert f"{STAGING_ORDERS.to_user_string()}:{name}:blocking" in checks
 
 
-def test_schedule_ticks_the_hourly_sync_job():
-    schedule = defs.get_schedule_def("storefront_hourly_sync_schedule")
-    context = dg.build_schedule_context(scheduled_execution_time=None)
-    request = schedule.evaluate_tick(context).run_requests[0]
+def test_schedule_requests_one_hourly_sync_run_per_tick():
+    schedule = defs.resolve_schedule_def("storefront_hourly_sync_schedule")
+    tick = schedule.evaluate_tick(
+        dg.build_schedule_context(
+            scheduled_execution_time=datetime(2026, 11, 24, 10, 5, tzinfo=UTC)
+        )
+    )
+    assert len(tick.run_requests) == 1
     assert schedule.job_name == "storefront_hourly_sync"
-    assert (
-        request.tags.get("integration_assets/trigger") is None
-        or request.tags["integration_assets/trigger"] == "schedule"
+    assert (schedule.cron_schedule, schedule.execution_timezone) == ("5 * * * *", "UTC")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    job = defs.resolve_job_def("storefront_hourly_sync")
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == set(
+        structure()["assets"]
     )
 
 

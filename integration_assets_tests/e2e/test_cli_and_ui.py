@@ -22,34 +22,62 @@ pytestmark = pytest.mark.e2e
 def demo_home(tmp_path_factory):
     """`integration-assets demo` on the malformed scenario, into a temporary data dir and Dagster home."""
     base = tmp_path_factory.mktemp("demo")
-    env = {**os.environ, "INTEGRATION_ASSETS_DATA_DIR": str(base / "data"), "DAGSTER_HOME": str(base / "home")}
+    env = {
+        **os.environ,
+        "INTEGRATION_ASSETS_DATA_DIR": str(base / "data"),
+        "DAGSTER_HOME": str(base / "home"),
+    }
     (base / "home").mkdir()
     scenario = ROOT / "integration_assets" / "sandbox" / "scenarios" / "malformed.yaml"
-    demo = subprocess.run([str(BIN / "integration-assets"), "demo", "--scenario", str(scenario)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    demo = subprocess.run(
+        [str(BIN / "integration-assets"), "demo", "--scenario", str(scenario)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     return env, demo.stdout
 
 
 def test_demo_prints_a_readable_summary(demo_home):
     _, output = demo_home
-    for expected in ("Rows per stage:", "staging: read", "Check evaluations across", "Quarantined records",
-                     "Count balances:", "all hold", "orders/s", "Where to look next"):
+    for expected in (
+        "Rows per stage:",
+        "staging: read",
+        "Check evaluations across",
+        "Quarantined records",
+        "Count balances:",
+        "all hold",
+        "orders/s",
+        "Where to look next",
+    ):
         assert expected in output, expected
     assert "bad_money" in output
 
 
 def test_report_json_has_counts_checks_and_balances_that_hold(demo_home):
     env, _ = demo_home
-    result = subprocess.run([str(BIN / "integration-assets"), "report", "--json"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [str(BIN / "integration-assets"), "report", "--json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     report = json.loads(result.stdout)
     assert report["all_balances_hold"] is True
     assert report["balances"] and all(b["holds"] for b in report["balances"])
     equations = {b["equation"] for b in report["balances"]}
-    assert {"records_landed", "read_equals_staged_quarantined_duplicates", "versions_equal_applied_duplicates_stale",
-            "mart_orders_equal_current_orders"} <= equations
+    assert {
+        "records_landed",
+        "read_equals_staged_quarantined_duplicates",
+        "versions_equal_applied_duplicates_stale",
+        "mart_orders_equal_current_orders",
+    } <= equations
     checks = {c["check"]: c for c in report["checks"]}
     assert set(GATING_CHECKS) <= set(checks)
     assert all(checks[name]["passed"] for name in GATING_CHECKS)
@@ -74,8 +102,21 @@ def _graphql(port: int, query: str) -> dict:
 def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
     env, _ = demo_home
     port = _free_port()
-    server = subprocess.Popen([str(BIN / "dagster-webserver"), "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            str(BIN / "dagster-webserver"),
+            "-w",
+            "workspace.yaml",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 180
         while True:
@@ -87,16 +128,29 @@ def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
             assert server.poll() is None, "the webserver exited"
             assert time.monotonic() < deadline, "the webserver did not come up"
             time.sleep(0.5)
-        nodes = _graphql(port, "{ assetNodes { assetKey { path } groupName dependencyKeys { path } "
-                               "assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }")["assetNodes"]
+        nodes = _graphql(
+            port,
+            "{ assetNodes { assetKey { path } groupName dependencyKeys { path } "
+            "assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }",
+        )["assetNodes"]
         graph = {"/".join(n["assetKey"]["path"]): n for n in nodes}
-        lineage = ["raw/storefront/orders", "staging/storefront/orders", "core/order_events", "core/orders_current",
-                   "reporting/orders_per_day"]
+        lineage = [
+            "raw/storefront/orders",
+            "staging/storefront/orders",
+            "core/order_events",
+            "core/orders_current",
+            "reporting/orders_per_day",
+        ]
         for upstream, downstream in zip(lineage, lineage[1:], strict=False):
             assert upstream in ["/".join(d["path"]) for d in graph[downstream]["dependencyKeys"]]
-        staging_checks = {c["name"]: c["blocking"] for c in graph["staging/storefront/orders"]["assetChecksOrError"]["checks"]}
+        staging_checks = {
+            c["name"]: c["blocking"]
+            for c in graph["staging/storefront/orders"]["assetChecksOrError"]["checks"]
+        }
         assert all(staging_checks[name] for name in GATING_CHECKS)
-        runs = _graphql(port, "{ runsOrError { ... on Runs { results { status jobName } } } }")["runsOrError"]["results"]
+        runs = _graphql(port, "{ runsOrError { ... on Runs { results { status jobName } } } }")[
+            "runsOrError"
+        ]["results"]
         assert runs and {r["jobName"] for r in runs} == {"storefront_hourly_sync"}
         assert {r["status"] for r in runs} == {"SUCCESS"}
     finally:

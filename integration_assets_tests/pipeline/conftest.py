@@ -9,10 +9,19 @@ import dagster as dg
 import pytest
 
 from integration_assets.defs.orders.checks import staging_orders_gate
-from integration_assets.defs.orders.core import order_events, order_events_balance, orders_current, orders_current_matches_heads
+from integration_assets.defs.orders.core import (
+    order_events,
+    order_events_balance,
+    orders_current,
+    orders_current_matches_heads,
+)
 from integration_assets.defs.orders.extract import raw_storefront_orders
 from integration_assets.defs.orders.staging import staging_storefront_orders
-from integration_assets.defs.reporting.marts import order_lifecycle, orders_per_day, orders_per_day_reconciles
+from integration_assets.defs.reporting.marts import (
+    order_lifecycle,
+    orders_per_day,
+    orders_per_day_reconciles,
+)
 from integration_assets.sandbox import load_scenario, start_storefront
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
@@ -21,8 +30,16 @@ from integration_assets.systems.storefront import StorefrontClient
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "integration_assets" / "sandbox" / "scenarios"
 ALL_ASSETS = [
-    raw_storefront_orders, staging_storefront_orders, staging_orders_gate, order_events, order_events_balance,
-    orders_current, orders_current_matches_heads, orders_per_day, order_lifecycle, orders_per_day_reconciles,
+    raw_storefront_orders,
+    staging_storefront_orders,
+    staging_orders_gate,
+    order_events,
+    order_events_balance,
+    orders_current,
+    orders_current_matches_heads,
+    orders_per_day,
+    order_lifecycle,
+    orders_per_day_reconciles,
 ]
 
 
@@ -52,7 +69,13 @@ class Pipeline:
         return StorefrontClient(**{**settings, **overrides})
 
     def run(self, selection=None) -> dg.ExecuteInProcessResult:
-        return dg.materialize(ALL_ASSETS, resources=self.resources, instance=self.instance, raise_on_error=False, selection=selection)
+        return dg.materialize(
+            ALL_ASSETS,
+            resources=self.resources,
+            instance=self.instance,
+            raise_on_error=False,
+            selection=selection,
+        )
 
     def advance(self, **delta) -> None:
         self.sandbox.clock.advance(timedelta(**delta))
@@ -92,6 +115,9 @@ def check_outcomes(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
 
 def check_description(result: dg.ExecuteInProcessResult, name: str) -> str:
     for event in result.all_events:
-        if event.event_type_value == "ASSET_CHECK_EVALUATION" and event.asset_check_evaluation_data.check_name == name:
+        if (
+            event.event_type_value == "ASSET_CHECK_EVALUATION"
+            and event.asset_check_evaluation_data.check_name == name
+        ):
             return event.asset_check_evaluation_data.description or ""
     raise KeyError(name)

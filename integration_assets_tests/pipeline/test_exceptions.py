@@ -6,7 +6,12 @@ from integration_assets.defs.orders.names import (
     CHECK_TOTALS,
     GATING_CHECKS,
 )
-from integration_assets_tests.pipeline.conftest import check_description, check_outcomes, materialized, pipeline_for
+from integration_assets_tests.pipeline.conftest import (
+    check_description,
+    check_outcomes,
+    materialized,
+    pipeline_for,
+)
 
 
 def run_all_polls(pipeline, polls=4, hours=6):
@@ -24,14 +29,25 @@ def test_malformed_orders_are_quarantined_with_reasons_and_good_ones_promoted(tm
         reasons = pipeline.sql("SELECT DISTINCT rule, field FROM ops.quarantine ORDER BY 1, 2")
         rules = {rule for rule, _ in reasons}
         assert {"bad_money", "bad_currency"} <= rules, reasons
-        quarantined_ids = {row[0] for row in pipeline.sql("SELECT DISTINCT record_key FROM ops.quarantine WHERE record_key IS NOT NULL")}
-        current_ids = {str(row[0]) for row in pipeline.sql("SELECT order_id FROM core.orders_current")}
+        quarantined_ids = {
+            row[0]
+            for row in pipeline.sql(
+                "SELECT DISTINCT record_key FROM ops.quarantine WHERE record_key IS NOT NULL"
+            )
+        }
+        current_ids = {
+            str(row[0]) for row in pipeline.sql("SELECT order_id FROM core.orders_current")
+        }
         assert current_ids, "good orders are promoted"
         # raw references lead back to the exact record in the raw log
         raw_ref = pipeline.scalar("SELECT raw_ref FROM ops.quarantine LIMIT 1")
         batch_id, index = raw_ref.split("/")[-1].split("#")
-        manifest = next(m for m in pipeline.raw_log.batches("storefront", "orders") if m.batch_id == batch_id)
-        assert next(r for r in pipeline.raw_log.read_records(manifest) if r["record_index"] == int(index))
+        manifest = next(
+            m for m in pipeline.raw_log.batches("storefront", "orders") if m.batch_id == batch_id
+        )
+        assert next(
+            r for r in pipeline.raw_log.read_records(manifest) if r["record_index"] == int(index)
+        )
         assert quarantined_ids - current_ids, "an order that was never valid is not in core"
 
 
@@ -48,7 +64,9 @@ def test_totals_that_do_not_add_up_block_promotion(tmp_path):
         later = pipeline.run()
         assert "core/order_events" in materialized(later)
         blocked = pipeline.scalar("SELECT min(batch_id) FROM ops.batch_gates WHERE NOT passed")
-        assert blocked not in {row[0] for row in pipeline.sql("SELECT batch_id FROM core.promoted_batches")}
+        assert blocked not in {
+            row[0] for row in pipeline.sql("SELECT batch_id FROM core.promoted_batches")
+        }
 
 
 def test_a_renamed_required_field_is_schema_drift_that_names_the_field(tmp_path):
@@ -65,11 +83,20 @@ def test_real_fixture_orders_flow_through_with_their_quirks_flagged(tmp_path):
     with pipeline_for(tmp_path, "real_fixtures") as pipeline:
         results = run_all_polls(pipeline, polls=3, hours=2)
         assert all(r.success for r in results)
-        assert any(check_outcomes(r).get(CHECK_KNOWN_QUIRKS) is False for r in results), "quirks are surfaced"
+        assert any(check_outcomes(r).get(CHECK_KNOWN_QUIRKS) is False for r in results), (
+            "quirks are surfaced"
+        )
         ids = {row[0] for row in pipeline.sql("SELECT order_id FROM core.orders_current")}
         assert {450789469, 1073459962} <= ids
-        flags = {flag for (flags,) in pipeline.sql("SELECT quality_flags FROM staging.storefront_orders") for flag in flags}
-        assert {"subtotal_excludes_discounts", "discount_codes_disagree_with_total_discounts"} <= flags
+        flags = {
+            flag
+            for (flags,) in pipeline.sql("SELECT quality_flags FROM staging.storefront_orders")
+            for flag in flags
+        }
+        assert {
+            "subtotal_excludes_discounts",
+            "discount_codes_disagree_with_total_discounts",
+        } <= flags
         versions, applied, duplicates, stale = pipeline.sql(
             "SELECT sum(versions), sum(applied), sum(duplicates), sum(stale) FROM core.promoted_batches"
         )[0]

@@ -7,14 +7,22 @@ from integration_assets.streams.money import to_minor_units
 from integration_assets_tests.pipeline.conftest import check_outcomes, materialized
 
 EVERY_ASSET = {
-    "raw/storefront/orders", "staging/storefront/orders", "core/order_events", "core/orders_current",
-    "reporting/orders_per_day", "reporting/order_lifecycle",
+    "raw/storefront/orders",
+    "staging/storefront/orders",
+    "core/order_events",
+    "core/orders_current",
+    "reporting/orders_per_day",
+    "reporting/order_lifecycle",
 }
 
 
 def storefront_orders(pipeline) -> dict[int, dict]:
     """The sandbox's own answer (status=any), page by page: the ground truth to compare with."""
-    orders, url, params = {}, f"{pipeline.sandbox.url}/admin/api/{pipeline.scenario.shop.api_version}/orders.json", {"status": "any", "limit": 250}
+    orders, url, params = (
+        {},
+        f"{pipeline.sandbox.url}/admin/api/{pipeline.scenario.shop.api_version}/orders.json",
+        {"status": "any", "limit": 250},
+    )
     headers = {"X-Shopify-Access-Token": pipeline.scenario.shop.access_token}
     while url:
         response = requests.get(url, params=params, headers=headers, timeout=10)
@@ -46,7 +54,9 @@ def test_core_state_equals_what_the_storefront_says_now(tiny):
     truth = storefront_orders(tiny)
     current = {
         row[0]: row[1:]
-        for row in tiny.sql("SELECT order_id, financial_status, fulfillment_status, cancelled_at IS NOT NULL, total_price_minor FROM core.orders_current")
+        for row in tiny.sql(
+            "SELECT order_id, financial_status, fulfillment_status, cancelled_at IS NOT NULL, total_price_minor FROM core.orders_current"
+        )
     }
     assert set(current) == set(truth)
     for order_id, order in truth.items():
@@ -60,7 +70,9 @@ def test_core_state_equals_what_the_storefront_says_now(tiny):
 
 def test_orders_evolve_into_ordered_events(tiny):
     poll_through_the_story(tiny)
-    sequences = tiny.sql("SELECT order_id, list(sequence ORDER BY sequence) FROM core.order_events GROUP BY 1")
+    sequences = tiny.sql(
+        "SELECT order_id, list(sequence ORDER BY sequence) FROM core.order_events GROUP BY 1"
+    )
     for order_id, sequence in sequences:
         assert sequence == list(range(1, len(sequence) + 1)), order_id
     first = dict(tiny.sql("SELECT order_id, event_type FROM core.order_events WHERE sequence = 1"))
@@ -71,12 +83,18 @@ def test_orders_evolve_into_ordered_events(tiny):
 
 def test_rerunning_the_same_window_doubles_nothing(tiny):
     poll_through_the_story(tiny, polls=2)
-    before = tiny.sql("SELECT (SELECT count(*) FROM staging.storefront_orders), (SELECT count(*) FROM core.order_events), (SELECT sum(orders) FROM reporting.orders_per_day)")
+    before = tiny.sql(
+        "SELECT (SELECT count(*) FROM staging.storefront_orders), (SELECT count(*) FROM core.order_events), (SELECT sum(orders) FROM reporting.orders_per_day)"
+    )
     again = tiny.run()  # same clock: the lookback window re-reads the newest orders
     assert again.success
-    after = tiny.sql("SELECT (SELECT count(*) FROM staging.storefront_orders), (SELECT count(*) FROM core.order_events), (SELECT sum(orders) FROM reporting.orders_per_day)")
+    after = tiny.sql(
+        "SELECT (SELECT count(*) FROM staging.storefront_orders), (SELECT count(*) FROM core.order_events), (SELECT sum(orders) FROM reporting.orders_per_day)"
+    )
     assert after == before
-    read, staged, duplicates = tiny.sql("SELECT records_read, staged, duplicates FROM staging.batches ORDER BY batch_id DESC LIMIT 1")[0]
+    read, staged, duplicates = tiny.sql(
+        "SELECT records_read, staged, duplicates FROM staging.batches ORDER BY batch_id DESC LIMIT 1"
+    )[0]
     assert staged == 0 and duplicates == read
 
 
@@ -84,7 +102,9 @@ def test_rematerializing_core_and_marts_alone_is_idempotent(tiny):
     poll_through_the_story(tiny, polls=2)
     snapshot = tiny.sql("SELECT * FROM reporting.orders_per_day ORDER BY ALL")
     events = tiny.scalar("SELECT count(*) FROM core.order_events")
-    result = tiny.run(selection=["core/order_events", "core/orders_current", "reporting/orders_per_day"])
+    result = tiny.run(
+        selection=["core/order_events", "core/orders_current", "reporting/orders_per_day"]
+    )
     assert result.success
     assert tiny.sql("SELECT * FROM reporting.orders_per_day ORDER BY ALL") == snapshot
     assert tiny.scalar("SELECT count(*) FROM core.order_events") == events
@@ -93,7 +113,11 @@ def test_rematerializing_core_and_marts_alone_is_idempotent(tiny):
 def test_every_count_balance_holds(tiny):
     poll_through_the_story(tiny)
     balances = tiny.sql("SELECT asset_key, scope, holds, text FROM ops.count_balances")
-    assert {row[0] for row in balances} >= {"staging/storefront/orders", "core/order_events", "reporting/orders_per_day"}
+    assert {row[0] for row in balances} >= {
+        "staging/storefront/orders",
+        "core/order_events",
+        "reporting/orders_per_day",
+    }
     assert all(row[2] for row in balances), [row for row in balances if not row[2]]
     read, staged, quarantined, duplicates = tiny.sql(
         "SELECT sum(records_read), sum(staged), sum(quarantined), sum(duplicates) FROM staging.batches"
@@ -106,8 +130,21 @@ def test_every_raw_record_carries_its_provenance(tiny):
     poll_through_the_story(tiny, polls=1)
     manifest = tiny.raw_log.latest("storefront", "orders")
     record = next(tiny.raw_log.read_records(manifest))
-    assert {"source_system", "endpoint", "request_params", "page", "fetched_at", "http_status", "payload_hash",
-            "batch_id", "run_id", "payload"} <= set(record)
+    assert {
+        "source_system",
+        "endpoint",
+        "request_params",
+        "page",
+        "fetched_at",
+        "http_status",
+        "payload_hash",
+        "batch_id",
+        "run_id",
+        "payload",
+    } <= set(record)
     assert record["request_params"]["status"] == "any"
     assert tiny.scenario.shop.access_token not in manifest.path.read_text()
-    assert tiny.scenario.shop.access_token not in manifest.path.with_suffix(".manifest.json").read_text()
+    assert (
+        tiny.scenario.shop.access_token
+        not in manifest.path.with_suffix(".manifest.json").read_text()
+    )

@@ -8,7 +8,11 @@ import yaml
 
 from integration_assets.sandbox import start_storefront
 from integration_assets.sandbox.scenario import parse_scenario
-from integration_assets.systems.storefront import StorefrontAuthError, StorefrontClient, StorefrontError
+from integration_assets.systems.storefront import (
+    StorefrontAuthError,
+    StorefrontClient,
+    StorefrontError,
+)
 from integration_assets_tests.pipeline.conftest import SCENARIOS
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
@@ -21,8 +25,13 @@ def scenario_with(faults: list[dict], base: str = "default"):
 
 
 def client_for(sandbox, scenario, **overrides) -> StorefrontClient:
-    settings = {"shop_url": sandbox.url, "access_token": scenario.shop.access_token, "api_version": scenario.shop.api_version,
-                "backoff_base_seconds": 0.01, "backoff_max_seconds": 0.1}
+    settings = {
+        "shop_url": sandbox.url,
+        "access_token": scenario.shop.access_token,
+        "api_version": scenario.shop.api_version,
+        "backoff_base_seconds": 0.01,
+        "backoff_max_seconds": 0.1,
+    }
     return StorefrontClient(**{**settings, **overrides})
 
 
@@ -43,11 +52,17 @@ def test_pagination_follows_link_headers_and_visits_every_order_once(page_limit)
         assert pages[0].params["status"] == "any"
         if page_limit == 7:
             assert len(pages) == -(-len(ids) // 7)
-            assert "page_info" not in pages[0].params and all(p.next_url for p in pages[:-1]) and pages[-1].next_url is None
+            assert (
+                "page_info" not in pages[0].params
+                and all(p.next_url for p in pages[:-1])
+                and pages[-1].next_url is None
+            )
 
 
 def test_rate_limit_429_is_retried_after_retry_after():
-    scenario = scenario_with([{"kind": "rate_limit_burst", "after_requests": 0, "count": 3, "retry_after": 0.05}])
+    scenario = scenario_with(
+        [{"kind": "rate_limit_burst", "after_requests": 0, "count": 3, "retry_after": 0.05}]
+    )
     with start_storefront(scenario) as sandbox:
         client = client_for(sandbox, scenario)
         ids = all_ids(client)
@@ -57,7 +72,9 @@ def test_rate_limit_429_is_retried_after_retry_after():
 
 
 def test_server_errors_are_retried_with_backoff():
-    scenario = scenario_with([{"kind": "server_error", "after_requests": 0, "count": 2, "status": 503}])
+    scenario = scenario_with(
+        [{"kind": "server_error", "after_requests": 0, "count": 2, "status": 503}]
+    )
     with start_storefront(scenario) as sandbox:
         client = client_for(sandbox, scenario)
         assert all_ids(client)
@@ -65,7 +82,9 @@ def test_server_errors_are_retried_with_backoff():
 
 
 def test_persistent_server_errors_give_up_with_a_clear_message():
-    scenario = scenario_with([{"kind": "server_error", "after_requests": 0, "count": 50, "status": 502}])
+    scenario = scenario_with(
+        [{"kind": "server_error", "after_requests": 0, "count": 50, "status": 502}]
+    )
     with start_storefront(scenario) as sandbox:
         client = client_for(sandbox, scenario, max_retries=2)
         with pytest.raises(StorefrontError, match="502 after 3 attempts"):
@@ -73,7 +92,9 @@ def test_persistent_server_errors_give_up_with_a_clear_message():
 
 
 def test_a_slow_answer_times_out_and_is_retried():
-    scenario = scenario_with([{"kind": "slow_response", "after_requests": 0, "count": 1, "delay_seconds": 1.5}])
+    scenario = scenario_with(
+        [{"kind": "slow_response", "after_requests": 0, "count": 1, "delay_seconds": 1.5}]
+    )
     with start_storefront(scenario) as sandbox:
         client = client_for(sandbox, scenario, read_timeout_seconds=0.3)
         assert all_ids(client)
