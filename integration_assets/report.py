@@ -15,6 +15,7 @@ TABLES = {
     "core/order_events": "core.order_events",
     "core/orders_current": "core.orders_current",
     "core/stale_versions": "core.stale_versions",
+    "core/version_conflicts": "core.version_conflicts",
     "reporting/orders_per_day": "reporting.orders_per_day",
     "reporting/order_lifecycle": "reporting.order_lifecycle",
 }

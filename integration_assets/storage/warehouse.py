@@ -131,6 +131,18 @@ CREATE TABLE IF NOT EXISTS core.stale_versions (
     PRIMARY KEY (order_id, updated_at, payload_hash)
 );
 
+CREATE TABLE IF NOT EXISTS core.version_conflicts (
+    order_id BIGINT NOT NULL,
+    updated_at TIMESTAMP NOT NULL,
+    payload_hash VARCHAR NOT NULL,
+    other_payload_hash VARCHAR NOT NULL,
+    resolution VARCHAR NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    detected_run_id VARCHAR NOT NULL,
+    PRIMARY KEY (order_id, updated_at, payload_hash)
+);
+
 CREATE TABLE IF NOT EXISTS core.promoted_batches (
     stream VARCHAR NOT NULL,
     batch_id VARCHAR NOT NULL,

@@ -138,6 +138,9 @@ class DiffOutcome:
     duplicate_versions: int = 0
     stale_versions: list[OrderVersion] = field(default_factory=list)
     versions_without_change: int = 0
+    # Same source timestamp, different content: the source contradicted itself. Resolved by the
+    # version key (the higher payload hash wins, deterministically) and listed for a human.
+    conflicts: list[tuple[OrderVersion, str, str]] = field(default_factory=list)
 
 
 def _occurred(value: str | None, fallback: datetime) -> datetime:
@@ -280,6 +283,11 @@ def apply_versions(head: OrderHead | None, versions: Iterable[OrderVersion]) -> 
     for key in sorted(distinct):
         version = distinct[key]
         current = outcome.head
+        if current is not None and version.updated_at == current.updated_at and key != current.key:
+            resolution = (
+                "skipped_lower_version_key" if key < current.key else "applied_higher_version_key"
+            )
+            outcome.conflicts.append((version, resolution, current.payload_hash))
         if current is not None and key <= current.key:
             if key == current.key:
                 outcome.duplicate_versions += 1

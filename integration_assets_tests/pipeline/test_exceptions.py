@@ -101,3 +101,6 @@ def test_real_fixture_orders_flow_through_with_their_quirks_flagged(tmp_path):
             "SELECT sum(versions), sum(applied), sum(duplicates), sum(stale) FROM core.promoted_batches"
         )[0]
         assert versions == applied + duplicates + stale
+        # order.json/orders.json/get.json: the same order and updated_at with different content
+        conflicts = pipeline.sql("SELECT order_id, resolution FROM core.version_conflicts")
+        assert conflicts and {order_id for order_id, _ in conflicts} == {450789469}

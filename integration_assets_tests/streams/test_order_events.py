@@ -179,3 +179,22 @@ def test_splitting_in_order_across_batches_yields_the_same_events(cuts):
         outcome = apply_versions(head, LIFECYCLE[start:end])
         head, events = outcome.head, events + outcome.events
     assert events == reference
+
+
+def test_same_timestamp_with_different_content_is_a_conflict_resolved_the_same_way_every_time():
+    base = LIFECYCLE[1]
+    twin_snapshot = {**base.snapshot, "note": "edited without a new updated_at"}
+    twin = OrderVersion(
+        1, base.updated_at, payload_hash(twin_snapshot), "raw/x#twin", twin_snapshot
+    )
+    winner, loser = sorted([base, twin], key=lambda v: v.payload_hash, reverse=True)
+    one_batch = apply_versions(None, [LIFECYCLE[0], base, twin])
+    assert one_batch.head.payload_hash == winner.payload_hash
+    assert [(v.payload_hash, resolution) for v, resolution, _ in one_batch.conflicts] == [
+        (winner.payload_hash, "applied_higher_version_key")
+    ]
+    first = apply_versions(None, [LIFECYCLE[0], winner])
+    later = apply_versions(first.head, [loser])
+    assert later.head.payload_hash == winner.payload_hash
+    assert [v.payload_hash for v in later.stale_versions] == [loser.payload_hash]
+    assert [resolution for _, resolution, _ in later.conflicts] == ["skipped_lower_version_key"]

@@ -75,7 +75,7 @@ def promote_batch(con, batch_id: str, run_id: str) -> dict:
             )
         con.unregister("touched")
 
-    events, new_heads, stale = [], [], []
+    events, new_heads, stale, conflicts = [], [], [], []
     applied = duplicates = 0
     for order_id, order_versions in sorted(by_order.items()):
         outcome = apply_versions(heads.get(order_id), order_versions)
@@ -83,6 +83,7 @@ def promote_batch(con, batch_id: str, run_id: str) -> dict:
         duplicates += outcome.duplicate_versions
         events.extend(outcome.events)
         stale.extend((v, outcome.head) for v in outcome.stale_versions)
+        conflicts.extend(outcome.conflicts)
         if outcome.head is not None and outcome.head is not heads.get(order_id):
             new_heads.append(outcome.head)
 
@@ -123,6 +124,20 @@ def promote_batch(con, batch_id: str, run_id: str) -> dict:
         con.register("new_heads", frame)
         con.execute("INSERT OR REPLACE INTO core.order_heads SELECT * FROM new_heads")
         con.unregister("new_heads")
+    for version, resolution, other_hash in conflicts:
+        con.execute(
+            "INSERT OR REPLACE INTO core.version_conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                version.order_id,
+                naive_utc(version.updated_at),
+                version.payload_hash,
+                other_hash,
+                resolution,
+                version.raw_ref,
+                batch_id,
+                run_id,
+            ],
+        )
     for version, head in stale:
         con.execute(
             "INSERT OR REPLACE INTO core.stale_versions VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -162,6 +177,7 @@ def promote_batch(con, batch_id: str, run_id: str) -> dict:
         "duplicates": duplicates,
         "stale": len(stale),
         "events": len(events),
+        "conflicts": len(conflicts),
         "balance": balance,
     }
 
@@ -199,7 +215,7 @@ def order_events(
         context.log.warning(f"batch {batch_id} is held back by {check_name}: {reason}")
     totals = {
         key: sum(r[key] for r in results)
-        for key in ("versions", "applied", "duplicates", "stale", "events")
+        for key in ("versions", "applied", "duplicates", "stale", "events", "conflicts")
     }
     with wh.connect() as con:
         event_rows, orders = con.execute(
@@ -219,6 +235,7 @@ def order_events(
             "versions_applied": totals["applied"],
             "duplicate_versions": totals["duplicates"],
             "stale_events_skipped": totals["stale"],
+            "version_conflicts": totals["conflicts"],
             "events_added": totals["events"],
             "dagster/row_count": int(event_rows),
             "orders_with_events": int(orders),
