@@ -52,16 +52,9 @@ def _cmd_dev(args: argparse.Namespace) -> int:
 
 
 def _cmd_sandbox_serve(args: argparse.Namespace) -> int:
-    from integration_assets.sandbox.server import serve_forever
+    from integration_assets.sandbox.__main__ import main as sandbox_main
 
-    serve_forever(
-        Path(args.scenario),
-        args.host,
-        args.port,
-        clock_speed=args.clock_speed,
-        ready_file=Path(args.ready_file) if args.ready_file else None,
-    )
-    return 0
+    return sandbox_main(["--help"])
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -116,12 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser("sandbox", help="the sandbox systems")
     sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
-    serve = sandbox_commands.add_parser("serve", help="serve the sandbox systems for a scenario")
-    serve.add_argument("--scenario", default=str(DEFAULT_SCENARIO))
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8701)
-    serve.add_argument("--clock-speed", type=float, default=None)
-    serve.add_argument("--ready-file", default=None)
+    serve = sandbox_commands.add_parser(
+        "serve",
+        help="serve the sandbox systems for a scenario",
+        description="Arguments: --scenario FILE [--host H] [--port N] [--clock-speed X] [--ready-file F]",
+        add_help=False,
+    )
     serve.set_defaults(handler=_cmd_sandbox_serve)
 
     report = commands.add_parser("report", help="counts, check results and count-balance equations")
@@ -142,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:2] == ["sandbox", "serve"] and argv[2:]:
+        # The sandbox owns its arguments (python -m integration_assets.sandbox takes the same ones).
+        from integration_assets.sandbox.__main__ import main as sandbox_main
+
+        return sandbox_main(argv[2:])
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     return args.handler(args)

@@ -160,3 +160,15 @@ def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=10)
+
+
+def test_sandbox_serve_refuses_a_missing_scenario_with_a_clear_message(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    result = subprocess.run(
+        [str(BIN / "integration-assets"), "sandbox", "serve", "--scenario", str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"{missing}: the scenario file does not exist" in result.stderr
