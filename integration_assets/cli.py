@@ -73,11 +73,11 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def _cmd_gate_recheck(args: argparse.Namespace) -> int:
-    from integration_assets.defs.orders.gates import clear_verdicts
+    from integration_assets.storage.gates import clear_verdicts
     from integration_assets.storage.resources import WarehouseResource
 
     with WarehouseResource().warehouse().transaction() as con:
-        cleared = clear_verdicts(con, args.batch_id)
+        cleared = clear_verdicts(con, args.stream, args.batch_id)
     print(
         f"cleared {cleared} verdict(s) of batch {args.batch_id}; the next run of the staging checks judges it again"
     )
@@ -129,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     recheck = gate_commands.add_parser(
         "recheck", help="forget a batch's verdicts so the checks judge it again"
     )
+    recheck.add_argument("stream", help="for example storefront/orders")
     recheck.add_argument("batch_id")
     recheck.set_defaults(handler=_cmd_gate_recheck)
     return parser

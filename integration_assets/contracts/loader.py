@@ -9,7 +9,19 @@ from pathlib import Path
 import yaml
 
 CONTRACTS_DIR = Path(__file__).parent
-FIELD_TYPES = {"integer", "string", "timestamp", "money", "currency", "list", "object", "boolean"}
+FIELD_TYPES = {
+    "integer",
+    "string",
+    "timestamp",
+    "money",
+    "currency",
+    "list",
+    "object",
+    "boolean",
+    "minor_units",
+    "currency_lower",
+    "unix_time",
+}
 
 
 class ContractError(ValueError):
@@ -25,6 +37,7 @@ class FieldRule:
     allowed: tuple[object, ...] | None = None
     minimum: float | None = None
     pii: bool = False
+    prefix: str | None = None
     description: str = ""
 
 
@@ -69,6 +82,7 @@ def _field_rules(raw: dict, where: str) -> tuple[FieldRule, ...]:
                 allowed=tuple(allowed) if allowed is not None else None,
                 minimum=spec.get("minimum"),
                 pii=bool(spec.get("pii", False)),
+                prefix=spec.get("prefix"),
                 description=str(spec.get("description", "")),
             )
         )

@@ -35,3 +35,15 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def warehouse(self) -> Warehouse:
         return Warehouse(Path(self.path) if self.path else default_data_dir() / "warehouse.duckdb")
+
+
+class WarehouseInboxResource(dg.ConfigurableResource):
+    """The folder the WMS drops CSV files into. Empty `path`: `WAREHOUSE_INBOX`, else `<data dir>/inbox/warehouse`."""
+
+    path: str = ""
+
+    def folder(self) -> Path:
+        if self.path:
+            return Path(self.path)
+        configured = os.environ.get("WAREHOUSE_INBOX")
+        return Path(configured) if configured else default_data_dir() / "inbox" / "warehouse"

@@ -169,6 +169,94 @@ CREATE TABLE IF NOT EXISTS ops.count_balances (
     recorded_at TIMESTAMP NOT NULL,
     PRIMARY KEY (run_id, asset_key, scope, equation)
 );
+
+-- The warehouse (WMS) file drops: one row per file seen in the inbox, and its typed rows per kind.
+CREATE TABLE IF NOT EXISTS staging.warehouse_files (
+    name VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    kind VARCHAR,
+    size BIGINT NOT NULL,
+    rows INTEGER NOT NULL,
+    status VARCHAR NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    drop_ref VARCHAR NOT NULL,
+    duplicate_of VARCHAR,
+    reason VARCHAR,
+    run_id VARCHAR NOT NULL,
+    staged_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (name, sha256)
+);
+
+CREATE TABLE IF NOT EXISTS staging.wms_shipments (
+    shipment_id VARCHAR NOT NULL,
+    order_id BIGINT NOT NULL,
+    sku VARCHAR NOT NULL,
+    quantity INTEGER NOT NULL,
+    location VARCHAR NOT NULL,
+    shipped_at TIMESTAMP NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    line INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    PRIMARY KEY (file_sha256, line)
+);
+
+CREATE TABLE IF NOT EXISTS staging.wms_receipts (
+    receipt_id VARCHAR NOT NULL,
+    sku VARCHAR NOT NULL,
+    quantity INTEGER NOT NULL,
+    location VARCHAR NOT NULL,
+    received_at TIMESTAMP NOT NULL,
+    reference VARCHAR,
+    file_sha256 VARCHAR NOT NULL,
+    line INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    PRIMARY KEY (file_sha256, line)
+);
+
+CREATE TABLE IF NOT EXISTS staging.wms_stock_counts (
+    count_id VARCHAR NOT NULL,
+    sku VARCHAR NOT NULL,
+    location VARCHAR NOT NULL,
+    counted_quantity INTEGER NOT NULL,
+    counted_at TIMESTAMP NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    line INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    PRIMARY KEY (file_sha256, line)
+);
+
+CREATE TABLE IF NOT EXISTS staging.wms_return_receipts (
+    return_id VARCHAR NOT NULL,
+    order_id BIGINT NOT NULL,
+    sku VARCHAR NOT NULL,
+    quantity INTEGER NOT NULL,
+    condition VARCHAR NOT NULL,
+    location VARCHAR NOT NULL,
+    received_at TIMESTAMP NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    line INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    PRIMARY KEY (file_sha256, line)
+);
+
+CREATE TABLE IF NOT EXISTS ops.file_quarantine (
+    file_name VARCHAR NOT NULL,
+    sha256 VARCHAR NOT NULL,
+    kind VARCHAR,
+    rule VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    line INTEGER,
+    column_name VARCHAR,
+    data_lines INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    quarantined_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (file_name, sha256)
+);
 """
 
 

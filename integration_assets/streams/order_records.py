@@ -11,22 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from integration_assets.contracts import Contract, FieldRule
+from integration_assets.contracts import Contract
+from integration_assets.streams.contract_rules import RuleBroken, Violation, break_rule, check_field
 from integration_assets.streams.hashing import payload_hash
-from integration_assets.streams.money import MoneyFormatError, is_currency_code, to_minor_units
+from integration_assets.streams.money import MoneyFormatError, to_minor_units
 from integration_assets.streams.timestamps import TimestampFormatError, parse_utc, to_iso_utc
 
 # Collections a partial representation (Shopify `fields=`, trimmed fixtures) may leave out. Absent means
 # "not said in this version", which is different from an empty list.
 OPTIONAL_GROUPS = ("line_items", "fulfillments", "refunds")
 ADDRESS_FIELDS = ("name", "address1", "address2", "city", "zip", "province_code", "country_code")
-
-
-@dataclass(frozen=True)
-class Violation:
-    rule: str
-    field: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -52,63 +46,11 @@ class StagedOrder:
     quality_flags: tuple[str, ...]
 
 
-class _RuleBroken(Exception):
-    def __init__(self, violation: Violation):
-        super().__init__(violation.message)
-        self.violation = violation
-
-
-def _break(rule: str, field: str, message: str) -> None:
-    raise _RuleBroken(Violation(rule, field, message))
-
-
-def _check_field(record: dict, rule: FieldRule, currency: str | None, where: str = "") -> Any:
-    label = f"{where}{rule.name}"
-    if rule.name not in record:
-        if rule.required:
-            _break("required_field_missing", label, f"required field '{label}' is missing")
-        return None
-    value = record[rule.name]
-    if value is None:
-        if not rule.nullable:
-            _break("required_field_null", label, f"required field '{label}' is null")
-        return None
-    if rule.type == "integer":
-        if isinstance(value, bool) or not isinstance(value, int):
-            _break("wrong_type", label, f"'{label}' must be an integer, got {value!r}")
-        if rule.minimum is not None and value < rule.minimum:
-            _break("below_minimum", label, f"'{label}' must be >= {rule.minimum}, got {value!r}")
-    elif rule.type == "money":
-        try:
-            return to_minor_units(value, currency or "USD")
-        except MoneyFormatError as error:
-            _break("bad_money", label, f"'{label}': {error}")
-    elif rule.type == "timestamp":
-        try:
-            return parse_utc(value)
-        except TimestampFormatError as error:
-            _break("bad_timestamp", label, f"'{label}': {error}")
-    elif rule.type == "currency":
-        if not is_currency_code(value):
-            _break("bad_currency", label, f"'{label}' must be an ISO 4217 code, got {value!r}")
-    elif rule.type == "string" and not isinstance(value, str):
-        _break("wrong_type", label, f"'{label}' must be a string, got {value!r}")
-    elif rule.type == "list" and not isinstance(value, list):
-        _break("wrong_type", label, f"'{label}' must be a list, got {type(value).__name__}")
-    elif rule.type == "object" and not isinstance(value, dict):
-        _break("wrong_type", label, f"'{label}' must be an object, got {type(value).__name__}")
-    if rule.allowed is not None and value not in rule.allowed:
-        _break(
-            "value_not_allowed", label, f"'{label}' = {value!r} is not one of {list(rule.allowed)}"
-        )
-    return value
-
-
 def _minor(value: Any, currency: str, label: str) -> int:
     try:
         return to_minor_units(value, currency)
     except MoneyFormatError as error:
-        _break("bad_money", label, f"'{label}': {error}")
+        break_rule("bad_money", label, f"'{label}': {error}")
     raise AssertionError("unreachable")
 
 
@@ -118,7 +60,7 @@ def _timestamp_iso(value: Any, label: str) -> str | None:
     try:
         return to_iso_utc(parse_utc(value))
     except TimestampFormatError as error:
-        _break("bad_timestamp", label, f"'{label}': {error}")
+        break_rule("bad_timestamp", label, f"'{label}': {error}")
     raise AssertionError("unreachable")
 
 
@@ -127,14 +69,14 @@ def _lines(payload: dict, contract: Contract, currency: str) -> dict[str, dict]:
     for index, line in enumerate(payload["line_items"]):
         where = f"line_items.{index}."
         if not isinstance(line, dict):
-            _break("wrong_type", where.rstrip("."), f"line item {index} is not an object")
+            break_rule("wrong_type", where.rstrip("."), f"line item {index} is not an object")
         values = {
-            rule.name: _check_field(line, rule, currency, where)
+            rule.name: check_field(line, rule, currency, where)
             for rule in contract.line_item_fields
         }
         current = line.get("current_quantity", values["quantity"])
         if isinstance(current, bool) or not isinstance(current, int) or current < 0:
-            _break(
+            break_rule(
                 "below_minimum",
                 f"{where}current_quantity",
                 f"'{where}current_quantity' must be >= 0, got {current!r}",
@@ -155,7 +97,7 @@ def _line_quantities(items: Any, label: str) -> dict[str, int]:
         line_id = item.get("line_item_id", item.get("id")) if isinstance(item, dict) else None
         quantity = item.get("quantity") if isinstance(item, dict) else None
         if line_id is None or isinstance(quantity, bool) or not isinstance(quantity, int):
-            _break(
+            break_rule(
                 "wrong_type",
                 f"{label}.{index}",
                 f"'{label}.{index}' needs a line id and an integer quantity",
@@ -169,7 +111,7 @@ def _fulfillments(payload: dict) -> dict[str, dict]:
     for index, fulfillment in enumerate(payload["fulfillments"] or []):
         label = f"fulfillments.{index}"
         if not isinstance(fulfillment, dict) or "id" not in fulfillment:
-            _break("wrong_type", label, f"'{label}' must be an object with an id")
+            break_rule("wrong_type", label, f"'{label}' must be an object with an id")
         result[str(fulfillment["id"])] = {
             "status": fulfillment.get("status"),
             "created_at": _timestamp_iso(fulfillment.get("created_at"), f"{label}.created_at"),
@@ -183,7 +125,7 @@ def _refunds(payload: dict, currency: str, flags: set[str]) -> dict[str, dict]:
     for index, refund in enumerate(payload["refunds"] or []):
         label = f"refunds.{index}"
         if not isinstance(refund, dict) or "id" not in refund:
-            _break("wrong_type", label, f"'{label}' must be an object with an id")
+            break_rule("wrong_type", label, f"'{label}' must be an object with an id")
         amount = 0
         for t_index, transaction in enumerate(refund.get("transactions") or []):
             if (
@@ -219,20 +161,20 @@ def stage_order(payload: Any, contract: Contract) -> StagedOrder | Violation:
     """Validate and type one order payload; return the staged record or the first rule it broke."""
     try:
         return _stage(payload, contract)
-    except _RuleBroken as broken:
+    except RuleBroken as broken:
         return broken.violation
 
 
 def _stage(payload: Any, contract: Contract) -> StagedOrder:
     if not isinstance(payload, dict):
-        _break(
+        break_rule(
             "not_an_object",
             "",
             f"order payload must be a JSON object, got {type(payload).__name__}",
         )
     currency_rule = next(rule for rule in contract.fields if rule.name == "currency")
-    currency = _check_field(payload, currency_rule, None)
-    values = {rule.name: _check_field(payload, rule, currency) for rule in contract.fields}
+    currency = check_field(payload, currency_rule, None)
+    values = {rule.name: check_field(payload, rule, currency) for rule in contract.fields}
     flags: set[str] = set()
 
     shipping = sum(

@@ -143,6 +143,9 @@ def test_every_raw_record_carries_its_provenance(tiny):
         "payload",
     } <= set(record)
     assert record["request_params"]["status"] == "any"
+    assert manifest.details["http_requests"] >= 1
+    assert manifest.details["records_from_pages"] == manifest.records
+    assert manifest.details["cursor_after"] >= manifest.details["cursor_before"]
     assert tiny.scenario.shop.access_token not in manifest.path.read_text()
     assert (
         tiny.scenario.shop.access_token

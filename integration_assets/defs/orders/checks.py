@@ -7,7 +7,6 @@ import dagster as dg
 import pandas as pd
 
 from integration_assets.contracts import Contract, load_contract
-from integration_assets.defs.orders import gates
 from integration_assets.defs.orders.names import (
     CHECK_COUNT_BALANCE,
     CHECK_KEYS_AND_VALUES,
@@ -15,11 +14,13 @@ from integration_assets.defs.orders.names import (
     CHECK_REQUIRED_FIELDS,
     CHECK_TOTALS,
     CHECK_VOLUME,
+    GATING_CHECKS,
     STAGING_ORDERS,
     STREAM,
 )
 from integration_assets.defs.orders.staging import CONTRACT_NAME
 from integration_assets.quality import gx_runner
+from integration_assets.storage import gates
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
@@ -159,7 +160,7 @@ def staging_orders_gate(
     verdicts: dict[str, list[tuple[str, bool, str]]] = {name: [] for name in CHECK_DESCRIPTIONS}
     quirks: dict[str, int] = {}
     with wh.connect() as con:
-        batches = gates.pending_batches(con)
+        batches = gates.pending_batches(con, STREAM, GATING_CHECKS)
         for batch_id in batches:
             raw_file, records_read = con.execute(
                 "SELECT raw_file, records_read FROM staging.batches WHERE stream = ? AND batch_id = ?",
@@ -195,7 +196,13 @@ def staging_orders_gate(
             }
             for name, (passed, reason) in judged.items():
                 gates.record_verdict(
-                    con, batch_id, name, bool(passed), reason, context.op_execution_context.run_id
+                    con,
+                    STREAM,
+                    batch_id,
+                    name,
+                    bool(passed),
+                    reason,
+                    context.op_execution_context.run_id,
                 )
                 verdicts[name].append((batch_id, bool(passed), reason))
             for flags in staged["quality_flags"]:

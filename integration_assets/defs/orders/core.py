@@ -7,16 +7,17 @@ import dagster as dg
 import orjson
 import pandas as pd
 
-from integration_assets.defs.orders import gates
 from integration_assets.defs.orders.names import (
     CHECK_CORE_BALANCE,
     CHECK_FOLD_MATCHES_HEADS,
+    GATING_CHECKS,
     ORDER_EVENTS,
     ORDERS_CURRENT,
     OWNER,
     STAGING_ORDERS,
     STREAM,
 )
+from integration_assets.storage import gates
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
@@ -204,9 +205,9 @@ def order_events(
     """
     wh = warehouse.warehouse()
     with wh.connect() as con:
-        batches = gates.promotable_batches(con)
-        blocked = gates.blocked_batches(con)
-        awaiting = gates.pending_batches(con)
+        batches = gates.promotable_batches(con, STREAM, GATING_CHECKS)
+        blocked = gates.blocked_batches(con, STREAM)
+        awaiting = gates.pending_batches(con, STREAM, GATING_CHECKS)
     results = []
     for batch_id in batches:
         with wh.transaction() as con:

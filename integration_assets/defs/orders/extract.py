@@ -1,15 +1,14 @@
 """raw/storefront/orders: poll the storefront and land every page, as received, in the raw log."""
 
-import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import dagster as dg
 
 from integration_assets.defs.orders.names import OWNER, RAW_ORDERS, SOURCE, STREAM_NAME
+from integration_assets.storage.landing import land_pages
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.streams.balances import Balance
-from integration_assets.streams.hashing import payload_hash
 from integration_assets.streams.timestamps import TimestampFormatError, parse_utc, to_iso_utc
 from integration_assets.systems.storefront import StorefrontClient
 
@@ -30,6 +29,13 @@ def cursor_before(log: RawLog, initial: str) -> datetime:
     return parse_utc(latest.details["cursor_after"])
 
 
+def updated_at_of(payload: object) -> datetime | None:
+    try:
+        return parse_utc(payload.get("updated_at") if isinstance(payload, dict) else None)
+    except TimestampFormatError:
+        return None
+
+
 def land_orders(
     client: StorefrontClient, log: RawLog, run_id: str, lookback: timedelta, initial: str
 ) -> tuple[BatchManifest, dict]:
@@ -38,69 +44,27 @@ def land_orders(
     Pages stream to disk as they arrive. If any page fails, the batch is discarded whole and the
     cursor does not move, so the next attempt asks for the same window again.
     """
-    started = time.monotonic()
     previous_cursor = cursor_before(log, initial)
     window_start = previous_cursor - lookback
-    newest_seen = previous_cursor
-    unreadable_versions = 0
-    pages = []
-    writer = log.open_batch(SOURCE, STREAM_NAME)
-    try:
-        for page in client.iter_order_pages(updated_at_min=window_start):
-            pages.append(
-                {
-                    "page": page.page_number,
-                    "http_status": page.http_status,
-                    "records": len(page.records),
-                    "api_version": page.api_version,
-                    "call_limit": page.call_limit,
-                }
-            )
-            for payload in page.records:
-                writer.append(
-                    {
-                        "batch_id": writer.batch_id,
-                        "record_index": writer.records,
-                        "source_system": "storefront",
-                        "endpoint": page.url,
-                        "request_params": page.params,
-                        "page": page.page_number,
-                        "fetched_at": to_iso_utc(page.fetched_at),
-                        "http_status": page.http_status,
-                        "payload_hash": payload_hash(payload),
-                        "run_id": run_id,
-                        "payload": payload,
-                    }
-                )
-                try:
-                    updated_at = parse_utc(
-                        payload.get("updated_at") if isinstance(payload, dict) else None
-                    )
-                    newest_seen = max(newest_seen, updated_at)
-                except TimestampFormatError:
-                    unreadable_versions += (
-                        1  # staged later as a quarantined record; the cursor ignores it
-                    )
-        records_from_pages = sum(page["records"] for page in pages)
-        details = {
-            "run_id": run_id,
+    manifest, details = land_pages(
+        log,
+        SOURCE,
+        STREAM_NAME,
+        run_id,
+        client.iter_order_pages(updated_at_min=window_start),
+        position_of=updated_at_of,
+        cursor_before=previous_cursor,
+        render=to_iso_utc,
+        details={
             "endpoint": client.api_url("orders.json"),
             "api_version_requested": client.api_version,
-            "api_versions_served": sorted({p["api_version"] for p in pages if p["api_version"]}),
             "window_start": to_iso_utc(window_start),
-            "cursor_before": to_iso_utc(previous_cursor),
-            "cursor_after": to_iso_utc(newest_seen),
-            "pages": pages,
-            "records_from_pages": records_from_pages,
-            "unreadable_updated_at": unreadable_versions,
-            "extracted_at": to_iso_utc(datetime.now(UTC)),
-            "seconds": round(time.monotonic() - started, 3),
-            **client.stats.as_metadata(),
-        }
-        manifest = writer.commit(details)
-    except BaseException:
-        writer.abort()
-        raise
+        },
+        late_details=client.stats.as_metadata,
+    )
+    details["api_versions_served"] = sorted(
+        {p["api_version"] for p in details["pages"] if p.get("api_version")}
+    )
     return manifest, details
 
 

@@ -2,17 +2,20 @@
 
 Dagster stops downstream steps when a blocking check fails in the same run. Keeping each batch's
 verdict in the warehouse as well means a batch that failed a gate is never promoted by a later run
-either, until someone re-checks it (`integration-assets gate recheck BATCH`) after fixing the cause.
+either, until someone re-checks it (`integration-assets gate recheck STREAM BATCH`) after fixing the cause.
+Every stream (storefront orders, payments objects, ...) uses the same table, keyed by its name.
 """
+
+from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import duckdb
 
-from integration_assets.defs.orders.names import GATING_CHECKS, STREAM
 
-
-def pending_batches(con: duckdb.DuckDBPyConnection, stream: str = STREAM) -> list[str]:
+def pending_batches(
+    con: duckdb.DuckDBPyConnection, stream: str, gating_checks: tuple[str, ...]
+) -> list[str]:
     """Staged batches that have not yet received a verdict from every gating check."""
     rows = con.execute(
         """
@@ -22,13 +25,14 @@ def pending_batches(con: duckdb.DuckDBPyConnection, stream: str = STREAM) -> lis
                                   AND list_contains(?, g.check_name)) < ?
         ORDER BY b.batch_id
         """,
-        [stream, list(GATING_CHECKS), len(GATING_CHECKS)],
+        [stream, list(gating_checks), len(gating_checks)],
     ).fetchall()
     return [row[0] for row in rows]
 
 
 def record_verdict(
     con: duckdb.DuckDBPyConnection,
+    stream: str,
     batch_id: str,
     check_name: str,
     passed: bool,
@@ -38,7 +42,7 @@ def record_verdict(
     con.execute(
         "INSERT OR REPLACE INTO ops.batch_gates VALUES (?, ?, ?, ?, ?, ?, ?)",
         [
-            STREAM,
+            stream,
             batch_id,
             check_name,
             passed,
@@ -49,7 +53,9 @@ def record_verdict(
     )
 
 
-def promotable_batches(con: duckdb.DuckDBPyConnection) -> list[str]:
+def promotable_batches(
+    con: duckdb.DuckDBPyConnection, stream: str, gating_checks: tuple[str, ...]
+) -> list[str]:
     """Batches every gating check passed, not promoted yet, oldest first."""
     rows = con.execute(
         """
@@ -59,12 +65,12 @@ def promotable_batches(con: duckdb.DuckDBPyConnection) -> list[str]:
         GROUP BY g.batch_id HAVING count(*) = ?
         ORDER BY g.batch_id
         """,
-        [STREAM, list(GATING_CHECKS), STREAM, len(GATING_CHECKS)],
+        [stream, list(gating_checks), stream, len(gating_checks)],
     ).fetchall()
     return [row[0] for row in rows]
 
 
-def blocked_batches(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
+def blocked_batches(con: duckdb.DuckDBPyConnection, stream: str) -> list[tuple[str, str, str]]:
     """(batch_id, check_name, reason) of every failed verdict on a batch not promoted."""
     return con.execute(
         """
@@ -73,12 +79,25 @@ def blocked_batches(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]
           AND batch_id NOT IN (SELECT batch_id FROM core.promoted_batches WHERE stream = ?)
         ORDER BY batch_id, check_name
         """,
-        [STREAM, STREAM],
+        [stream, stream],
     ).fetchall()
 
 
-def clear_verdicts(con: duckdb.DuckDBPyConnection, batch_id: str) -> int:
+def clear_verdicts(con: duckdb.DuckDBPyConnection, stream: str, batch_id: str) -> int:
     """Forget a batch's verdicts so the next check run judges it again (after a contract fix)."""
     return con.execute(
-        "DELETE FROM ops.batch_gates WHERE stream = ? AND batch_id = ?", [STREAM, batch_id]
+        "DELETE FROM ops.batch_gates WHERE stream = ? AND batch_id = ?", [stream, batch_id]
     ).fetchone()[0]
+
+
+def passed_batches_sql(stream_pattern: str, gating_checks: tuple[str, ...]) -> str:
+    """SQL selecting (stream, batch_id) of every batch whose streams match and that passed every gating check.
+
+    For core assets that are rebuilt whole from staging: they read only what the gate let through.
+    """
+    checks = ", ".join(f"'{name}'" for name in gating_checks)
+    return f"""
+        SELECT stream, batch_id FROM ops.batch_gates
+        WHERE stream LIKE '{stream_pattern}' AND check_name IN ({checks}) AND passed
+        GROUP BY stream, batch_id HAVING count(*) = {len(gating_checks)}
+    """

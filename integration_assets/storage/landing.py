@@ -1,0 +1,102 @@
+"""Land pages of a source's list endpoint in the raw log: one immutable batch, provenance per record."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from integration_assets.storage.raw_log import BatchManifest, RawLog
+from integration_assets.streams.hashing import payload_hash
+from integration_assets.streams.timestamps import to_iso_utc
+
+
+class PageLike(Protocol):
+    url: str
+    params: dict[str, str]
+    page_number: int
+    http_status: int
+    records: list[dict[str, Any]]
+    fetched_at: datetime
+
+
+def land_pages(
+    log: RawLog,
+    source: str,
+    stream: str,
+    run_id: str,
+    pages: Iterable[PageLike],
+    position_of: Callable[[Any], Any | None],
+    cursor_before: Any,
+    render: Callable[[Any], Any],
+    details: dict[str, Any],
+    late_details: Callable[[], dict[str, Any]] = dict,
+) -> tuple[BatchManifest, dict[str, Any]]:
+    """Stream every record of every page into one batch; commit it whole or not at all.
+
+    `position_of(payload)` gives the record's cursor position (an `updated_at`, a `created`), or None
+    when it has none we can read (the record still lands; staging will say what is wrong with it).
+    The batch's manifest records `cursor_before` and `cursor_after` (the newest position seen, never
+    behind `cursor_before`), rendered by `render`: the raw log itself says how far we have read.
+    `late_details()` is read after the last page (request counts, retries).
+    """
+    started = time.monotonic()
+    newest = None
+    unreadable = 0
+    page_summaries = []
+    writer = log.open_batch(source, stream)
+    try:
+        for page in pages:
+            page_summaries.append(
+                {
+                    "page": page.page_number,
+                    "http_status": page.http_status,
+                    "records": len(page.records),
+                    **{
+                        key: getattr(page, key)
+                        for key in ("api_version", "call_limit", "has_more")
+                        if hasattr(page, key)
+                    },
+                }
+            )
+            for payload in page.records:
+                writer.append(
+                    {
+                        "batch_id": writer.batch_id,
+                        "record_index": writer.records,
+                        "source_system": source,
+                        "endpoint": page.url,
+                        "request_params": page.params,
+                        "page": page.page_number,
+                        "fetched_at": to_iso_utc(page.fetched_at),
+                        "http_status": page.http_status,
+                        "payload_hash": payload_hash(payload),
+                        "run_id": run_id,
+                        "payload": payload,
+                    }
+                )
+                position = position_of(payload)  # None: staged later as a quarantined record
+                if position is None:
+                    unreadable += 1
+                elif newest is None or position > newest:
+                    newest = position
+        all_details = {
+            **details,
+            "run_id": run_id,
+            "pages": page_summaries,
+            "records_from_pages": sum(p["records"] for p in page_summaries),
+            "unreadable_positions": unreadable,
+            "cursor_before": render(cursor_before),
+            "cursor_after": render(
+                cursor_before if newest is None or newest < cursor_before else newest
+            ),
+            "extracted_at": to_iso_utc(datetime.now(UTC)),
+            "seconds": round(time.monotonic() - started, 3),
+            **late_details(),
+        }
+        manifest = writer.commit(all_details)
+    except BaseException:
+        writer.abort()
+        raise
+    return manifest, all_details
