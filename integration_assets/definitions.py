@@ -6,8 +6,13 @@ same definitions run against the sandbox, a staging shop or production.
 
 import dagster as dg
 
-from integration_assets.defs import orders, reporting
-from integration_assets.storage.resources import RawLogResource, WarehouseResource
+from integration_assets.defs import orders, payments, reporting, warehouse
+from integration_assets.storage.resources import (
+    RawLogResource,
+    WarehouseInboxResource,
+    WarehouseResource,
+)
+from integration_assets.systems.payments import PaymentsClient
 from integration_assets.systems.storefront import StorefrontClient
 
 RESOURCES = {
@@ -16,8 +21,14 @@ RESOURCES = {
         access_token=dg.EnvVar("STOREFRONT_ACCESS_TOKEN"),
         api_version=dg.EnvVar("STOREFRONT_API_VERSION"),
     ),
+    "payments": PaymentsClient(
+        base_url=dg.EnvVar("PAYMENTS_URL"), secret_key=dg.EnvVar("PAYMENTS_SECRET_KEY")
+    ),
     "raw_log": RawLogResource(),
     "warehouse": WarehouseResource(),
+    "warehouse_inbox": WarehouseInboxResource(),
 }
 
-defs = dg.Definitions.merge(orders.defs, reporting.defs, dg.Definitions(resources=RESOURCES))
+defs = dg.Definitions.merge(
+    orders.defs, payments.defs, reporting.defs, warehouse.defs, dg.Definitions(resources=RESOURCES)
+)

@@ -15,17 +15,40 @@ from integration_assets.report import build_report, render_text
 from integration_assets.storage.resources import default_data_dir
 
 JOB_NAME = "storefront_hourly_sync"
-# The full event log is in the Dagster UI; the terminal shows warnings (quarantine, blocked batches) and errors.
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+WAREHOUSE_JOB = "warehouse_file_sync"
+WAREHOUSE_SENSOR = "warehouse_inbox_sensor"
 # The full event log is in the Dagster UI; the terminal shows warnings (quarantine, blocked batches) and errors.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def reset_pipeline_state(data_dir: Path) -> None:
-    """Start the demo's data from nothing (the raw log and the warehouse); Dagster's run history stays."""
+    """Start the demo's data from nothing (raw log, WMS inbox, warehouse); Dagster's run history stays."""
     shutil.rmtree(data_dir / "raw", ignore_errors=True)
+    shutil.rmtree(data_dir / "inbox", ignore_errors=True)
     for name in ("warehouse.duckdb", "warehouse.duckdb.wal"):
         (data_dir / name).unlink(missing_ok=True)
+
+
+def _run(job, instance, tags: dict, label: str) -> dict:
+    result = job.execute_in_process(
+        instance=instance, raise_on_error=False, tags=tags, run_config=QUIET_LOGS
+    )
+    evaluations = [
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    failed = sorted({f"{e.check_name} ({e.severity.value})" for e in evaluations if not e.passed})
+    status = "succeeded" if result.success else "FAILED"
+    detail = f", failed checks: {', '.join(failed)}" if failed else ""
+    print(f"  {label}: {status} (run {result.run_id[:8]}){detail}")
+    return {
+        "run_id": result.run_id,
+        "job": job.name,
+        "success": result.success,
+        "checks_passed": sum(1 for e in evaluations if e.passed),
+        "checks_failed": failed,
+    }
 
 
 def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict:
@@ -41,43 +64,50 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
     from integration_assets.definitions import defs
 
     job = defs.resolve_job_def(JOB_NAME)
+    warehouse_job = defs.resolve_job_def(WAREHOUSE_JOB)
+    sensor = defs.resolve_sensor_def(WAREHOUSE_SENSOR)
     runs = []
     print(
-        f"Scenario {scenario.name}: {plan['polls']} hourly-sync runs, the sandbox clock advancing {plan['step']} before each."
+        f"Scenario {scenario.name}: {plan['polls']} polls, the sandbox clock advancing {plan['step']} before each; "
+        f"each poll runs {JOB_NAME}, then {WAREHOUSE_SENSOR} starts {WAREHOUSE_JOB} for new WMS files."
     )
     with start_sandbox(scenario) as sandbox, dg.DagsterInstance.get() as instance:
         os.environ.update(sandbox.environment())
-        print(f"Sandbox storefront (Shopify Admin REST) listening on {sandbox.storefront_url}")
+        systems = ", ".join(
+            f"{name} {info.get('url') or info.get('inbox')}"
+            for name, info in sandbox.systems.items()
+        )
+        print(f"Sandbox systems: {systems}")
+        cursor = None
         for poll in range(1, int(plan["polls"]) + 1):
             now = sandbox.advance_clock(str(plan["step"]))
-            result = job.execute_in_process(
-                instance=instance,
-                raise_on_error=False,
-                tags={"integration_assets/trigger": "demo"},
-                run_config=QUIET_LOGS,
-            )
-            evaluations = [
-                e.asset_check_evaluation_data
-                for e in result.all_events
-                if e.event_type_value == "ASSET_CHECK_EVALUATION"
-            ]
-            failed = sorted(
-                {f"{e.check_name} ({e.severity.value})" for e in evaluations if not e.passed}
-            )
-            status = "succeeded" if result.success else "FAILED"
-            detail = f", failed checks: {', '.join(failed)}" if failed else ""
-            print(
-                f"  run {poll}/{plan['polls']} at sandbox time {now}: {status} (run {result.run_id[:8]}){detail}"
-            )
             runs.append(
-                {
-                    "run_id": result.run_id,
-                    "success": result.success,
-                    "sandbox_time": now,
-                    "checks_passed": sum(1 for e in evaluations if e.passed),
-                    "checks_failed": failed,
-                }
+                _run(
+                    job,
+                    instance,
+                    {"integration_assets/trigger": "demo"},
+                    f"poll {poll}/{plan['polls']} at {now}: {JOB_NAME}",
+                )
             )
+            context = dg.build_sensor_context(
+                instance=instance, cursor=cursor, resources=defs.resources
+            )
+            tick = sensor.evaluate_tick(context)
+            cursor = tick.cursor
+            for request in tick.run_requests:
+                tags = {
+                    **request.tags,
+                    "dagster/sensor_name": WAREHOUSE_SENSOR,
+                    "integration_assets/trigger": "demo",
+                }
+                runs.append(
+                    _run(
+                        warehouse_job,
+                        instance,
+                        tags,
+                        f"poll {poll}/{plan['polls']}: {WAREHOUSE_JOB} ({request.tags.get('warehouse/new_files')} new files)",
+                    )
+                )
     from integration_assets.storage.raw_log import RawLog
     from integration_assets.storage.warehouse import Warehouse
 

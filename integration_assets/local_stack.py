@@ -14,6 +14,8 @@ from pathlib import Path
 
 import requests
 
+from integration_assets.storage.resources import default_data_dir
+
 SCENARIOS_DIR = Path(__file__).parent / "sandbox" / "scenarios"
 DEFAULT_SCENARIO = SCENARIOS_DIR / "default.yaml"
 READY_TIMEOUT_SECONDS = 60.0
@@ -31,11 +33,19 @@ class SandboxProcess:
     def environment(self) -> dict[str, str]:
         """The variables the Dagster resources read, pointing at this sandbox."""
         storefront = self.systems["storefront"]
-        return {
+        environment = {
             "STOREFRONT_URL": storefront["url"],
             "STOREFRONT_ACCESS_TOKEN": storefront["access_token"],
             "STOREFRONT_API_VERSION": storefront["api_version"],
         }
+        payments = self.systems.get("payments")
+        if payments:
+            environment["PAYMENTS_URL"] = payments["url"]
+            environment["PAYMENTS_SECRET_KEY"] = payments["secret_key"]
+        warehouse = self.systems.get("warehouse")
+        if warehouse:
+            environment["WAREHOUSE_INBOX"] = warehouse["inbox"]
+        return environment
 
     def advance_clock(self, step: str) -> str:
         response = requests.post(
@@ -84,6 +94,8 @@ def start_sandbox(
         str(port),
         "--ready-file",
         str(ready_file),
+        "--warehouse-inbox",
+        str(default_data_dir() / "inbox" / "warehouse"),
     ]
     if clock_speed is not None:
         command += ["--clock-speed", str(clock_speed)]

@@ -16,6 +16,16 @@ TABLES = {
     "core/orders_current": "core.orders_current",
     "core/stale_versions": "core.stale_versions",
     "core/version_conflicts": "core.version_conflicts",
+    "staging/payments/objects": "staging.payments_objects",
+    "core/financial_ledger": "core.financial_ledger",
+    "core/payout_checks": "core.payout_checks",
+    "core/payment_reconciliation": "core.payment_reconciliation",
+    "staging/warehouse/files": "staging.warehouse_files",
+    "staging/warehouse/shipments": "staging.wms_shipments",
+    "staging/warehouse/receipts": "staging.wms_receipts",
+    "staging/warehouse/stock_counts": "staging.wms_stock_counts",
+    "staging/warehouse/return_receipts": "staging.wms_return_receipts",
+    "ops/file_quarantine": "ops.file_quarantine",
     "reporting/orders_per_day": "reporting.orders_per_day",
     "reporting/order_lifecycle": "reporting.order_lifecycle",
 }
@@ -97,21 +107,78 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
                 "GROUP BY rule, field ORDER BY 3 DESC, 1"
             ).fetchall()
         ]
-        staged_totals = con.execute(
-            "SELECT coalesce(sum(records_read),0), coalesce(sum(staged),0), coalesce(sum(quarantined),0), coalesce(sum(duplicates),0) FROM staging.batches"
-        ).fetchone()
+        staged_totals = {
+            stream: {
+                "records_read": int(read),
+                "staged": int(staged),
+                "quarantined": int(quarantined),
+                "duplicates": int(dups),
+            }
+            for stream, read, staged, quarantined, dups in con.execute(
+                "SELECT stream, sum(records_read), sum(staged), sum(quarantined), sum(duplicates) "
+                "FROM staging.batches GROUP BY stream ORDER BY stream"
+            ).fetchall()
+        }
+        money = _money_section(con) if _table_exists(con, "core.payment_reconciliation") else None
+        files = (
+            [
+                {"file": name, "status": status, "reason": reason}
+                for name, status, reason in con.execute(
+                    "SELECT name, status, coalesce(reason, duplicate_of, '') FROM staging.warehouse_files "
+                    "WHERE status <> 'staged' ORDER BY name"
+                ).fetchall()
+            ]
+            if _table_exists(con, "staging.warehouse_files")
+            else []
+        )
     return {
+        "money": money,
+        "warehouse_files": files,
         "counts": counts,
         "balances": balances,
         "gate_verdicts": gates,
         "quarantine": quarantine,
-        "staging_totals": dict(
-            zip(
-                ("records_read", "staged", "quarantined", "duplicates"),
-                map(int, staged_totals),
-                strict=True,
-            )
-        ),
+        "staging_totals": staged_totals,
+    }
+
+
+def _money_section(con) -> dict[str, Any]:
+    """Reconciliation totals by rule, what is left for a person, and whether every payout adds up."""
+    by_rule = {
+        rule: {"differences": int(n), "amount_minor": int(amount), "explained": bool(explained)}
+        for rule, n, amount, explained in con.execute(
+            "SELECT rule, count(*), sum(amount_minor), bool_and(explained) FROM core.payment_reconciliation GROUP BY rule ORDER BY rule"
+        ).fetchall()
+    }
+    for_a_person = [
+        {"order_id": order_id, "rule": rule, "amount_minor": int(amount), "detail": detail}
+        for order_id, rule, amount, detail in con.execute(
+            "SELECT order_id, rule, amount_minor, detail FROM core.payment_reconciliation WHERE NOT explained ORDER BY order_id"
+        ).fetchall()
+    ]
+    payouts = [
+        {
+            "payout": payout,
+            "amount_minor": int(amount),
+            "transactions": int(n),
+            "sum_of_net_minor": int(net),
+            "holds": bool(holds),
+        }
+        for payout, amount, n, net, holds in con.execute(
+            "SELECT payout, payout_amount_minor, transactions, sum_of_net_minor, holds FROM core.payout_checks ORDER BY payout"
+        ).fetchall()
+    ]
+    ledger = {
+        f"{currency}:{kind}": int(total)
+        for currency, kind, total in con.execute(
+            "SELECT currency, kind, sum(amount_minor) FROM core.financial_ledger GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    }
+    return {
+        "reconciliation_by_rule": by_rule,
+        "for_a_person": for_a_person,
+        "payouts": payouts,
+        "ledger_totals_minor": ledger,
     }
 
 
@@ -168,6 +235,8 @@ def build_report(
             if extract_seconds
             else None,
         },
+        "money": section["money"],
+        "warehouse_files": section["warehouse_files"],
         "checks": latest_check_results() if include_instance else [],
         "gate_verdicts": section["gate_verdicts"],
         "quarantine": section["quarantine"],
@@ -181,13 +250,14 @@ def build_report(
 def render_text(report: dict[str, Any]) -> str:
     lines = ["Rows per stage:"]
     lines += [
-        f"  {name:<28} {count if count is not None else '-':>8}"
+        f"  {name:<34} {count if count is not None else '-':>8}"
         for name, count in report["counts"].items()
     ]
-    t = report["staging_totals"]
-    lines.append(
-        f"  staging: read {t['records_read']} = staged {t['staged']} + quarantined {t['quarantined']} + duplicates {t['duplicates']}"
-    )
+    for stream, t in report["staging_totals"].items():
+        lines.append(
+            f"  staging {stream}: read {t['records_read']} = staged {t['staged']} + "
+            f"quarantined {t['quarantined']} + duplicates {t['duplicates']}"
+        )
     if report["checks"]:
         failed = [c for c in report["checks"] if not c["passed"]]
         lines.append(
@@ -207,6 +277,31 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(
                 f"  {item['records']:>4} x {item['rule']} on '{item['field']}' (e.g. order {item['example_key']}, {item['example_raw_ref']}): {item['message']}"
             )
+    money = report.get("money")
+    if money:
+        lines.append(
+            "Money: three-way reconciliation (orders <-> payment provider <-> payouts), by rule:"
+        )
+        for rule, item in money["reconciliation_by_rule"].items():
+            kind = "explained" if item["explained"] else "FOR A PERSON"
+            lines.append(
+                f"  {rule:<30} {item['differences']:>5} difference(s), {item['amount_minor']:>12} minor units ({kind})"
+            )
+        for item in money["for_a_person"]:
+            lines.append(
+                f"    order {item['order_id']}: {item['rule']} {item['amount_minor']}: {item['detail']}"
+            )
+        for payout in money["payouts"]:
+            verdict = "equals" if payout["holds"] else "DOES NOT EQUAL"
+            lines.append(
+                f"  payout {payout['payout']} {payout['amount_minor']} {verdict} its {payout['transactions']} transactions ({payout['sum_of_net_minor']})"
+            )
+        if not money["payouts"]:
+            lines.append("  no payout yet")
+    if report.get("warehouse_files"):
+        lines.append("Warehouse files not staged (staging.warehouse_files):")
+        for item in report["warehouse_files"]:
+            lines.append(f"  {item['file']}: {item['status']} {item['reason']}")
     held = sum(1 for b in report["balances"] if not b["holds"])
     lines.append(
         f"Count balances: {len(report['balances'])} equations, {'all hold' if not held else f'{held} DO NOT HOLD'}"

@@ -8,13 +8,23 @@ clock and which faults are injected. See docs/scenario-format.md.
 from integration_assets.sandbox.clock import ScenarioClock, parse_duration
 from integration_assets.sandbox.generator import generate_stories
 from integration_assets.sandbox.leaky_bucket import BucketDecision, LeakyBucket
+from integration_assets.sandbox.payments_app import PaymentsApp
+from integration_assets.sandbox.payments_ledger import PaymentsLedger, PaymentsSnapshot
 from integration_assets.sandbox.scenario import (
     SCENARIOS_DIR,
+    PaymentsConfig,
     Scenario,
     ScenarioError,
     load_scenario,
 )
-from integration_assets.sandbox.server import RunningSandbox, serve_forever, start_storefront
+from integration_assets.sandbox.server import (
+    RunningPayments,
+    RunningSandbox,
+    RunningSystems,
+    serve_forever,
+    start_sandbox_systems,
+    start_storefront,
+)
 from integration_assets.sandbox.storefront_orders import OrderBook, ServedOrder
 
 __all__ = [
@@ -22,7 +32,13 @@ __all__ = [
     "BucketDecision",
     "LeakyBucket",
     "OrderBook",
+    "PaymentsApp",
+    "PaymentsConfig",
+    "PaymentsLedger",
+    "PaymentsSnapshot",
+    "RunningPayments",
     "RunningSandbox",
+    "RunningSystems",
     "Scenario",
     "ScenarioClock",
     "ScenarioError",
@@ -31,5 +47,6 @@ __all__ = [
     "load_scenario",
     "parse_duration",
     "serve_forever",
+    "start_sandbox_systems",
     "start_storefront",
 ]

@@ -27,6 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ready-file", default=None, help="write {system: {url, ...}} JSON here once listening"
     )
+    parser.add_argument(
+        "--warehouse-inbox",
+        default=None,
+        help="folder the sandbox WMS drops its CSV files into as the clock moves (default: none)",
+    )
     args = parser.parse_args(argv)
     try:
         serve_forever(
@@ -35,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
             args.port,
             clock_speed=args.clock_speed,
             ready_file=Path(args.ready_file) if args.ready_file else None,
+            warehouse_inbox=Path(args.warehouse_inbox) if args.warehouse_inbox else None,
         )
     except ScenarioError as error:
         print(f"error: {error}", file=sys.stderr)

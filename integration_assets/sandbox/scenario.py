@@ -13,11 +13,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from integration_assets.sandbox.clock import parse_duration
+
+if TYPE_CHECKING:
+    from integration_assets.sandbox.warehouse_files import WarehouseSpec
 
 PACKAGE_FIXTURES_DIR = Path(__file__).parent / "fixtures" / "shopify"
 SCENARIOS_DIR = Path(__file__).parent / "scenarios"
@@ -56,6 +59,24 @@ FAULT_KINDS = {
     "schema_change": ({"at"}, {"rename", "remove", "add"}),
 }
 SERVER_ERROR_STATUSES = {500, 502, 503, 504}
+PAYMENTS_FAULT_KINDS = {"payments_rate_limit": ({"after_requests"}, {"count"})}
+DISPUTE_OUTCOMES = ("open", "won", "lost")
+DISPUTE_REASONS = (
+    "bank_cannot_process",
+    "check_returned",
+    "credit_not_processed",
+    "customer_initiated",
+    "debit_not_authorized",
+    "duplicate",
+    "fraudulent",
+    "general",
+    "incorrect_account_details",
+    "insufficient_funds",
+    "product_not_received",
+    "product_unacceptable",
+    "subscription_canceled",
+    "unrecognized",
+)
 API_VERSION_RE = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
@@ -167,6 +188,44 @@ class Fault:
 
 
 @dataclass(frozen=True)
+class DisputeSpec:
+    """A chargeback on an order's first charge (`order` is a story name or an order id)."""
+
+    order: str | int
+    opened_at: datetime
+    reason: str = "fraudulent"
+    outcome: str = "open"  # open | won | lost
+    closed_at: datetime | None = None
+    responded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class PayoutSchedule:
+    """Automatic payouts at `at_hour_utc` every `every`; each arrives `delay_days` after it is made."""
+
+    every: timedelta = timedelta(days=1)
+    at_hour_utc: int = 0
+    delay_days: int = 2
+
+
+@dataclass(frozen=True)
+class PaymentsConfig:
+    """The Stripe-compatible payments sandbox (docs/scenario-format.md, "Payments (Stripe)")."""
+
+    secret_key: str = "sk_test_sandbox_payments_not_a_secret_4242"
+    fee_percent: Decimal = Decimal("2.9")
+    fee_fixed: int = 30
+    dispute_fee: int = 1500
+    available_after_days: int = 2
+    gateways: tuple[str, ...] = ("shopify_payments", "stripe")
+    exclude_orders: tuple[str | int, ...] = ()
+    disputes: tuple[DisputeSpec, ...] = ()
+    payouts: PayoutSchedule | None = PayoutSchedule()
+    faults: tuple[Fault, ...] = ()
+    seed: int | None = None  # default: the scenario's seed
+
+
+@dataclass(frozen=True)
 class DemoPlan:
     polls: int = 6
     step: str = "4h"
@@ -188,6 +247,8 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     demo: DemoPlan = DemoPlan()
     source_path: Path | None = None
+    payments: PaymentsConfig = PaymentsConfig()
+    warehouse: WarehouseSpec | None = None  # the WMS file drops (sandbox/warehouse_files.py)
 
     def catalog_by_sku(self) -> dict[str, CatalogItem]:
         return {item.sku: item for item in self.catalog}
@@ -324,7 +385,21 @@ def load_scenario(path: str | Path) -> Scenario:
     from integration_assets.sandbox.storefront_orders import OrderBook, StoryError
 
     try:
-        OrderBook(scenario)
+        book = OrderBook(scenario)
+    except StoryError as error:
+        raise ScenarioError(f"{file}: {error.path}: {error.problem}") from None
+    if scenario.warehouse is not None:  # a duplicate of a file that is never dropped fails now
+        from integration_assets.sandbox.warehouse_files import WarehouseError, warehouse_plan
+
+        try:
+            warehouse_plan(scenario, book)
+        except WarehouseError as error:
+            raise ScenarioError(f"{file}: {error.path}: {error.problem}") from None
+    # The payments side too: a dispute on an order that was never charged fails now.
+    from integration_assets.sandbox.payments_ledger import PaymentsLedger
+
+    try:
+        PaymentsLedger(scenario)
     except StoryError as error:
         raise ScenarioError(f"{file}: {error.path}: {error.problem}") from None
     return scenario
@@ -349,6 +424,8 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
             "fixture_orders",
             "faults",
             "demo",
+            "payments",
+            "warehouse",
         },
     )
     shop = _parse_shop(reader, top.get("shop") or {})
@@ -387,7 +464,18 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
         ),
         demo=_parse_demo(reader, top.get("demo") or {}),
         source_path=file,
+        payments=_parse_payments(reader, top.get("payments") or {}),
+        warehouse=_parse_warehouse(reader, top.get("warehouse"), skus, stories),
     )
+
+
+def _parse_warehouse(
+    reader: _Reader, raw: Any, skus: set[str], stories: tuple[OrderStory, ...]
+) -> WarehouseSpec | None:
+    from integration_assets.sandbox.warehouse_files import parse_warehouse
+
+    labels = {story.label for story in stories if story.label}
+    return parse_warehouse(reader, raw, skus, labels)
 
 
 def _parse_shop(reader: _Reader, raw: Any) -> ShopConfig:
@@ -801,3 +889,150 @@ def _parse_demo(reader: _Reader, raw: Any) -> DemoPlan:
     step = data.get("step", "4h")
     reader.duration(step, "demo.step")
     return DemoPlan(polls=reader.integer(data.get("polls", 6), "demo.polls", 1), step=str(step))
+
+
+def _parse_payments(reader: _Reader, raw: Any) -> PaymentsConfig:
+    data = reader.mapping(
+        raw,
+        "payments",
+        {
+            "secret_key",
+            "fee_percent",
+            "fee_fixed",
+            "dispute_fee",
+            "available_after_days",
+            "gateways",
+            "exclude_orders",
+            "disputes",
+            "payouts",
+            "faults",
+            "seed",
+        },
+    )
+    defaults = PaymentsConfig()
+    secret_key = reader.string(data.get("secret_key", defaults.secret_key), "payments.secret_key")
+    if not secret_key.startswith(("sk_test_", "sk_live_", "rk_test_", "rk_live_")):
+        raise reader.fail("payments.secret_key", "expected a Stripe secret key like 'sk_test_...'")
+    fee_percent = reader.number(data.get("fee_percent", 2.9), "payments.fee_percent", 0)
+    if fee_percent > 100:
+        raise reader.fail("payments.fee_percent", f"must be <= 100, got {fee_percent}")
+    exclude = []
+    for index, ref in enumerate(
+        reader.listing(data.get("exclude_orders"), "payments.exclude_orders")
+    ):
+        exclude.append(_order_ref(reader, ref, f"payments.exclude_orders[{index}]"))
+    gateways = tuple(
+        reader.string(gateway, f"payments.gateways[{index}]")
+        for index, gateway in enumerate(
+            reader.listing(data.get("gateways", list(defaults.gateways)), "payments.gateways")
+        )
+    )
+    payouts: PayoutSchedule | None = defaults.payouts
+    if "payouts" in data:
+        payouts = None if data["payouts"] is None else _parse_payouts(reader, data["payouts"])
+    seed = data.get("seed")
+    return PaymentsConfig(
+        secret_key=secret_key,
+        fee_percent=Decimal(str(fee_percent)),
+        fee_fixed=reader.integer(data.get("fee_fixed", 30), "payments.fee_fixed", 0),
+        dispute_fee=reader.integer(data.get("dispute_fee", 1500), "payments.dispute_fee", 0),
+        available_after_days=reader.integer(
+            data.get("available_after_days", 2), "payments.available_after_days", 0
+        ),
+        gateways=gateways,
+        exclude_orders=tuple(exclude),
+        disputes=tuple(
+            _parse_dispute(reader, entry, f"payments.disputes[{index}]")
+            for index, entry in enumerate(reader.listing(data.get("disputes"), "payments.disputes"))
+        ),
+        payouts=payouts,
+        faults=tuple(
+            _parse_payments_fault(reader, entry, f"payments.faults[{index}]")
+            for index, entry in enumerate(reader.listing(data.get("faults"), "payments.faults"))
+        ),
+        seed=None if seed is None else reader.integer(seed, "payments.seed"),
+    )
+
+
+def _order_ref(reader: _Reader, value: Any, path: str) -> str | int:
+    if isinstance(value, bool) or not isinstance(value, int | str) or value == "":
+        raise reader.fail(path, f"expected a story name or an order id, got {value!r}")
+    return value
+
+
+def _parse_payouts(reader: _Reader, raw: Any) -> PayoutSchedule:
+    data = reader.mapping(raw, "payments.payouts", {"every", "at_hour_utc", "delay_days"})
+    every = reader.duration(data.get("every", "1d"), "payments.payouts.every")
+    if every < timedelta(hours=1):
+        raise reader.fail("payments.payouts.every", "must be at least 1h")
+    at_hour = reader.integer(data.get("at_hour_utc", 0), "payments.payouts.at_hour_utc", 0)
+    if at_hour > 23:
+        raise reader.fail("payments.payouts.at_hour_utc", f"must be 0..23, got {at_hour}")
+    return PayoutSchedule(
+        every=every,
+        at_hour_utc=at_hour,
+        delay_days=reader.integer(data.get("delay_days", 2), "payments.payouts.delay_days", 0),
+    )
+
+
+def _parse_dispute(reader: _Reader, raw: Any, path: str) -> DisputeSpec:
+    data = reader.mapping(
+        raw, path, {"order", "opened_at", "reason", "outcome", "closed_at", "responded_at"}
+    )
+    for key in ("order", "opened_at"):
+        if key not in data:
+            raise reader.fail(f"{path}.{key}", "required for a dispute")
+    reason = data.get("reason", "fraudulent")
+    if reason not in DISPUTE_REASONS:
+        raise reader.fail(
+            f"{path}.reason", f"unknown reason {reason!r} (one of {', '.join(DISPUTE_REASONS)})"
+        )
+    outcome = data.get("outcome", "open")
+    if outcome not in DISPUTE_OUTCOMES:
+        raise reader.fail(
+            f"{path}.outcome", f"unknown outcome {outcome!r} (one of {', '.join(DISPUTE_OUTCOMES)})"
+        )
+    opened_at = reader.time(data["opened_at"], f"{path}.opened_at")
+    closed_at = None
+    if outcome == "open":
+        if data.get("closed_at") is not None:
+            raise reader.fail(f"{path}.closed_at", "an open dispute has no closed_at")
+    else:
+        if data.get("closed_at") is None:
+            raise reader.fail(f"{path}.closed_at", f"required when outcome is {outcome!r}")
+        closed_at = reader.time(data["closed_at"], f"{path}.closed_at")
+        if closed_at <= opened_at:
+            raise reader.fail(f"{path}.closed_at", "must be after opened_at")
+    responded_at = None
+    if data.get("responded_at") is not None:
+        responded_at = reader.time(data["responded_at"], f"{path}.responded_at")
+        if responded_at < opened_at or (closed_at is not None and responded_at > closed_at):
+            raise reader.fail(f"{path}.responded_at", "must be between opened_at and closed_at")
+    return DisputeSpec(
+        order=_order_ref(reader, data["order"], f"{path}.order"),
+        opened_at=opened_at,
+        reason=str(reason),
+        outcome=str(outcome),
+        closed_at=closed_at,
+        responded_at=responded_at,
+    )
+
+
+def _parse_payments_fault(reader: _Reader, raw: Any, path: str) -> Fault:
+    data = reader.mapping(raw, path)
+    kind = data.get("kind")
+    if kind not in PAYMENTS_FAULT_KINDS:
+        raise reader.fail(
+            f"{path}.kind",
+            f"unknown payments fault kind {kind!r} (expected one of: {', '.join(PAYMENTS_FAULT_KINDS)})",
+        )
+    required, optional = PAYMENTS_FAULT_KINDS[kind]
+    reader.mapping(data, path, required | optional | {"kind"})
+    for key in sorted(required):
+        if key not in data:
+            raise reader.fail(f"{path}.{key}", f"required for a '{kind}' fault")
+    return Fault(
+        kind=kind,
+        after_requests=reader.integer(data["after_requests"], f"{path}.after_requests", 0),
+        count=reader.integer(data.get("count", 1), f"{path}.count", 1),
+    )

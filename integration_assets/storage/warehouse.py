@@ -46,6 +46,7 @@ CREATE TABLE IF NOT EXISTS staging.storefront_orders (
     total_discounts_minor BIGINT NOT NULL,
     shipping_minor BIGINT NOT NULL,
     totals_mismatch_minor BIGINT NOT NULL,
+    gateway VARCHAR,
     snapshot JSON NOT NULL,
     quality_flags VARCHAR[] NOT NULL,
     contract_version INTEGER NOT NULL,
@@ -154,6 +155,26 @@ CREATE TABLE IF NOT EXISTS core.promoted_batches (
     promoted_run_id VARCHAR NOT NULL,
     promoted_at TIMESTAMP NOT NULL,
     PRIMARY KEY (stream, batch_id)
+);
+
+CREATE TABLE IF NOT EXISTS staging.payments_objects (
+    resource VARCHAR NOT NULL,
+    object_id VARCHAR NOT NULL,
+    payload_hash VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    record_index INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    created TIMESTAMP NOT NULL,
+    amount_minor BIGINT,
+    currency VARCHAR NOT NULL,
+    status VARCHAR,
+    order_id BIGINT,
+    parent_id VARCHAR,
+    payload JSON NOT NULL,
+    contract_version INTEGER NOT NULL,
+    staged_run_id VARCHAR NOT NULL,
+    staged_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (resource, object_id, payload_hash)
 );
 
 CREATE TABLE IF NOT EXISTS ops.count_balances (

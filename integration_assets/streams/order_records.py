@@ -42,6 +42,7 @@ class StagedOrder:
     total_discounts_minor: int
     shipping_minor: int
     totals_mismatch_minor: int
+    gateway: str | None
     snapshot: dict[str, Any]
     quality_flags: tuple[str, ...]
 
@@ -254,6 +255,7 @@ def _stage(payload: Any, contract: Contract) -> StagedOrder:
         total_discounts_minor=discounts,
         shipping_minor=shipping,
         totals_mismatch_minor=mismatch,
+        gateway=payload.get("gateway") if isinstance(payload.get("gateway"), str) else None,
         snapshot=snapshot,
         quality_flags=tuple(sorted(flags)),
     )

@@ -3,9 +3,30 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+@dataclass
+class RequestStats:
+    """What one client did over HTTP: requests sent, retries by cause, seconds spent waiting."""
+
+    requests: int = 0
+    retries_rate_limited: int = 0
+    retries_server_error: int = 0
+    retries_network: int = 0
+    waited_seconds: float = 0.0
+
+    def as_metadata(self) -> dict[str, float | int]:
+        return {
+            "http_requests": self.requests,
+            "retries_rate_limited": self.retries_rate_limited,
+            "retries_server_error": self.retries_server_error,
+            "retries_network": self.retries_network,
+            "retry_wait_seconds": round(self.waited_seconds, 3),
+        }
 
 
 def retry_after_seconds(header: str | None) -> float | None:

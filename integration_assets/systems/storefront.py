@@ -23,6 +23,7 @@ from requests.adapters import HTTPAdapter
 
 from integration_assets.systems.http_retry import (
     RETRYABLE_STATUSES,
+    RequestStats,
     backoff_seconds,
     retry_after_seconds,
 )
@@ -41,24 +42,6 @@ class StorefrontAuthError(StorefrontError):
 def parse_link_header(header: str | None) -> dict[str, str]:
     """`<url>; rel="next", <url>; rel="previous"` -> {"next": url, "previous": url}."""
     return {rel: url for url, rel in LINK_RE.findall(header or "")}
-
-
-@dataclass
-class RequestStats:
-    requests: int = 0
-    retries_rate_limited: int = 0
-    retries_server_error: int = 0
-    retries_network: int = 0
-    waited_seconds: float = 0.0
-
-    def as_metadata(self) -> dict[str, float | int]:
-        return {
-            "http_requests": self.requests,
-            "retries_rate_limited": self.retries_rate_limited,
-            "retries_server_error": self.retries_server_error,
-            "retries_network": self.retries_network,
-            "retry_wait_seconds": round(self.waited_seconds, 3),
-        }
 
 
 @dataclass(frozen=True)

@@ -72,9 +72,10 @@ def test_schedule_requests_one_hourly_sync_run_per_tick():
     assert (schedule.cron_schedule, schedule.execution_timezone) == ("5 * * * *", "UTC")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     job = defs.resolve_job_def("storefront_hourly_sync")
-    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == set(
-        structure()["assets"]
-    )
+    # The warehouse stream is triggered by its inbox sensor, not by the hourly schedule.
+    assert {key.to_user_string() for key in job.asset_layer.executable_asset_keys} == {
+        key for key, node in structure()["assets"].items() if node["group"] != "warehouse"
+    }
 
 
 def test_dagster_cli_validates_the_workspace():
@@ -92,3 +93,18 @@ def test_dagster_cli_validates_the_workspace():
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_warehouse_inbox_sensor_runs_the_file_sync_job_with_blocking_checks():
+    sensor = defs.resolve_sensor_def("warehouse_inbox_sensor")
+    assert sensor.job_name == "warehouse_file_sync"
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    assert sensor.minimum_interval_seconds == 30
+    checks = structure()["checks"]
+    for kind in ("shipments", "receipts", "stock_counts", "return_receipts"):
+        assert f"staging/warehouse/{kind}:count_balance:blocking" in checks
+        assert f"staging/warehouse/{kind}:schema_matches_file_kind:blocking" in checks
+    assert "staging/warehouse/files:files_accounted_for:blocking" in checks
+    for key, node in structure()["assets"].items():
+        if node["group"] == "warehouse":
+            assert node["owners"] == ["warehouse-ops@example.com"], key

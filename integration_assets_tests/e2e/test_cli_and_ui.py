@@ -45,7 +45,7 @@ def test_demo_prints_a_readable_summary(demo_home):
     _, output = demo_home
     for expected in (
         "Rows per stage:",
-        "staging: read",
+        "staging storefront/orders: read",
         "Check evaluations across",
         "Quarantined records",
         "Count balances:",
@@ -81,7 +81,7 @@ def test_report_json_has_counts_checks_and_balances_that_hold(demo_home):
     checks = {c["check"]: c for c in report["checks"]}
     assert set(GATING_CHECKS) <= set(checks)
     assert all(checks[name]["passed"] for name in GATING_CHECKS)
-    totals = report["staging_totals"]
+    totals = report["staging_totals"]["storefront/orders"]
     assert totals["records_read"] == totals["staged"] + totals["quarantined"] + totals["duplicates"]
     assert report["counts"]["raw/storefront/orders"] == totals["records_read"]
     assert totals["quarantined"] > 0 and report["quarantine"]
@@ -151,7 +151,7 @@ def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
         runs = _graphql(port, "{ runsOrError { ... on Runs { results { status jobName } } } }")[
             "runsOrError"
         ]["results"]
-        assert runs and {r["jobName"] for r in runs} == {"storefront_hourly_sync"}
+        assert runs and "storefront_hourly_sync" in {r["jobName"] for r in runs}
         assert {r["status"] for r in runs} == {"SUCCESS"}
     finally:
         server.terminate()

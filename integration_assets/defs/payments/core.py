@@ -1,0 +1,356 @@
+"""core/financial_ledger and core/payment_reconciliation: the money stream and the three-way match."""
+
+from collections import defaultdict
+from datetime import UTC, datetime
+
+import dagster as dg
+import orjson
+import pandas as pd
+import yaml
+
+from integration_assets.contracts.loader import CONTRACTS_DIR
+from integration_assets.defs.orders.names import ORDERS_CURRENT
+from integration_assets.defs.payments.names import (
+    CHECK_PAYOUTS_ADD_UP,
+    CHECK_UNEXPLAINED,
+    FINANCIAL_LEDGER,
+    GATING_CHECKS,
+    OWNER,
+    RECONCILIATION,
+    STAGING_PAYMENTS,
+)
+from integration_assets.storage.balances import record_balance
+from integration_assets.storage.gates import passed_batches_sql
+from integration_assets.storage.resources import WarehouseResource
+from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.streams.balances import Balance
+from integration_assets.streams.financial_ledger import build_ledger, check_payouts
+from integration_assets.streams.reconciliation import OrderMoney, ProviderMoney, reconcile
+
+SETTINGS = yaml.safe_load((CONTRACTS_DIR / "reconciliation.yaml").read_text())
+RECONCILIATION_TOLERANCE_MINOR = int(SETTINGS["unexplained_tolerance_minor"])
+ROUNDING_TOLERANCE_MINOR = int(SETTINGS["rounding_tolerance_minor"])
+PROVIDER_GATEWAYS = frozenset(SETTINGS["provider_gateways"])
+
+
+def latest_objects(con, resource: str) -> list[dict]:
+    """The newest staged version of every object of a resource, from batches the gate passed."""
+    rows = con.execute(
+        f"""
+        WITH passed AS ({passed_batches_sql("payments/%", GATING_CHECKS)}),
+        ranked AS (
+            SELECT o.payload, o.parent_id,
+                   row_number() OVER (PARTITION BY o.object_id, o.parent_id ORDER BY o.batch_id DESC, o.record_index DESC) AS rank
+            FROM staging.payments_objects o JOIN passed p USING (batch_id)
+            WHERE o.resource = ?
+        )
+        SELECT payload, parent_id FROM ranked WHERE rank = 1
+        """,
+        [resource],
+    ).fetchall()
+    return [{**orjson.loads(payload), "_parent": parent} for payload, parent in rows]
+
+
+def order_of_sources(
+    charges: list[dict], refunds: list[dict], disputes: list[dict]
+) -> dict[str, int]:
+    order_of_charge = {
+        c["id"]: int(c["metadata"]["shopify_order_id"])
+        for c in charges
+        if (c.get("metadata") or {}).get("shopify_order_id")
+    }
+    mapping = dict(order_of_charge)
+    for obj in [*refunds, *disputes]:
+        if obj.get("charge") in order_of_charge:
+            mapping[obj["id"]] = order_of_charge[obj["charge"]]
+    return mapping
+
+
+@dg.asset(
+    key=FINANCIAL_LEDGER,
+    deps=[STAGING_PAYMENTS],
+    group_name="finance",
+    owners=[OWNER],
+    kinds={"duckdb"},
+    tags={"layer": "core"},
+    pool=WAREHOUSE_POOL,
+)
+def financial_ledger(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Every money movement at the payment provider as a signed entry in minor units: sales, fees, refunds,
+    dispute holds and fees, dispute reversals, adjustments and payouts, each with its source reference
+    (the Stripe balance transaction and the charge, refund, dispute or payout behind it) and its order.
+
+    Rebuilt whole from the gated staging versions, so re-materializing is always safe. `core.payout_checks`
+    proves each payout equals the sum of `net` of the transactions it paid out.
+    """
+    with warehouse.warehouse().transaction() as con:
+        transactions = latest_objects(con, "balance_transactions")
+        memberships = latest_objects(con, "payout_transactions")
+        payouts = latest_objects(con, "payouts")
+        order_of = order_of_sources(
+            latest_objects(con, "charges"),
+            latest_objects(con, "refunds"),
+            latest_objects(con, "disputes"),
+        )
+        payout_of = {m["id"]: m["_parent"] for m in memberships}
+        entries, duplicates = build_ledger(transactions, payout_of)
+        frame = pd.DataFrame(
+            [
+                [
+                    e.entry_id,
+                    e.kind,
+                    e.amount_minor,
+                    e.currency,
+                    datetime.fromtimestamp(e.occurred_at, UTC).replace(tzinfo=None),
+                    e.balance_transaction,
+                    e.source,
+                    e.payout,
+                    order_of.get(e.source or ""),
+                ]
+                for e in entries
+            ],
+            columns=[
+                "entry_id",
+                "kind",
+                "amount_minor",
+                "currency",
+                "occurred_at",
+                "balance_transaction",
+                "source",
+                "payout",
+                "order_id",
+            ],
+        )
+        con.register("entries", frame)
+        con.execute(
+            "CREATE OR REPLACE TABLE core.financial_ledger AS SELECT * FROM entries ORDER BY occurred_at, entry_id"
+        )
+        con.unregister("entries")
+        by_payout = defaultdict(list)
+        for membership in memberships:
+            by_payout[membership["_parent"]].append(membership)
+        checks = check_payouts(payouts, by_payout)
+        payout_frame = pd.DataFrame(
+            [
+                [
+                    c.payout,
+                    c.currency,
+                    c.payout_amount_minor,
+                    c.transactions,
+                    c.sum_of_net_minor,
+                    c.holds,
+                ]
+                for c in checks
+            ],
+            columns=[
+                "payout",
+                "currency",
+                "payout_amount_minor",
+                "transactions",
+                "sum_of_net_minor",
+                "holds",
+            ],
+        )
+        con.register("payout_rows", payout_frame)
+        con.execute(
+            "CREATE OR REPLACE TABLE core.payout_checks AS SELECT * FROM payout_rows ORDER BY payout"
+        )
+        con.unregister("payout_rows")
+        gross = sum(1 for e in entries if e.entry_id.endswith(":gross"))
+        balance = Balance(
+            "transactions_equal_gross_entries",
+            {"balance_transactions": len(transactions)},
+            {"gross_entries": gross},
+        )
+        record_balance(con, context.run_id, FINANCIAL_LEDGER.to_user_string(), "run", balance)
+        totals = con.execute(
+            "SELECT currency, kind, sum(amount_minor) FROM core.financial_ledger GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(entries),
+            "balance_transactions": len(transactions),
+            "duplicate_transactions_dropped": duplicates,
+            "payouts": len(checks),
+            "payouts_not_adding_up": sum(1 for c in checks if not c.holds),
+            "totals_by_kind_minor": dg.MetadataValue.json(
+                {f"{cur}:{kind}": int(total) for cur, kind, total in totals}
+            ),
+            "balance": balance.as_text(),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=FINANCIAL_LEDGER,
+    name=CHECK_PAYOUTS_ADD_UP,
+    pool=WAREHOUSE_POOL,
+    description="Every payout equals the sum of net of the balance transactions it paid out.",
+)
+def payouts_add_up(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.warehouse().connect() as con:
+        rows = con.execute(
+            "SELECT payout, payout_amount_minor, sum_of_net_minor FROM core.payout_checks WHERE NOT holds"
+        ).fetchall()
+        total = con.execute("SELECT count(*) FROM core.payout_checks").fetchone()[0]
+    return dg.AssetCheckResult(
+        passed=not rows,
+        description="; ".join(f"{p}: payout {a} != transactions {n}" for p, a, n in rows) or None,
+        metadata={"payouts_checked": int(total), "payouts_not_adding_up": len(rows)},
+    )
+
+
+def provider_money(con) -> list[ProviderMoney]:
+    charges = latest_objects(con, "charges")
+    refunds = latest_objects(con, "refunds")
+    disputes = latest_objects(con, "disputes")
+    order_of = order_of_sources(charges, refunds, disputes)
+    paid_payouts = {p["id"] for p in latest_objects(con, "payouts") if p.get("status") == "paid"}
+    sums: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    currency: dict[int, str] = {}
+    for charge in charges:
+        if charge["id"] in order_of and charge.get("status") == "succeeded":
+            sums[order_of[charge["id"]]]["charged"] += charge["amount"]
+            currency[order_of[charge["id"]]] = charge["currency"]
+    for refund in refunds:
+        if refund["id"] in order_of and refund.get("status") == "succeeded":
+            sums[order_of[refund["id"]]]["refunded"] += refund["amount"]
+    for dispute in disputes:
+        if dispute["id"] in order_of and dispute.get("status") == "lost":
+            sums[order_of[dispute["id"]]]["disputed"] += dispute["amount"]
+    for kind, amount, source, payout in con.execute(
+        "SELECT kind, amount_minor, source, payout FROM core.financial_ledger WHERE order_id IS NOT NULL"
+    ).fetchall():
+        order_id = order_of.get(source)
+        if order_id is None:
+            continue
+        if kind == "fee":
+            sums[order_id]["fees"] += -amount
+        if kind in ("sale", "fee", "refund") and payout not in paid_payouts:
+            sums[order_id]["unsettled"] += amount
+    return [
+        ProviderMoney(
+            order_id,
+            currency.get(order_id, "usd"),
+            s["charged"],
+            s["refunded"],
+            s["fees"],
+            s["disputed"],
+            s["unsettled"],
+        )
+        for order_id, s in sums.items()
+    ]
+
+
+@dg.asset(
+    key=RECONCILIATION,
+    deps=[FINANCIAL_LEDGER, ORDERS_CURRENT],
+    group_name="finance",
+    owners=[OWNER],
+    kinds={"duckdb"},
+    tags={"layer": "core"},
+    pool=WAREHOUSE_POOL,
+)
+def payment_reconciliation(
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+) -> dg.MaterializeResult:
+    """Orders ↔ payment provider ↔ payouts. For every order and every provider record: each difference
+    with its amount and the rule that classifies it (matched, fee, partial or full refund, dispute,
+    not yet settled, rounding) or names it for a person (missing on one side, amount mismatch).
+    """
+    with warehouse.warehouse().transaction() as con:
+        orders = [
+            OrderMoney(order_id, currency, total or 0, refunded or 0, status, cancelled, gateway)
+            for order_id, currency, total, refunded, status, cancelled, gateway in con.execute(
+                """
+                SELECT c.order_id, c.currency, c.total_price_minor, c.refunded_minor, c.financial_status,
+                       c.cancelled_at IS NOT NULL, g.gateway
+                FROM core.orders_current c
+                LEFT JOIN (SELECT order_id, arg_max(gateway, updated_at) AS gateway
+                           FROM staging.storefront_orders GROUP BY order_id) g USING (order_id)
+                """
+            ).fetchall()
+        ]
+        quarantined = frozenset(
+            int(key)
+            for (key,) in con.execute(
+                "SELECT DISTINCT record_key FROM ops.quarantine "
+                "WHERE stream = 'storefront/orders' AND regexp_full_match(record_key, '[0-9]+')"
+            ).fetchall()
+        )
+        result = reconcile(
+            orders,
+            provider_money(con),
+            tolerance_minor=ROUNDING_TOLERANCE_MINOR,
+            provider_gateways=PROVIDER_GATEWAYS,
+            quarantined_orders=quarantined,
+        )
+        frame = pd.DataFrame(
+            [
+                [d.order_id, d.rule, d.amount_minor, d.currency, d.explained, d.detail]
+                for d in result.differences
+            ],
+            columns=["order_id", "rule", "amount_minor", "currency", "explained", "detail"],
+        )
+        con.register("differences", frame)
+        con.execute(
+            "CREATE OR REPLACE TABLE core.payment_reconciliation AS SELECT * FROM differences ORDER BY order_id, rule"
+        )
+        con.unregister("differences")
+        reconciled_orders = int(frame["order_id"].nunique()) if not frame.empty else 0
+        balance = Balance(
+            "every_order_classified",
+            {"orders_current": len(orders)},
+            {
+                "orders_in_reconciliation": int(
+                    frame[frame["order_id"].isin([o.order_id for o in orders])][
+                        "order_id"
+                    ].nunique()
+                )
+                if not frame.empty
+                else 0
+            },
+        )
+        record_balance(con, context.run_id, RECONCILIATION.to_user_string(), "run", balance)
+    unexplained = result.unexplained()
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": len(result.differences),
+            "orders_reconciled": reconciled_orders,
+            "totals_by_rule": dg.MetadataValue.json(result.totals_by_rule()),
+            "unexplained_differences": len(unexplained),
+            "unexplained_minor": result.unexplained_minor(),
+            "balance": balance.as_text(),
+        }
+    )
+
+
+@dg.asset_check(
+    asset=RECONCILIATION,
+    name=CHECK_UNEXPLAINED,
+    pool=WAREHOUSE_POOL,
+    description=f"Unexplained differences stay within the tolerance ({RECONCILIATION_TOLERANCE_MINOR} minor units).",
+)
+def unexplained_within_tolerance(warehouse: WarehouseResource) -> dg.AssetCheckResult:
+    with warehouse.warehouse().connect() as con:
+        rows = con.execute(
+            "SELECT order_id, rule, amount_minor, detail FROM core.payment_reconciliation WHERE NOT explained ORDER BY abs(amount_minor) DESC"
+        ).fetchall()
+    total = sum(abs(r[2]) for r in rows)
+    return dg.AssetCheckResult(
+        passed=total <= RECONCILIATION_TOLERANCE_MINOR,
+        description="; ".join(f"order {o}: {rule} {amount}" for o, rule, amount, _ in rows[:10])
+        or None,
+        metadata={
+            "unexplained_differences": len(rows),
+            "unexplained_minor": int(total),
+            "for_a_person": dg.MetadataValue.json(
+                [
+                    {"order_id": o, "rule": r, "amount_minor": a, "detail": d}
+                    for o, r, a, d in rows[:50]
+                ]
+            ),
+        },
+    )

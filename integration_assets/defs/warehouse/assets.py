@@ -1,0 +1,679 @@
+"""raw/warehouse/files and staging/warehouse/*: WMS CSV drops landed by hash, staged whole or quarantined whole."""
+
+import os
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import orjson
+
+from integration_assets.defs.warehouse.names import (
+    CHECK_COUNT_BALANCE,
+    CHECK_FILES_ACCOUNTED,
+    CHECK_SCHEMA,
+    DROPS_STREAM,
+    FILE_STATUS_DUPLICATE,
+    FILE_STATUS_QUARANTINED,
+    FILE_STATUS_STAGED,
+    FILES_STREAM,
+    GROUP,
+    OWNER,
+    POOL,
+    RAW_FILES,
+    SOURCE,
+    STAGING_BY_KIND,
+    STAGING_FILES,
+    TABLE_BY_KIND,
+)
+from integration_assets.storage.balances import record_balance
+from integration_assets.storage.raw_log import MANIFEST_SUFFIX, BatchManifest, RawLog, new_batch_id
+from integration_assets.storage.resources import (
+    RawLogResource,
+    WarehouseInboxResource,
+    WarehouseResource,
+)
+from integration_assets.streams.balances import Balance
+from integration_assets.streams.timestamps import naive_utc, to_iso_utc
+from integration_assets.streams.warehouse_files import (
+    FILE_KINDS,
+    FileRejection,
+    ParsedFile,
+    kind_of,
+    read_warehouse_file,
+    sha256_of,
+)
+
+FILE_BALANCE = "rows_in_file_equal_staged_or_quarantined_whole"
+RUN_DROPS_BALANCE = "files_dropped_equal_landed_plus_duplicates"
+RUN_LANDED_BALANCE = "files_landed_equal_staged_plus_quarantined"
+
+
+# ---- raw: land each new inbox file as-is, one immutable batch per file --------------------------
+def list_inbox(folder: Path) -> list[Path]:
+    """Regular, non-hidden files (hidden ones are writers' temporary files), oldest drop first."""
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, p.name))
+
+
+def land_file(log: RawLog, data: bytes, details: dict[str, Any]) -> BatchManifest:
+    """The file's bytes exactly as dropped, then its manifest (the commit marker), both atomically."""
+    batch_id = new_batch_id()
+    folder = log.stream_dir(SOURCE, FILES_STREAM)
+    temporary = folder / f".{batch_id}.csv.tmp"
+    with temporary.open("wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+    final = folder / f"{batch_id}.csv"
+    os.replace(temporary, final)
+    manifest = {
+        "source": SOURCE,
+        "stream": FILES_STREAM,
+        "batch_id": batch_id,
+        "file": final.name,
+        "records": 1,  # one file per batch
+        "sha256": sha256_of(data),
+        "bytes": len(data),
+        "committed_at": datetime.now(UTC).isoformat(),
+        "details": details,
+    }
+    manifest_tmp = folder / f".{batch_id}.manifest.tmp"
+    manifest_tmp.write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2))
+    os.replace(manifest_tmp, folder / f"{batch_id}{MANIFEST_SUFFIX}")
+    return log.read_manifest(folder / f"{batch_id}{MANIFEST_SUFFIX}")
+
+
+@dataclass
+class Sweep:
+    inbox: Path
+    files_in_inbox: int
+    drops: list[dict[str, Any]]  # one per new file: outcome landed | duplicate
+    drop_batch: BatchManifest | None
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for drop in self.drops if drop["outcome"] == outcome)
+
+    @property
+    def balance(self) -> Balance:
+        return Balance(
+            RUN_DROPS_BALANCE,
+            {"files_dropped": len(self.drops)},
+            {"files_landed": self.count("landed"), "duplicate_drops": self.count("duplicate")},
+        )
+
+
+def sweep_inbox(inbox: Path, log: RawLog, run_id: str) -> Sweep:
+    """Land every inbox file not seen before; a file whose sha256 is already landed is a duplicate drop.
+
+    "Seen" is (name, sha256) in an earlier drop log, so a re-run, or a sensor that fires twice,
+    lands nothing twice; the same name with new bytes (a re-export) is a new drop.
+    """
+    landed: dict[str, BatchManifest] = {}
+    for manifest in log.batches(SOURCE, FILES_STREAM):
+        landed.setdefault(manifest.sha256, manifest)  # the first landing of these bytes
+    seen = {
+        (record["name"], record["sha256"])
+        for manifest in log.batches(SOURCE, DROPS_STREAM)
+        for record in log.read_records(manifest)
+    }
+    files = list_inbox(inbox)
+    drops: list[dict[str, Any]] = []
+    for path in files:
+        data = path.read_bytes()
+        digest = sha256_of(data)
+        if (path.name, digest) in seen:
+            continue
+        modified = datetime.fromtimestamp(path.stat().st_mtime, UTC)
+        first = landed.get(digest)
+        if first is not None and first.details.get("original_name") == path.name:
+            outcome = "landed"  # landed by a run that stopped before its drop log: not a duplicate
+        elif first is not None:
+            outcome = "duplicate"
+        else:
+            first = land_file(
+                log,
+                data,
+                {
+                    "original_name": path.name,
+                    "size": len(data),
+                    "inbox": str(inbox),
+                    "modified_at": to_iso_utc(modified),
+                    "landed_at": to_iso_utc(datetime.now(UTC)),
+                    "run_id": run_id,
+                },
+            )
+            landed[digest] = first
+            outcome = "landed"
+        drops.append(
+            {
+                "name": path.name,
+                "sha256": digest,
+                "size": len(data),
+                "modified_at": to_iso_utc(modified),
+                "seen_at": to_iso_utc(datetime.now(UTC)),
+                "outcome": outcome,
+                "raw_ref": first.raw_ref_prefix,
+                "landed_batch_id": first.batch_id,
+                "duplicate_of": first.details.get("original_name")
+                if outcome == "duplicate"
+                else None,
+                "run_id": run_id,
+            }
+        )
+        seen.add((path.name, digest))
+    drop_batch = None
+    if drops:
+        writer = log.open_batch(SOURCE, DROPS_STREAM)
+        try:
+            for index, drop in enumerate(drops):
+                writer.append({**drop, "batch_id": writer.batch_id, "record_index": index})
+            drop_batch = writer.commit(
+                {
+                    "run_id": run_id,
+                    "inbox": str(inbox),
+                    "files_in_inbox": len(files),
+                    "files_dropped": len(drops),
+                    "files_landed": sum(1 for d in drops if d["outcome"] == "landed"),
+                    "duplicate_drops": sum(1 for d in drops if d["outcome"] == "duplicate"),
+                }
+            )
+        except BaseException:
+            writer.abort()
+            raise
+    return Sweep(inbox, len(files), drops, drop_batch)
+
+
+@dg.asset(
+    key=RAW_FILES,
+    group_name=GROUP,
+    owners=[OWNER],
+    kinds={"csv"},
+    tags={"layer": "raw", "source": "warehouse"},
+    retry_policy=dg.RetryPolicy(
+        max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+    ),
+)
+def raw_warehouse_files(
+    context: dg.AssetExecutionContext,
+    raw_log: RawLogResource,
+    warehouse_inbox: WarehouseInboxResource,
+) -> dg.MaterializeResult:
+    """Every CSV file the WMS dropped into its inbox, landed byte for byte, once per content.
+
+    Each new file becomes one immutable raw batch (`raw/warehouse/files/<batch_id>.csv` and a manifest
+    with its sha256, original name, size, landed-at and run id). A file whose sha256 was already landed
+    (the same export dropped again under another name) is recorded as a duplicate drop and not landed
+    again. Every new file, landed or duplicate, is listed in this run's drop log
+    (`raw/warehouse/drops`), which is what staging reads. Balance: files dropped = landed + duplicates.
+    Safe to re-run: a file already seen (same name and bytes) is skipped.
+    """
+    inbox = warehouse_inbox.folder()
+    sweep = sweep_inbox(inbox, raw_log.log(), context.run_id)
+    balance = sweep.balance
+    for drop in sweep.drops:
+        if drop["outcome"] == "duplicate":
+            context.log.warning(
+                f"{drop['name']} has the same bytes as {drop['duplicate_of']} "
+                f"(sha256 {drop['sha256'][:12]}...): recorded as a duplicate drop, not landed again"
+            )
+    return dg.MaterializeResult(
+        metadata={
+            "inbox": dg.MetadataValue.path(str(inbox)),
+            "files_in_inbox": sweep.files_in_inbox,
+            "files_dropped": len(sweep.drops),
+            "files_landed": sweep.count("landed"),
+            "duplicate_drops": sweep.count("duplicate"),
+            "new_files": dg.MetadataValue.json(
+                [
+                    {key: d[key] for key in ("name", "sha256", "size", "outcome", "raw_ref")}
+                    for d in sweep.drops
+                ]
+            ),
+            "drop_log": sweep.drop_batch.batch_id if sweep.drop_batch else "none",
+            "balance": balance.as_text(),
+            "balance_holds": balance.holds,
+        }
+    )
+
+
+# ---- staging: each landed file whole, in one transaction ------------------------------------------
+_SQL_TYPES = {"text": "VARCHAR", "int": "BIGINT", "timestamp": "TIMESTAMP"}
+
+
+def column_schema(kind: str) -> dg.TableSchema:
+    columns = [
+        dg.TableColumn(
+            column.name,
+            _SQL_TYPES[column.type],
+            description=column.description or None,
+            constraints=dg.TableColumnConstraints(nullable=not column.required),
+        )
+        for column in FILE_KINDS[kind].columns
+    ]
+    columns += [
+        dg.TableColumn(
+            "file_sha256", "VARCHAR", description="sha256 of the file the row came from"
+        ),
+        dg.TableColumn("line", "INTEGER", description="physical line in that file (header = 1)"),
+        dg.TableColumn("raw_ref", "VARCHAR", description="raw/warehouse/files/<batch_id>#line=N"),
+        dg.TableColumn("run_id", "VARCHAR"),
+    ]
+    return dg.TableSchema(columns=columns)
+
+
+def pending_drops(wh, log: RawLog) -> list[tuple[BatchManifest, int, dict[str, Any]]]:
+    """Drop-log records whose file has no row in staging.warehouse_files yet, oldest first."""
+    with wh.connect() as con:
+        done = set(con.execute("SELECT name, sha256 FROM staging.warehouse_files").fetchall())
+    pending = []
+    for manifest in log.batches(SOURCE, DROPS_STREAM):
+        for index, record in enumerate(log.read_records(manifest)):
+            if (record["name"], record["sha256"]) not in done:
+                pending.append((manifest, index, record))
+                done.add((record["name"], record["sha256"]))
+    return pending
+
+
+def _landed_manifest(log: RawLog, batch_id: str) -> BatchManifest:
+    return log.read_manifest(log.stream_dir(SOURCE, FILES_STREAM) / f"{batch_id}{MANIFEST_SUFFIX}")
+
+
+def _db_value(value: Any) -> Any:
+    return naive_utc(value) if isinstance(value, datetime) else value
+
+
+def stage_drop(
+    wh, log: RawLog, drop_manifest: BatchManifest, index: int, drop: dict[str, Any], run_id: str
+) -> dict[str, Any]:
+    """Stage one dropped file in one transaction: its rows, or the whole file into quarantine."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    drop_ref = drop_manifest.raw_ref(index)
+    name, digest = drop["name"], drop["sha256"]
+    outcome: dict[str, Any] = {"name": name, "sha256": digest, "kind": None, "rows": 0}
+    with wh.transaction() as con:
+        if drop["outcome"] == "duplicate":
+            kind = FILE_KINDS.get(kind_of(name) or "")
+            con.execute(
+                "INSERT INTO staging.warehouse_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    name,
+                    digest,
+                    kind.kind if kind else None,
+                    drop["size"],
+                    0,
+                    FILE_STATUS_DUPLICATE,
+                    drop["raw_ref"],
+                    drop_ref,
+                    drop["duplicate_of"],
+                    f"same bytes (sha256) as {drop['duplicate_of']}, landed as {drop['raw_ref']}",
+                    run_id,
+                    now,
+                ],
+            )
+            return {**outcome, "kind": kind.kind if kind else None, "status": FILE_STATUS_DUPLICATE}
+        landed = _landed_manifest(log, drop["landed_batch_id"])
+        data = landed.path.read_bytes()
+        if sha256_of(data) != digest:
+            result: ParsedFile | FileRejection = FileRejection(
+                name,
+                kind_of(name),
+                digest,
+                len(data),
+                "raw_hash_mismatch",
+                f"the raw copy {landed.raw_ref_prefix} no longer has sha256 {digest}: "
+                "the raw log was changed after landing; restore it from backup",
+            )
+        else:
+            result = read_warehouse_file(name, data)
+        raw_ref = landed.raw_ref_prefix
+        if isinstance(result, ParsedFile):
+            kind = FILE_KINDS[result.kind]
+            table = TABLE_BY_KIND[result.kind]
+            columns = [*kind.header, "file_sha256", "line", "raw_ref", "run_id"]
+            if result.rows:
+                con.executemany(
+                    f"INSERT OR IGNORE INTO {table} ({', '.join(columns)}) "
+                    f"VALUES ({', '.join('?' for _ in columns)})",
+                    [
+                        [_db_value(row[c]) for c in kind.header]
+                        + [digest, row["line"], f"{raw_ref}#line={row['line']}", run_id]
+                        for row in result.rows
+                    ],
+                )
+            staged = con.execute(
+                f"SELECT count(*) FROM {table} WHERE file_sha256 = ?", [digest]
+            ).fetchone()[0]
+            status, rows, reason = FILE_STATUS_STAGED, len(result.rows), None
+            balance = Balance(
+                FILE_BALANCE,
+                {"rows_in_file": len(result.rows)},
+                {"rows_staged": int(staged), "rows_in_quarantined_file": 0},
+            )
+        else:
+            status, rows, reason = FILE_STATUS_QUARANTINED, result.data_lines, result.reason
+            con.execute(
+                "INSERT OR REPLACE INTO ops.file_quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    name,
+                    digest,
+                    result.kind,
+                    result.rule,
+                    result.reason,
+                    result.line,
+                    result.column,
+                    result.data_lines,
+                    raw_ref,
+                    run_id,
+                    now,
+                ],
+            )
+            balance = Balance(
+                FILE_BALANCE,
+                {"rows_in_file": result.data_lines},
+                {"rows_staged": 0, "rows_in_quarantined_file": result.data_lines},
+            )
+        con.execute(
+            "INSERT INTO staging.warehouse_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                name,
+                digest,
+                result.kind,
+                len(data),
+                rows,
+                status,
+                raw_ref,
+                drop_ref,
+                None,
+                reason,
+                run_id,
+                now,
+            ],
+        )
+        asset_key = STAGING_BY_KIND[result.kind] if result.kind else STAGING_FILES
+        record_balance(con, run_id, asset_key.to_user_string(), name, balance)
+    return {
+        **outcome,
+        "kind": result.kind,
+        "status": status,
+        "rows": rows,
+        "reason": reason,
+        "rule": None if isinstance(result, ParsedFile) else result.rule,
+        "balance": balance,
+    }
+
+
+def run_balances(outcomes: list[dict[str, Any]]) -> list[Balance]:
+    def count(status: str) -> int:
+        return sum(1 for o in outcomes if o["status"] == status)
+
+    landed = count(FILE_STATUS_STAGED) + count(FILE_STATUS_QUARANTINED)
+    return [
+        Balance(
+            RUN_DROPS_BALANCE,
+            {"files_dropped": len(outcomes)},
+            {"files_landed": landed, "duplicate_drops": count(FILE_STATUS_DUPLICATE)},
+        ),
+        Balance(
+            RUN_LANDED_BALANCE,
+            {"files_landed": landed},
+            {
+                "files_staged": count(FILE_STATUS_STAGED),
+                "files_quarantined": count(FILE_STATUS_QUARANTINED),
+            },
+        ),
+    ]
+
+
+@dg.multi_asset(
+    name="staging_warehouse_files",
+    specs=[
+        dg.AssetSpec(
+            STAGING_FILES,
+            deps=[RAW_FILES],
+            group_name=GROUP,
+            owners=[OWNER],
+            kinds={"csv", "duckdb"},
+            tags={"layer": "staging", "source": "warehouse"},
+            description=(
+                "One row per file the WMS dropped (`staging.warehouse_files`): staged, quarantined "
+                "whole (reason in `ops.file_quarantine`) or a duplicate drop of a file already "
+                "landed. Balances: files dropped = landed + duplicate drops; files landed = staged "
+                "+ quarantined."
+            ),
+        ),
+        *[
+            dg.AssetSpec(
+                key,
+                deps=[RAW_FILES],
+                group_name=GROUP,
+                owners=[OWNER],
+                kinds={"csv", "duckdb"},
+                tags={"layer": "staging", "source": "warehouse"},
+                description=(
+                    f"WMS {FILE_KINDS[kind].description} (`{TABLE_BY_KIND[kind]}`), typed: integers, "
+                    "timestamps in UTC, each row with its file's sha256, line and raw reference. "
+                    "Only whole files are staged: a file with one bad row is quarantined with the "
+                    "line and column that broke it, and none of its rows appear here."
+                ),
+                metadata={
+                    "dagster/column_schema": column_schema(kind),
+                    "file_prefix": FILE_KINDS[kind].prefix,
+                    "table": TABLE_BY_KIND[kind],
+                },
+            )
+            for kind, key in STAGING_BY_KIND.items()
+        ],
+    ],
+    pool=POOL,
+    can_subset=False,
+)
+def staging_warehouse_files(
+    context: dg.AssetExecutionContext, raw_log: RawLogResource, warehouse: WarehouseResource
+):
+    """Stage every landed WMS file not staged yet, one transaction per file (see the asset descriptions)."""
+    log, wh = raw_log.log(), warehouse.warehouse()
+    outcomes = [
+        stage_drop(wh, log, manifest, index, drop, context.run_id)
+        for manifest, index, drop in pending_drops(wh, log)
+    ]
+    balances = run_balances(outcomes)
+    with wh.transaction() as con:
+        for balance in balances:
+            record_balance(con, context.run_id, STAGING_FILES.to_user_string(), "run", balance)
+    for outcome in outcomes:
+        if outcome["status"] == FILE_STATUS_QUARANTINED:
+            context.log.warning(f"quarantined {outcome['name']} whole: {outcome['reason']}")
+    yield dg.MaterializeResult(
+        asset_key=STAGING_FILES,
+        metadata={
+            "files_dropped": len(outcomes),
+            **{
+                f"files_{status}": sum(1 for o in outcomes if o["status"] == status)
+                for status in (FILE_STATUS_STAGED, FILE_STATUS_QUARANTINED, FILE_STATUS_DUPLICATE)
+            },
+            "quarantined": dg.MetadataValue.json(
+                [
+                    {"file": o["name"], "rule": o["rule"], "reason": o["reason"]}
+                    for o in outcomes
+                    if o["status"] == FILE_STATUS_QUARANTINED
+                ]
+            ),
+            "balance": "; ".join(b.as_text() for b in balances),
+            "balance_holds": all(b.holds for b in balances),
+        },
+    )
+    for kind, key in STAGING_BY_KIND.items():
+        mine = [o for o in outcomes if o["kind"] == kind]
+        staged = [o for o in mine if o["status"] == FILE_STATUS_STAGED]
+        quarantined = [o for o in mine if o["status"] == FILE_STATUS_QUARANTINED]
+        yield dg.MaterializeResult(
+            asset_key=key,
+            metadata={
+                "files_staged": len(staged),
+                "files_quarantined": len(quarantined),
+                "duplicate_drops": sum(1 for o in mine if o["status"] == FILE_STATUS_DUPLICATE),
+                "rows_staged": sum(o["rows"] for o in staged),
+                "files": ", ".join(o["name"] for o in staged) or "none",
+                "quarantine_reasons": dg.MetadataValue.json(
+                    {o["name"]: o["reason"] for o in quarantined}
+                ),
+                "balances_hold": all(o["balance"].holds for o in staged + quarantined),
+                "table": TABLE_BY_KIND[kind],
+            },
+        )
+
+
+# ---- blocking checks -----------------------------------------------------------------------------
+_DUCKDB_TYPES = {"text": {"VARCHAR"}, "int": {"BIGINT", "INTEGER"}, "timestamp": {"TIMESTAMP"}}
+
+
+def judge_schema(con, kind: str, run_id: str) -> tuple[bool, str]:
+    """The kind's table has every column of the file kind with its type; this run's rows have no null required field."""
+    table = TABLE_BY_KIND[kind]
+    schema, name = table.split(".")
+    found = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ?",
+            [schema, name],
+        ).fetchall()
+    )
+    problems = []
+    for column in FILE_KINDS[kind].columns:
+        if column.name not in found:
+            problems.append(f"{table} has no column {column.name}")
+        elif found[column.name] not in _DUCKDB_TYPES[column.type]:
+            problems.append(
+                f"{table}.{column.name} is {found[column.name]}, expected {column.type}"
+            )
+    for column in FILE_KINDS[kind].columns:
+        if column.required and column.name in found:
+            nulls = con.execute(
+                f"SELECT count(*) FROM {table} WHERE run_id = ? AND {column.name} IS NULL", [run_id]
+            ).fetchone()[0]
+            if nulls:
+                problems.append(f"{nulls} row(s) staged in this run have no {column.name}")
+    if problems:
+        return False, "; ".join(problems)
+    return True, f"{table} matches the {kind} file columns ({', '.join(FILE_KINDS[kind].header)})"
+
+
+def judge_kind_balance(con, kind: str, run_id: str) -> tuple[bool, str, int]:
+    """Every file of this kind seen in this run is staged (rows = rows in file) or quarantined with a reason."""
+    files = con.execute(
+        "SELECT f.name, f.status, q.reason, b.holds, b.text FROM staging.warehouse_files f "
+        "LEFT JOIN ops.file_quarantine q ON q.file_name = f.name AND q.sha256 = f.sha256 "
+        "LEFT JOIN ops.count_balances b ON b.run_id = f.run_id AND b.asset_key = ? "
+        "  AND b.scope = f.name AND b.equation = ? "
+        "WHERE f.run_id = ? AND f.kind = ? AND f.status <> ?",
+        [STAGING_BY_KIND[kind].to_user_string(), FILE_BALANCE, run_id, kind, FILE_STATUS_DUPLICATE],
+    ).fetchall()
+    problems = []
+    for name, status, reason, holds, text in files:
+        if holds is None:
+            problems.append(f"{name}: no count balance recorded")
+        elif not holds:
+            problems.append(f"{name}: {text}")
+        if status == FILE_STATUS_QUARANTINED and not reason:
+            problems.append(f"{name}: quarantined without a reason in ops.file_quarantine")
+    if problems:
+        return False, "; ".join(problems), len(files)
+    return (
+        True,
+        f"{len(files)} file(s) accounted for: rows staged, or the whole file quarantined",
+        len(files),
+    )
+
+
+def judge_files_accounted(con, log: RawLog, run_id: str) -> tuple[bool, str]:
+    """This run's run-level balances hold, and every file in the drop log has its staging row."""
+    rows = con.execute(
+        "SELECT holds, text FROM ops.count_balances WHERE run_id = ? AND asset_key = ? AND scope = 'run'",
+        [run_id, STAGING_FILES.to_user_string()],
+    ).fetchall()
+    problems = [text for holds, text in rows if not holds]
+    done = set(con.execute("SELECT name, sha256 FROM staging.warehouse_files").fetchall())
+    missing = [
+        record["name"]
+        for manifest in log.batches(SOURCE, DROPS_STREAM)
+        for record in log.read_records(manifest)
+        if (record["name"], record["sha256"]) not in done
+    ]
+    if missing:
+        problems.append(
+            f"dropped but never staged, quarantined or marked duplicate: {', '.join(missing)}"
+        )
+    if problems:
+        return False, "; ".join(problems)
+    return True, "; ".join(text for _, text in rows) or "no files in this run"
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            CHECK_FILES_ACCOUNTED,
+            asset=STAGING_FILES,
+            blocking=True,
+            description="Files dropped = landed + duplicate drops; landed = staged + quarantined; "
+            "every file in the raw drop log has its row in staging.warehouse_files.",
+        ),
+        *[
+            dg.AssetCheckSpec(
+                name,
+                asset=key,
+                blocking=True,
+                description=description,
+            )
+            for key in STAGING_BY_KIND.values()
+            for name, description in (
+                (
+                    CHECK_COUNT_BALANCE,
+                    "No file is silently ignored: each file of this run has its rows staged "
+                    "(rows in file = rows staged) or is quarantined whole with a reason.",
+                ),
+                (
+                    CHECK_SCHEMA,
+                    "The staging table has the file kind's columns and types, and no row of this "
+                    "run lacks a required field.",
+                ),
+            )
+        ],
+    ],
+    pool=POOL,
+)
+def staging_warehouse_gate(
+    context: dg.AssetCheckExecutionContext, raw_log: RawLogResource, warehouse: WarehouseResource
+):
+    """Judge what this run staged from the WMS inbox."""
+    run_id = context.op_execution_context.run_id
+    with warehouse.warehouse().connect() as con:
+        passed, reason = judge_files_accounted(con, raw_log.log(), run_id)
+        yield dg.AssetCheckResult(
+            check_name=CHECK_FILES_ACCOUNTED,
+            asset_key=STAGING_FILES,
+            passed=passed,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=reason,
+        )
+        for kind, key in STAGING_BY_KIND.items():
+            passed, reason, files = judge_kind_balance(con, kind, run_id)
+            yield dg.AssetCheckResult(
+                check_name=CHECK_COUNT_BALANCE,
+                asset_key=key,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=reason,
+                metadata={"files_judged": files},
+            )
+            passed, reason = judge_schema(con, kind, run_id)
+            yield dg.AssetCheckResult(
+                check_name=CHECK_SCHEMA,
+                asset_key=key,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR,
+                description=reason,
+            )

@@ -1,0 +1,210 @@
+"""Payments client: the Stripe API, as Stripe speaks it.
+
+`Authorization: Bearer <secret key>`, list endpoints paged with `limit` + `starting_after` while
+`has_more` is true (newest first), `created[gte]` for incremental reads, integer minor units.
+429, 5xx, timeouts and connection errors are retried with jittered exponential backoff (honouring
+`Retry-After` if an answer ever carries one; Stripe's 429s do not); 401/403 fail at once, naming the
+environment variable to check and never the key; any other 4xx fails with Stripe's `error.message`.
+Point `base_url` at https://api.stripe.com for the real thing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+import requests
+from pydantic import PrivateAttr
+from requests.adapters import HTTPAdapter
+
+from integration_assets.systems.http_retry import (
+    RETRYABLE_STATUSES,
+    RequestStats,
+    backoff_seconds,
+    retry_after_seconds,
+)
+
+SECRET_KEY_ENV_VAR = "PAYMENTS_SECRET_KEY"
+LIST_RESOURCES = ("charges", "refunds", "balance_transactions", "disputes", "payouts")
+
+
+class PaymentsError(RuntimeError):
+    """A payments request failed for good; the message says why (Stripe's own words when given)."""
+
+
+class PaymentsAuthError(PaymentsError):
+    """401/403: the secret key is wrong, revoked, of the other mode, or restricted. No retries."""
+
+
+@dataclass(frozen=True)
+class PaymentsPage:
+    """One page of a Stripe list endpoint with what raw provenance needs."""
+
+    url: str  # without query
+    params: dict[str, str]
+    page_number: int
+    http_status: int
+    records: list[dict[str, Any]]
+    fetched_at: datetime
+    has_more: bool
+
+
+def _stripe_message(response: requests.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300]
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        error = body["error"]
+        message = str(error.get("message") or error.get("type") or "unknown error")
+        if error.get("param"):
+            message += f" (param: {error['param']})"
+        return message
+    return str(body)[:300]
+
+
+class PaymentsClient(dg.ConfigurableResource):
+    """Stripe API client for the list endpoints the financial stream reads."""
+
+    base_url: str = "https://api.stripe.com"
+    secret_key: str
+    page_limit: int = 100
+    connect_timeout_seconds: float = 5.0
+    read_timeout_seconds: float = 30.0
+    max_retries: int = 8
+    backoff_base_seconds: float = 0.5
+    backoff_max_seconds: float = 30.0
+
+    _session: requests.Session | None = PrivateAttr(default=None)
+    _stats: RequestStats = PrivateAttr(default_factory=RequestStats)
+
+    @property
+    def stats(self) -> RequestStats:
+        return self._stats
+
+    def _http(self) -> requests.Session:
+        if self._session is None:
+            session = requests.Session()
+            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
+            session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
+            session.headers.update(
+                {"Accept": "application/json", "User-Agent": "integration-assets/0.1"}
+            )
+            self._session = session
+        return self._session
+
+    def api_url(self, resource: str) -> str:
+        return f"{self.base_url.rstrip('/')}/v1/{resource.strip('/')}"
+
+    def get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
+        """GET with retries for transient faults; raises PaymentsError with a clear message otherwise."""
+        path = requests.utils.urlparse(url).path
+        attempt = 0
+        while True:
+            self._stats.requests += 1
+            try:
+                response = self._http().get(
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {self.secret_key}"},
+                    timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
+                )
+            except (requests.ConnectionError, requests.Timeout) as error:
+                if attempt >= self.max_retries:
+                    raise PaymentsError(
+                        f"GET {path}: no answer after {attempt + 1} attempts ({type(error).__name__}); "
+                        f"is the payments API at {requests.utils.urlparse(url).netloc} reachable?"
+                    ) from None
+                self._stats.retries_network += 1
+                self._sleep(
+                    backoff_seconds(attempt, self.backoff_base_seconds, self.backoff_max_seconds)
+                )
+                attempt += 1
+                continue
+            if response.status_code in (401, 403):
+                raise PaymentsAuthError(
+                    f"GET {path} answered {response.status_code}: the payments API refused the secret "
+                    f"key (wrong, revoked, of the other mode, or restricted). Check {SECRET_KEY_ENV_VAR}; "
+                    "not retrying."
+                )
+            if response.status_code in RETRYABLE_STATUSES:
+                if attempt >= self.max_retries:
+                    raise PaymentsError(
+                        f"GET {path} still answered {response.status_code} after {attempt + 1} attempts "
+                        f"({_stripe_message(response)}); giving up"
+                    )
+                if response.status_code == 429:
+                    self._stats.retries_rate_limited += 1
+                else:
+                    self._stats.retries_server_error += 1
+                wait = retry_after_seconds(response.headers.get("Retry-After"))
+                if wait is None:
+                    wait = backoff_seconds(
+                        attempt, self.backoff_base_seconds, self.backoff_max_seconds
+                    )
+                self._sleep(wait)
+                attempt += 1
+                continue
+            if response.status_code >= 400:
+                raise PaymentsError(
+                    f"GET {path} answered {response.status_code}: {_stripe_message(response)}"
+                )
+            return response
+
+    def _sleep(self, seconds: float) -> None:
+        self._stats.waited_seconds += seconds
+        time.sleep(seconds)
+
+    def iter_pages(
+        self,
+        resource: str,
+        created_gte: int | None = None,
+        extra_params: dict | None = None,
+    ) -> Iterator[PaymentsPage]:
+        """Every object of a list endpoint (newest first), page by page, following `starting_after`."""
+        url = self.api_url(resource)
+        base: dict[str, str] = {"limit": str(self.page_limit)}
+        if created_gte is not None:
+            base["created[gte]"] = str(int(created_gte))
+        for key, value in (extra_params or {}).items():
+            base[str(key)] = str(value)
+        starting_after: str | None = None
+        page_number = 0
+        while True:
+            params = dict(base)
+            if starting_after is not None:
+                params["starting_after"] = starting_after
+            response = self.get(url, params)
+            body = response.json()
+            if (
+                not isinstance(body, dict)
+                or body.get("object") != "list"
+                or not isinstance(body.get("data"), list)
+            ):
+                raise PaymentsError(
+                    f"GET /v1/{resource}: expected a Stripe list object, got {str(body)[:200]}"
+                )
+            records = body["data"]
+            has_more = bool(body.get("has_more"))
+            yield PaymentsPage(
+                url=url,
+                params=params,
+                page_number=page_number,
+                http_status=response.status_code,
+                records=records,
+                fetched_at=datetime.now(UTC),
+                has_more=has_more,
+            )
+            if not has_more or not records:
+                return
+            last_id = records[-1].get("id") if isinstance(records[-1], dict) else None
+            if not isinstance(last_id, str) or last_id == starting_after:
+                raise PaymentsError(
+                    f"GET /v1/{resource}: has_more is true but the page gives no new cursor"
+                )
+            starting_after = last_id
+            page_number += 1
