@@ -6,7 +6,7 @@ same definitions run against the sandbox, a staging shop or production.
 
 import dagster as dg
 
-from integration_assets.defs import orders, payments, reporting, warehouse
+from integration_assets.defs import inventory, orders, payments, reporting, warehouse
 from integration_assets.storage.resources import (
     RawLogResource,
     WarehouseInboxResource,
@@ -30,5 +30,10 @@ RESOURCES = {
 }
 
 defs = dg.Definitions.merge(
-    orders.defs, payments.defs, reporting.defs, warehouse.defs, dg.Definitions(resources=RESOURCES)
+    inventory.defs,
+    orders.defs,
+    payments.defs,
+    reporting.defs,
+    warehouse.defs,
+    dg.Definitions(resources=RESOURCES),
 )

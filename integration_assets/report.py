@@ -26,6 +26,10 @@ TABLES = {
     "staging/warehouse/stock_counts": "staging.wms_stock_counts",
     "staging/warehouse/return_receipts": "staging.wms_return_receipts",
     "ops/file_quarantine": "ops.file_quarantine",
+    "core/inventory_ledger": "core.inventory_ledger",
+    "core/inventory_positions": "core.inventory_positions",
+    "core/inventory_drift": "core.inventory_drift",
+    "core/inventory_oversells": "core.inventory_oversells",
     "reporting/orders_per_day": "reporting.orders_per_day",
     "reporting/order_lifecycle": "reporting.order_lifecycle",
 }
@@ -131,7 +135,33 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             if _table_exists(con, "staging.warehouse_files")
             else []
         )
+        inventory = (
+            {
+                "oversells": [
+                    {"sku": sku, "available_after": int(low), "orders": [int(o) for o in orders]}
+                    for sku, low, orders in con.execute(
+                        "SELECT sku, min(available_after), list_distinct(flatten(list(orders))) "
+                        "FROM core.inventory_oversells GROUP BY sku ORDER BY sku"
+                    ).fetchall()
+                ],
+                "drift": [
+                    {
+                        "sku": sku,
+                        "location": location,
+                        "delta": int(delta),
+                        "cause": cause,
+                        "explanation": why,
+                    }
+                    for sku, location, delta, cause, why in con.execute(
+                        "SELECT sku, location, delta, cause, explanation FROM core.inventory_drift ORDER BY counted_at, sku"
+                    ).fetchall()
+                ],
+            }
+            if _table_exists(con, "core.inventory_drift")
+            else None
+        )
     return {
+        "inventory": inventory,
         "money": money,
         "warehouse_files": files,
         "counts": counts,
@@ -236,6 +266,7 @@ def build_report(
             else None,
         },
         "money": section["money"],
+        "inventory": section["inventory"],
         "warehouse_files": section["warehouse_files"],
         "checks": latest_check_results() if include_instance else [],
         "gate_verdicts": section["gate_verdicts"],
@@ -298,6 +329,19 @@ def render_text(report: dict[str, Any]) -> str:
             )
         if not money["payouts"]:
             lines.append("  no payout yet")
+    inventory = report.get("inventory")
+    if inventory:
+        lines.append(
+            f"Inventory: {len(inventory['oversells'])} SKU(s) oversold, {len(inventory['drift'])} count drift(s)"
+        )
+        for item in inventory["oversells"]:
+            lines.append(
+                f"  oversold {item['sku']}: available {item['available_after']}, orders {item['orders']}"
+            )
+        for item in inventory["drift"]:
+            lines.append(
+                f"  drift {item['sku']} at {item['location']}: {item['delta']:+d} ({item['cause']}) {item['explanation']}"
+            )
     if report.get("warehouse_files"):
         lines.append("Warehouse files not staged (staging.warehouse_files):")
         for item in report["warehouse_files"]:

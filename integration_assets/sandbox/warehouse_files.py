@@ -79,6 +79,7 @@ class StockCountSpec:
     every: timedelta
     at_hour_utc: int
     discrepancies: tuple[Discrepancy, ...] = ()
+    opening: bool = False  # an opening stock take at the clock's start (go-live)
 
 
 @dataclass(frozen=True)
@@ -207,7 +208,7 @@ def parse_warehouse(
         raw_counts = reader.mapping(
             data["stock_counts"],
             "warehouse.stock_counts",
-            {"every", "at_hour_utc", "discrepancies"},
+            {"every", "at_hour_utc", "discrepancies", "opening"},
         )
         hour = reader.integer(
             raw_counts.get("at_hour_utc", 23), "warehouse.stock_counts.at_hour_utc", 0
@@ -239,6 +240,7 @@ def parse_warehouse(
             _period(reader, raw_counts.get("every", "1d"), "warehouse.stock_counts"),
             hour,
             tuple(discrepancies),
+            bool(raw_counts.get("opening", False)),
         )
     return_delay, return_condition, returns = _parse_returns(
         reader, data.get("return_receipts"), sku, story_labels
@@ -585,7 +587,8 @@ class WarehousePlan:
         first = start.replace(hour=counts.at_hour_utc, minute=0, second=0, microsecond=0)
         while first < start:
             first += counts.every
-        times = []
+        # An opening stock take at go-live (the clock's start), so the ledger starts from what is on the shelves.
+        times = [start] if counts.opening and first != start and start <= until else []
         moment = first
         while moment <= until:
             times.append(moment)
@@ -609,7 +612,10 @@ class WarehousePlan:
         assert counts is not None
         stock = self._stock_at(moment)
         keys = sorted(stock, key=lambda key: (key[1], key[0]))
-        daily = counts.every.total_seconds() % 86400 == 0
+        daily = counts.every.total_seconds() % 86400 == 0 and (moment.hour, moment.minute) == (
+            counts.at_hour_utc,
+            0,
+        )
         stamp = moment.strftime("%Y%m%d" if daily else "%Y%m%dT%H%M")
         rows = [
             {

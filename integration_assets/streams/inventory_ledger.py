@@ -196,3 +196,66 @@ def classify_drift(
         "unexplained",
         f"counted {counted}, ledger says {expected}: no rule explains {delta:+d}",
     )
+
+
+@dataclass(frozen=True)
+class StockCount:
+    count_id: str
+    sku: str
+    location: str
+    counted: int
+    counted_at: datetime
+
+
+def apply_counts(
+    movements: Iterable[Movement], counts: Iterable[StockCount]
+) -> tuple[list[Movement], list[Drift]]:
+    """Turn the warehouse's stock counts into count corrections, and say why each count differed.
+
+    The first count of a SKU at a location with no earlier movement there is its opening balance.
+    Every later count is compared with the ledger at that moment; a difference is a drift, classified
+    by `classify_drift`, and booked as a `count_correction` so the ledger follows the shelves again.
+    """
+    ledger = unique_movements(movements)[0]
+    corrections: list[Movement] = []
+    drifts: list[Drift] = []
+    for count in sorted(counts, key=lambda c: (c.counted_at, c.count_id)):
+        known = [*ledger, *corrections]
+        seen_before = any(
+            m.sku == count.sku
+            and (m.location or "unassigned") == count.location
+            and m.occurred_at <= count.counted_at
+            and m.on_hand_delta
+            for m in known
+        )
+        expected = on_hand_at(known, count.sku, count.location, count.counted_at)
+        if not seen_before:
+            if count.counted:
+                corrections.append(
+                    Movement(
+                        count.counted_at,
+                        f"count:{count.count_id}",
+                        count.sku,
+                        count.location,
+                        "count_correction",
+                        count.counted,
+                        f"opening balance {count.count_id}",
+                    )
+                )
+            continue
+        drift = classify_drift(known, count.sku, count.location, count.counted_at, count.counted)
+        if drift is None:
+            continue
+        drifts.append(drift)
+        corrections.append(
+            Movement(
+                count.counted_at,
+                f"count:{count.count_id}",
+                count.sku,
+                count.location,
+                "count_correction",
+                count.counted - expected,
+                f"count {count.count_id}: {drift.cause}",
+            )
+        )
+    return corrections, drifts

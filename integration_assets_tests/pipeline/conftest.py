@@ -121,3 +121,53 @@ def check_description(result: dg.ExecuteInProcessResult, name: str) -> str:
         ):
             return event.asset_check_evaluation_data.description or ""
     raise KeyError(name)
+
+
+@pytest.fixture(scope="session")
+def business_day(tmp_path_factory):
+    """The default scenario over two daily polls, every stream: storefront, payments, warehouse files,
+    inventory. By the second poll the first payout has been made and the first daily count taken.
+    Returns the warehouse to query and every run's result."""
+    from integration_assets.definitions import defs
+    from integration_assets.sandbox.server import start_sandbox_systems
+    from integration_assets.storage.resources import WarehouseInboxResource
+    from integration_assets.systems.payments import PaymentsClient
+
+    tmp = tmp_path_factory.mktemp("business_day")
+    scenario = load_scenario(SCENARIOS / "default.yaml")
+    everything = [*defs.assets, *defs.asset_checks]
+    results = []
+    with start_sandbox_systems(scenario, warehouse_inbox=tmp / "inbox") as systems:
+        resources = {
+            "storefront": StorefrontClient(
+                shop_url=systems.storefront.url,
+                access_token=scenario.shop.access_token,
+                api_version=scenario.shop.api_version,
+                backoff_base_seconds=0.01,
+            ),
+            "payments": PaymentsClient(
+                base_url=systems.payments.url,
+                secret_key=systems.payments.secret_key,
+                backoff_base_seconds=0.01,
+            ),
+            "raw_log": RawLogResource(root=str(tmp / "raw")),
+            "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")),
+            "warehouse_inbox": WarehouseInboxResource(path=str(tmp / "inbox")),
+        }
+        instance = dg.DagsterInstance.ephemeral()
+        for _ in range(2):
+            systems.clock.advance(timedelta(hours=24))
+            for groups in (
+                ("warehouse",),
+                ("orders", "payments", "finance", "inventory", "reporting"),
+            ):
+                results.append(
+                    dg.materialize(
+                        everything,
+                        resources=resources,
+                        instance=instance,
+                        raise_on_error=False,
+                        selection=dg.AssetSelection.groups(*groups),
+                    )
+                )
+    return Warehouse(tmp / "warehouse.duckdb"), results

@@ -86,3 +86,26 @@ def test_drift_is_classified_by_rule_or_listed():
     assert returned.cause == "return_not_yet_recorded"
     unknown = classify_drift(STORY, "IPOD", "main", at, 4)
     assert unknown.cause == "unexplained" and "-3" in unknown.explanation
+
+
+def test_counts_open_the_ledger_then_correct_its_drift():
+    from integration_assets.streams.inventory_ledger import StockCount, apply_counts
+
+    sold = [move(10, "sale_commitment", 2, order_id=1), move(20, "shipment", 2, order_id=1)]
+    counts = [
+        StockCount("C1", "IPOD", "main", 10, T0),  # opening stock take
+        StockCount(
+            "C2", "IPOD", "main", 7, T0 + timedelta(hours=1)
+        ),  # ledger says 8: one unit missing
+        StockCount(
+            "C3", "IPOD", "main", 7, T0 + timedelta(hours=2)
+        ),  # in line after the correction
+    ]
+    corrections, drifts = apply_counts(sold, counts)
+    assert [(c.movement_id, c.quantity) for c in corrections] == [
+        ("count:C1", 10),
+        ("count:C2", -1),
+    ]
+    assert [(d.ledger_on_hand, d.counted, d.cause) for d in drifts] == [(8, 7, "unexplained")]
+    position = positions([*sold, *corrections])["IPOD"]
+    assert (position.on_hand, position.committed) == (7, 0)

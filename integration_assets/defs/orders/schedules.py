@@ -4,7 +4,7 @@ import dagster as dg
 
 hourly_sync_job = dg.define_asset_job(
     name="storefront_hourly_sync",
-    selection=dg.AssetSelection.groups("orders", "payments", "finance", "reporting"),
+    selection=dg.AssetSelection.groups("orders", "payments", "finance", "inventory", "reporting"),
     description=(
         "Extract orders and payments changed since the last poll, stage and gate them, derive order events, "
         "the financial ledger and the reconciliation, rebuild marts."
