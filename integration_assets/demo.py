@@ -69,7 +69,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
     runs = []
     print(
         f"Scenario {scenario.name}: {plan['polls']} polls, the sandbox clock advancing {plan['step']} before each; "
-        f"each poll runs {JOB_NAME}, then {WAREHOUSE_SENSOR} starts {WAREHOUSE_JOB} for new WMS files."
+        f"each poll lets {WAREHOUSE_SENSOR} start {WAREHOUSE_JOB} for new WMS files, then runs {JOB_NAME}."
     )
     with start_sandbox(scenario) as sandbox, dg.DagsterInstance.get() as instance:
         os.environ.update(sandbox.environment())
@@ -81,14 +81,6 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
         cursor = None
         for poll in range(1, int(plan["polls"]) + 1):
             now = sandbox.advance_clock(str(plan["step"]))
-            runs.append(
-                _run(
-                    job,
-                    instance,
-                    {"integration_assets/trigger": "demo"},
-                    f"poll {poll}/{plan['polls']} at {now}: {JOB_NAME}",
-                )
-            )
             context = dg.build_sensor_context(
                 instance=instance, cursor=cursor, resources=defs.resources
             )
@@ -105,9 +97,17 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
                         warehouse_job,
                         instance,
                         tags,
-                        f"poll {poll}/{plan['polls']}: {WAREHOUSE_JOB} ({request.tags.get('warehouse/new_files')} new files)",
+                        f"poll {poll}/{plan['polls']} at {now}: {WAREHOUSE_JOB} ({request.tags.get('warehouse/new_files')} new files)",
                     )
                 )
+            runs.append(
+                _run(
+                    job,
+                    instance,
+                    {"integration_assets/trigger": "demo"},
+                    f"poll {poll}/{plan['polls']} at {now}: {JOB_NAME}",
+                )
+            )
     from integration_assets.storage.raw_log import RawLog
     from integration_assets.storage.warehouse import Warehouse
 

@@ -123,6 +123,22 @@ class CatalogItem:
     grams: int = 0
     requires_shipping: bool = True
     taxable: bool = True
+    category: str = ""  # the product's `product_type` (docs/scenario-format.md, "Products")
+
+
+@dataclass(frozen=True)
+class CatalogChange:
+    """A change to the catalog at `at`: exactly one of price/available (by `sku`) or category/bundle (by
+    `product_id`). `bundle` is a tuple of (sku, quantity); an empty tuple makes the product a plain one again.
+    """
+
+    at: datetime
+    sku: str | None = None
+    product_id: int | None = None
+    price: Decimal | None = None
+    available: bool | None = None
+    category: str | None = None
+    bundle: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -249,6 +265,7 @@ class Scenario:
     source_path: Path | None = None
     payments: PaymentsConfig = PaymentsConfig()
     warehouse: WarehouseSpec | None = None  # the WMS file drops (sandbox/warehouse_files.py)
+    catalog_changes: tuple[CatalogChange, ...] = ()  # products over time (storefront_products.py)
 
     def catalog_by_sku(self) -> dict[str, CatalogItem]:
         return {item.sku: item for item in self.catalog}
@@ -426,6 +443,7 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
             "demo",
             "payments",
             "warehouse",
+            "catalog_changes",
         },
     )
     shop = _parse_shop(reader, top.get("shop") or {})
@@ -466,6 +484,7 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
         source_path=file,
         payments=_parse_payments(reader, top.get("payments") or {}),
         warehouse=_parse_warehouse(reader, top.get("warehouse"), skus, stories),
+        catalog_changes=_parse_catalog_changes(reader, top.get("catalog_changes"), catalog),
     )
 
 
@@ -575,6 +594,7 @@ def _parse_catalog(reader: _Reader, raw: Any) -> tuple[CatalogItem, ...]:
                 "grams",
                 "requires_shipping",
                 "taxable",
+                "category",
             },
         )
         for key in ("sku", "title", "product_id", "variant_id", "price"):
@@ -596,9 +616,89 @@ def _parse_catalog(reader: _Reader, raw: Any) -> tuple[CatalogItem, ...]:
                 grams=reader.integer(data.get("grams", 0), f"{path}.grams", 0),
                 requires_shipping=bool(data.get("requires_shipping", True)),
                 taxable=bool(data.get("taxable", True)),
+                category=str(data.get("category") or ""),
             )
         )
     return tuple(items)
+
+
+CATALOG_CHANGE_KINDS = {
+    "price": "sku",
+    "available": "sku",
+    "category": "product_id",
+    "bundle": "product_id",
+}
+
+
+def _parse_catalog_changes(
+    reader: _Reader, raw: Any, catalog: tuple[CatalogItem, ...]
+) -> tuple[CatalogChange, ...]:
+    """`catalog_changes: [{at, sku, price} | {at, sku, available} | {at, product_id, category} |
+    {at, product_id, bundle: [{sku, quantity}]}]`, each naming exactly one change."""
+    skus = {item.sku for item in catalog}
+    products = {item.product_id for item in catalog}
+    changes = []
+    for index, entry in enumerate(reader.listing(raw, "catalog_changes")):
+        path = f"catalog_changes[{index}]"
+        data = reader.mapping(entry, path, {"at", *CATALOG_CHANGE_KINDS, "sku", "product_id"})
+        if "at" not in data:
+            raise reader.fail(f"{path}.at", "required (when the change happens)")
+        kinds = [kind for kind in CATALOG_CHANGE_KINDS if kind in data]
+        if len(kinds) != 1:
+            raise reader.fail(
+                path,
+                f"give exactly one of {', '.join(CATALOG_CHANGE_KINDS)}, got {kinds or 'none'}",
+            )
+        kind = kinds[0]
+        target = CATALOG_CHANGE_KINDS[kind]
+        other = "product_id" if target == "sku" else "sku"
+        if other in data:
+            raise reader.fail(
+                f"{path}.{other}", f"a '{kind}' change names its {target}, not a {other}"
+            )
+        if target not in data:
+            raise reader.fail(f"{path}.{target}", f"required for a '{kind}' change")
+        change: dict[str, Any] = {"at": reader.time(data["at"], f"{path}.at")}
+        if target == "sku":
+            change["sku"] = _sku(reader, data["sku"], f"{path}.sku", skus)
+        else:
+            product_id = reader.integer(data["product_id"], f"{path}.product_id", 1)
+            if product_id not in products:
+                known = ", ".join(str(p) for p in sorted(products)) or "none defined"
+                raise reader.fail(
+                    f"{path}.product_id",
+                    f"unknown product {product_id} (catalog products: {known})",
+                )
+            change["product_id"] = product_id
+        if kind == "price":
+            change["price"] = reader.money(data["price"], f"{path}.price")
+        elif kind == "available":
+            if not isinstance(data["available"], bool):
+                raise reader.fail(
+                    f"{path}.available", f"expected true or false, got {data['available']!r}"
+                )
+            change["available"] = data["available"]
+        elif kind == "category":
+            change["category"] = reader.string(data["category"], f"{path}.category")
+        else:
+            own = {item.sku for item in catalog if item.product_id == change["product_id"]}
+            components = []
+            for position, component in enumerate(reader.listing(data["bundle"], f"{path}.bundle")):
+                where = f"{path}.bundle[{position}]"
+                part = reader.mapping(component, where, {"sku", "quantity"})
+                sku = _sku(reader, part.get("sku"), f"{where}.sku", skus)
+                if sku in own:
+                    raise reader.fail(
+                        f"{where}.sku", f"{sku!r} belongs to the bundle product itself"
+                    )
+                if sku in {existing for existing, _ in components}:
+                    raise reader.fail(f"{where}.sku", f"{sku!r} is listed twice")
+                components.append(
+                    (sku, reader.integer(part.get("quantity", 1), f"{where}.quantity", 1))
+                )
+            change["bundle"] = tuple(components)
+        changes.append(CatalogChange(**change))
+    return tuple(changes)
 
 
 def _parse_customers(reader: _Reader, raw: Any) -> tuple[Customer, ...]:

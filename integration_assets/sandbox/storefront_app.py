@@ -1,4 +1,4 @@
-"""The sandbox storefront as a WSGI app: Shopify Admin REST for orders, as Shopify speaks it.
+"""The sandbox storefront as a WSGI app: Shopify Admin REST for orders and products, as Shopify speaks it.
 
 Versioned paths, `X-Shopify-Access-Token`, `status`/`updated_at_*`/`created_at_*`/`since_id`/
 `ids`/`fields` filters, Link-header `page_info` cursors (keyset on id, so a clock move between
@@ -27,12 +27,18 @@ from integration_assets.sandbox.clock import ScenarioClock, parse_duration
 from integration_assets.sandbox.leaky_bucket import BucketDecision, LeakyBuckets
 from integration_assets.sandbox.scenario import API_VERSION_RE, Fault, Scenario
 from integration_assets.sandbox.storefront_orders import OrderBook, ServedOrder
+from integration_assets.sandbox.storefront_products import (
+    PRODUCT_STATUSES,
+    ProductCatalog,
+    ServedProduct,
+)
 
 MAX_LIMIT = 250
 DEFAULT_LIMIT = 50
 STATUSES = ("open", "closed", "cancelled", "any")
 TIME_FILTERS = ("updated_at_min", "updated_at_max", "created_at_min", "created_at_max")
 LIST_FILTERS = ("status", *TIME_FILTERS, "since_id", "ids")
+PRODUCT_FILTERS = ("status", *TIME_FILTERS, "since_id", "ids", "product_type")
 ALLOWED_WITH_PAGE_INFO = {"limit", "fields", "page_info"}
 INVALID_TOKEN_MESSAGE = (
     "[API] Invalid API key or access token (unrecognized login or wrong password)"
@@ -44,7 +50,15 @@ SERVER_ERROR_MESSAGES = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
-API_ENDPOINTS = {"orders", "orders_count", "order", "order_transactions"}
+API_ENDPOINTS = {
+    "orders",
+    "orders_count",
+    "order",
+    "order_transactions",
+    "products",
+    "products_count",
+    "product",
+}
 
 URL_MAP = Map(
     [
@@ -54,6 +68,15 @@ URL_MAP = Map(
         Rule(
             "/admin/api/<version>/orders/<int:order_id>/transactions.json",
             endpoint="order_transactions",
+            methods=["GET"],
+        ),
+        Rule("/admin/api/<version>/products.json", endpoint="products", methods=["GET"]),
+        Rule(
+            "/admin/api/<version>/products/count.json", endpoint="products_count", methods=["GET"]
+        ),
+        Rule(
+            "/admin/api/<version>/products/<int:product_id>.json",
+            endpoint="product",
             methods=["GET"],
         ),
         Rule("/_sandbox/clock", endpoint="clock", methods=["GET", "POST"]),
@@ -166,6 +189,7 @@ class StorefrontApp:
         self.scenario = scenario
         self.clock = clock
         self.orders = order_book or OrderBook(scenario)
+        self.products = ProductCatalog(scenario)
         self.wall_clock = wall_clock
         self.sleep = sleep
         self.buckets = LeakyBuckets(
@@ -247,6 +271,22 @@ class StorefrontApp:
         )
 
     def _orders(self, request: Request, version: str) -> Response:
+        return self._paged_list(request, version, "orders", LIST_FILTERS, self._filter)
+
+    def _products(self, request: Request, version: str) -> Response:
+        return self._paged_list(
+            request, version, "products", PRODUCT_FILTERS, self._filter_products
+        )
+
+    def _paged_list(
+        self,
+        request: Request,
+        version: str,
+        resource: str,
+        list_filters: tuple[str, ...],
+        select: Callable[[dict[str, str]], list[Any]],
+    ) -> Response:
+        """A list endpoint: `limit`, `fields` and keyset `page_info` cursors over `select(filters)`."""
         args = request.args
         limit = self._limit(args.get("limit"))
         fields = args.get("fields")
@@ -261,8 +301,8 @@ class StorefrontApp:
             filters = {key: str(value) for key, value in cursor["filters"].items()}
         else:
             cursor = {}
-            filters = {key: args[key] for key in LIST_FILTERS if key in args}
-        matching = self._filter(filters)
+            filters = {key: args[key] for key in list_filters if key in args}
+        matching = select(filters)
         if "after" in cursor:
             after = [order for order in matching if order.id > cursor["after"]]
             page = after[:limit]
@@ -280,17 +320,33 @@ class StorefrontApp:
         links = []
         if page and has_next:
             links.append(
-                self._link(request, version, limit, fields, filters, {"after": page[-1].id}, "next")
+                self._link(
+                    request,
+                    version,
+                    limit,
+                    fields,
+                    filters,
+                    {"after": page[-1].id},
+                    "next",
+                    resource,
+                )
             )
         if page and has_previous:
             links.append(
                 self._link(
-                    request, version, limit, fields, filters, {"before": page[0].id}, "previous"
+                    request,
+                    version,
+                    limit,
+                    fields,
+                    filters,
+                    {"before": page[0].id},
+                    "previous",
+                    resource,
                 )
             )
         headers = {"Link": ", ".join(links)} if links else {}
         return json_response(
-            {"orders": [self._project(order.body, fields) for order in page]}, 200, headers
+            {resource: [self._project(item.body, fields) for item in page]}, 200, headers
         )
 
     def _link(
@@ -302,9 +358,10 @@ class StorefrontApp:
         filters: dict[str, str],
         position: dict[str, int],
         rel: str,
+        resource: str = "orders",
     ) -> str:
         token = encode_page_info({"filters": filters, **position})
-        url = f"{request.host_url.rstrip('/')}/admin/api/{version}/orders.json?limit={limit}&page_info={token}"
+        url = f"{request.host_url.rstrip('/')}/admin/api/{version}/{resource}.json?limit={limit}&page_info={token}"
         if fields:
             url += f"&fields={quote(fields, safe=',')}"
         return f'<{url}>; rel="{rel}"'
@@ -324,6 +381,16 @@ class StorefrontApp:
         if served is None:
             return json_response({"errors": "Not Found"}, 404)
         return json_response({"transactions": list(served.transactions)})
+
+    def _products_count(self, request: Request, version: str) -> Response:
+        filters = {key: request.args[key] for key in PRODUCT_FILTERS if key in request.args}
+        return json_response({"count": len(self._filter_products(filters))})
+
+    def _product(self, request: Request, version: str, product_id: int) -> Response:
+        served = self.products.product_at(product_id, self.clock.now())
+        if served is None:
+            return json_response({"errors": "Not Found"}, 404)
+        return json_response({"product": self._project(served.body, request.args.get("fields"))})
 
     # ---- filters ----------------------------------------------------------------------------
     @staticmethod
@@ -375,6 +442,50 @@ class StorefrontApp:
             if "created_at_max" in bounds and order.created_at > bounds["created_at_max"]:
                 continue
             selected.append(order)
+        return selected
+
+    def _filter_products(self, filters: dict[str, str]) -> list[ServedProduct]:
+        """Products match every status unless `status` (active|archived|draft, comma-separated) is given."""
+        statuses = None
+        if filters.get("status"):
+            statuses = {part.strip() for part in filters["status"].split(",") if part.strip()}
+            unknown = sorted(statuses - set(PRODUCT_STATUSES))
+            if unknown:
+                raise BadRequest(
+                    "status", f"{unknown[0]!r} is not one of {', '.join(PRODUCT_STATUSES)}"
+                )
+        tz = self.scenario.shop.tz
+        bounds = {
+            name: parse_filter_time(name, filters[name], tz)
+            for name in TIME_FILTERS
+            if name in filters
+        }
+        since_id = _integer("since_id", filters["since_id"]) if "since_id" in filters else None
+        ids = None
+        if filters.get("ids"):
+            ids = {_integer("ids", part) for part in filters["ids"].split(",") if part.strip()}
+        selected = []
+        for product in self.products.products_at(self.clock.now()):
+            if statuses is not None and product.status not in statuses:
+                continue
+            if since_id is not None and product.id <= since_id:
+                continue
+            if ids is not None and product.id not in ids:
+                continue
+            if (
+                "product_type" in filters
+                and product.body.get("product_type") != filters["product_type"]
+            ):
+                continue
+            if "updated_at_min" in bounds and product.updated_at < bounds["updated_at_min"]:
+                continue
+            if "updated_at_max" in bounds and product.updated_at > bounds["updated_at_max"]:
+                continue
+            if "created_at_min" in bounds and product.created_at < bounds["created_at_min"]:
+                continue
+            if "created_at_max" in bounds and product.created_at > bounds["created_at_max"]:
+                continue
+            selected.append(product)
         return selected
 
     @staticmethod

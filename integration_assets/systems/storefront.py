@@ -154,22 +154,41 @@ class StorefrontClient(dg.ConfigurableResource):
         self, updated_at_min: datetime, updated_at_max: datetime | None = None
     ) -> Iterator[Page]:
         """Every order updated at or after `updated_at_min`, any status, page by page."""
+        return self._iter_pages("orders", {"status": "any"}, updated_at_min, updated_at_max)
+
+    def iter_product_pages(
+        self, updated_at_min: datetime, updated_at_max: datetime | None = None
+    ) -> Iterator[Page]:
+        """Every product (with its variants) updated at or after `updated_at_min`, page by page.
+
+        `products.json` returns every status (active, archived, draft) when none is asked for.
+        """
+        return self._iter_pages("products", {}, updated_at_min, updated_at_max)
+
+    def _iter_pages(
+        self,
+        resource: str,
+        filters: dict[str, str],
+        updated_at_min: datetime,
+        updated_at_max: datetime | None = None,
+    ) -> Iterator[Page]:
+        """Follow a list endpoint's Link-header pages; `resource` is also the response's envelope key."""
         params = {
-            "status": "any",
+            **filters,
             "limit": str(self.page_limit),
             "updated_at_min": updated_at_min.astimezone(UTC).isoformat(timespec="seconds"),
         }
         if updated_at_max is not None:
             params["updated_at_max"] = updated_at_max.astimezone(UTC).isoformat(timespec="seconds")
-        url: str | None = self.api_url("orders.json")
+        url: str | None = self.api_url(f"{resource}.json")
         request_params: dict[str, str] | None = params
         page_number = 0
         while url:
             response = self.get(url, request_params)
             body = response.json()
-            if not isinstance(body, dict) or not isinstance(body.get("orders"), list):
+            if not isinstance(body, dict) or not isinstance(body.get(resource), list):
                 raise StorefrontError(
-                    f"GET {urlsplit(url).path}: expected {{'orders': [...]}}, got {str(body)[:200]}"
+                    f"GET {urlsplit(url).path}: expected {{'{resource}': [...]}}, got {str(body)[:200]}"
                 )
             next_url = parse_link_header(response.headers.get("Link")).get("next")
             shown_params = request_params or {
@@ -180,7 +199,7 @@ class StorefrontClient(dg.ConfigurableResource):
                 params=dict(shown_params),
                 page_number=page_number,
                 http_status=response.status_code,
-                records=body["orders"],
+                records=body[resource],
                 fetched_at=datetime.now(UTC),
                 api_version=response.headers.get("X-Shopify-API-Version"),
                 call_limit=response.headers.get("X-Shopify-Shop-Api-Call-Limit"),

@@ -55,3 +55,27 @@ def test_positions_add_up_and_nothing_is_oversold(inventory):
 
 def test_the_ledger_balance_holds(inventory):
     assert inventory["balances"] and all(holds for (holds,) in inventory["balances"])
+
+
+def test_before_the_first_stock_take_oversell_is_not_judged(tiny):
+    import dagster as dg
+
+    from integration_assets.defs.inventory.ledger import inventory_ledger, no_oversell
+    from integration_assets_tests.pipeline.conftest import ALL_ASSETS
+
+    tiny.advance(hours=12)
+    result = dg.materialize(
+        [*ALL_ASSETS, inventory_ledger, no_oversell],
+        resources=tiny.resources,
+        instance=tiny.instance,
+    )
+    metadata = next(
+        e.materialization.metadata
+        for e in result.get_asset_materialization_events()
+        if e.asset_key.to_user_string() == "core/inventory_ledger"
+    )
+    assert metadata["opening_stock_take"].value == "none yet: oversell not judged"
+    assert (
+        tiny.scalar("SELECT count(*) FROM core.inventory_ledger WHERE kind = 'sale_commitment'") > 0
+    )
+    assert tiny.scalar("SELECT count(*) FROM core.inventory_oversells") == 0

@@ -246,7 +246,8 @@ def inventory_ledger(
                 columns=["sku", "on_hand", "committed", "available", "on_hand_by_location"],
             ),
         )
-        found = oversells(ledger)
+        # Before the first stock take, on hand is unknown: judging available-to-promise would be a guess.
+        found = oversells(ledger) if opening is not None else []
         _replace_table(
             con,
             "core.inventory_oversells",
@@ -308,6 +309,9 @@ def inventory_ledger(
             "duplicate_movements": duplicates,
             "order_movements_before_opening": before_opening,
             "oversells": len(found),
+            "opening_stock_take": opening.isoformat()
+            if opening
+            else "none yet: oversell not judged",
             "count_drifts": len(drifts),
             "unexplained_drifts": sum(1 for d in drifts if d.cause == "unexplained"),
             "balance": balance.as_text(),
