@@ -6,7 +6,7 @@ same definitions run against the sandbox, a staging shop or production.
 
 import dagster as dg
 
-from integration_assets.defs import inventory, orders, payments, reporting, warehouse
+from integration_assets.defs import inventory, orders, payments, products, reporting, warehouse
 from integration_assets.storage.resources import (
     RawLogResource,
     WarehouseInboxResource,
@@ -33,6 +33,7 @@ defs = dg.Definitions.merge(
     inventory.defs,
     orders.defs,
     payments.defs,
+    products.defs,
     reporting.defs,
     warehouse.defs,
     dg.Definitions(resources=RESOURCES),

@@ -7,11 +7,10 @@ import shutil
 import time
 from pathlib import Path
 
-import yaml
-
 from integration_assets.environment import apply_dagster_environment
 from integration_assets.local_stack import DEFAULT_SCENARIO, start_sandbox
 from integration_assets.report import build_report, render_text
+from integration_assets.sandbox.scenario import load_scenario
 from integration_assets.storage.resources import default_data_dir
 
 JOB_NAME = "storefront_hourly_sync"
@@ -27,6 +26,17 @@ def reset_pipeline_state(data_dir: Path) -> None:
     shutil.rmtree(data_dir / "inbox", ignore_errors=True)
     for name in ("warehouse.duckdb", "warehouse.duckdb.wal"):
         (data_dir / name).unlink(missing_ok=True)
+
+
+def _describe(steps: tuple[str, ...]) -> str:
+    """'1h x12, then 6h x6' for the summary's first line."""
+    groups: list[list] = []
+    for step in steps:
+        if groups and groups[-1][0] == step:
+            groups[-1][1] += 1
+        else:
+            groups.append([step, 1])
+    return ", then ".join(f"{step} x{count}" for step, count in groups) + " before the polls"
 
 
 def _run(job, instance, tags: dict, label: str) -> dict:
@@ -57,7 +67,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
     data_dir = default_data_dir()
     if not keep_data:
         reset_pipeline_state(data_dir)
-    plan = (yaml.safe_load(scenario.read_text()) or {}).get("demo") or {"polls": 4, "step": "6h"}
+    steps = load_scenario(scenario).demo.clock_steps()
 
     import dagster as dg
 
@@ -68,7 +78,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
     sensor = defs.resolve_sensor_def(WAREHOUSE_SENSOR)
     runs = []
     print(
-        f"Scenario {scenario.name}: {plan['polls']} polls, the sandbox clock advancing {plan['step']} before each; "
+        f"Scenario {scenario.name}: {len(steps)} polls, the sandbox clock advancing {_describe(steps)}; "
         f"each poll lets {WAREHOUSE_SENSOR} start {WAREHOUSE_JOB} for new WMS files, then runs {JOB_NAME}."
     )
     with start_sandbox(scenario) as sandbox, dg.DagsterInstance.get() as instance:
@@ -79,8 +89,8 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
         )
         print(f"Sandbox systems: {systems}")
         cursor = None
-        for poll in range(1, int(plan["polls"]) + 1):
-            now = sandbox.advance_clock(str(plan["step"]))
+        for poll, step in enumerate(steps, start=1):
+            now = sandbox.advance_clock(step)
             context = dg.build_sensor_context(
                 instance=instance, cursor=cursor, resources=defs.resources
             )
@@ -97,7 +107,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
                         warehouse_job,
                         instance,
                         tags,
-                        f"poll {poll}/{plan['polls']} at {now}: {WAREHOUSE_JOB} ({request.tags.get('warehouse/new_files')} new files)",
+                        f"poll {poll}/{len(steps)} at {now}: {WAREHOUSE_JOB} ({request.tags.get('warehouse/new_files')} new files)",
                     )
                 )
             runs.append(
@@ -105,7 +115,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
                     job,
                     instance,
                     {"integration_assets/trigger": "demo"},
-                    f"poll {poll}/{plan['polls']} at {now}: {JOB_NAME}",
+                    f"poll {poll}/{len(steps)} at {now}: {JOB_NAME}",
                 )
             )
     from integration_assets.storage.raw_log import RawLog

@@ -30,6 +30,8 @@ TABLES = {
     "core/inventory_positions": "core.inventory_positions",
     "core/inventory_drift": "core.inventory_drift",
     "core/inventory_oversells": "core.inventory_oversells",
+    "staging/storefront/products": "staging.storefront_products",
+    "core/product_history": "core.product_history",
     "reporting/orders_per_day": "reporting.orders_per_day",
     "reporting/order_lifecycle": "reporting.order_lifecycle",
 }

@@ -245,6 +245,11 @@ class PaymentsConfig:
 class DemoPlan:
     polls: int = 6
     step: str = "4h"
+    # Optional explicit clock steps, one per poll (fine early, coarse later); overrides polls and step.
+    steps: tuple[str, ...] = ()
+
+    def clock_steps(self) -> tuple[str, ...]:
+        return self.steps or (self.step,) * self.polls
 
 
 @dataclass(frozen=True)
@@ -985,10 +990,15 @@ def _parse_fault(reader: _Reader, raw: Any, path: str) -> Fault:
 
 
 def _parse_demo(reader: _Reader, raw: Any) -> DemoPlan:
-    data = reader.mapping(raw, "demo", {"polls", "step"})
+    data = reader.mapping(raw, "demo", {"polls", "step", "steps"})
     step = data.get("step", "4h")
     reader.duration(step, "demo.step")
-    return DemoPlan(polls=reader.integer(data.get("polls", 6), "demo.polls", 1), step=str(step))
+    steps = tuple(str(item) for item in reader.listing(data.get("steps"), "demo.steps"))
+    for index, item in enumerate(steps):
+        reader.duration(item, f"demo.steps[{index}]")
+    return DemoPlan(
+        polls=reader.integer(data.get("polls", 6), "demo.polls", 1), step=str(step), steps=steps
+    )
 
 
 def _parse_payments(reader: _Reader, raw: Any) -> PaymentsConfig:

@@ -191,6 +191,54 @@ CREATE TABLE IF NOT EXISTS ops.count_balances (
     PRIMARY KEY (run_id, asset_key, scope, equation)
 );
 
+-- The storefront product stream: one row per variant (SKU) of each product version, and its SCD2
+-- history (integration_assets/streams/product_history.py; valid_to NULL = the current row).
+CREATE TABLE IF NOT EXISTS staging.storefront_products (
+    product_id BIGINT NOT NULL,
+    variant_id BIGINT NOT NULL,
+    sku VARCHAR NOT NULL,
+    price_minor BIGINT NOT NULL,
+    compare_at_price_minor BIGINT,
+    currency VARCHAR NOT NULL,
+    available BOOLEAN NOT NULL,
+    inventory_quantity INTEGER,
+    inventory_policy VARCHAR,
+    product_status VARCHAR NOT NULL,
+    category VARCHAR NOT NULL,
+    bundle_components JSON,
+    updated_at TIMESTAMP NOT NULL,
+    variant_updated_at TIMESTAMP,
+    payload_hash VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    record_index INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    contract_version INTEGER NOT NULL,
+    staged_run_id VARCHAR NOT NULL,
+    staged_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (variant_id, updated_at, payload_hash)
+);
+
+CREATE TABLE IF NOT EXISTS core.product_history (
+    sku VARCHAR NOT NULL,
+    product_id BIGINT NOT NULL,
+    variant_id BIGINT NOT NULL,
+    price_minor BIGINT NOT NULL,
+    currency VARCHAR NOT NULL,
+    available BOOLEAN NOT NULL,
+    category VARCHAR,
+    bundle_components JSON,
+    valid_from TIMESTAMP NOT NULL,
+    valid_to TIMESTAMP,
+    source_version VARCHAR NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    PRIMARY KEY (sku, valid_from)
+);
+
+CREATE VIEW IF NOT EXISTS core.products_current AS
+    SELECT sku, product_id, variant_id, price_minor, currency, available, category,
+           bundle_components, valid_from AS current_since, source_version, raw_ref
+    FROM core.product_history WHERE valid_to IS NULL;
+
 -- The warehouse (WMS) file drops: one row per file seen in the inbox, and its typed rows per kind.
 CREATE TABLE IF NOT EXISTS staging.warehouse_files (
     name VARCHAR NOT NULL,

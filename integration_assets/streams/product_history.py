@@ -108,7 +108,9 @@ def build_history(versions: Iterable[SkuVersion]) -> tuple[list[HistoryRow], His
             seen[version.version_key] = version
             continue
         stats.duplicates += 1
-        if version.raw_ref < kept.raw_ref:  # the earliest landing is the reference, whatever the order
+        if (
+            version.raw_ref < kept.raw_ref
+        ):  # the earliest landing is the reference, whatever the order
             seen[version.version_key] = version
     rows: list[HistoryRow] = []
     for sku in sorted(by_sku):

@@ -26,6 +26,7 @@ RULES_EXPLAINED = (
     "rounding",
 )
 RULES_UNEXPLAINED = (
+    "status_mismatch",
     "missing_on_provider",
     "missing_on_storefront",
     "storefront_record_quarantined",
@@ -94,10 +95,33 @@ class ReconciliationResult:
 
 
 def _reconcile_pair(
-    order: OrderMoney, provider: ProviderMoney, tolerance_minor: int
+    order: OrderMoney, provider: ProviderMoney, tolerance_minor: int, quarantined: bool = False
 ) -> list[Difference]:
     currency = order.currency.upper()
     found: list[Difference] = []
+    if provider.charged_minor and order.financial_status not in PAID_STATUSES:
+        # The provider took money for an order the storefront (as we hold it) does not call paid.
+        net = provider.charged_minor - provider.refunded_minor
+        if quarantined:
+            return [
+                Difference(
+                    order.order_id,
+                    "storefront_record_quarantined",
+                    net,
+                    currency,
+                    f"charged, but the storefront's paid version is in ops.quarantine (core still says "
+                    f"{order.financial_status}): fix it at the source",
+                )
+            ]
+        return [
+            Difference(
+                order.order_id,
+                "status_mismatch",
+                net,
+                currency,
+                f"the provider charged {provider.charged_minor}; the storefront says {order.financial_status}",
+            )
+        ]
     if order.currency.upper() != provider.currency.upper():
         return [
             Difference(
@@ -199,7 +223,9 @@ def reconcile(
     for order_id in sorted(set(by_order) | set(by_provider)):
         order, money = by_order.get(order_id), by_provider.get(order_id)
         if order is not None and money is not None:
-            result.differences.extend(_reconcile_pair(order, money, tolerance_minor))
+            result.differences.extend(
+                _reconcile_pair(order, money, tolerance_minor, order_id in quarantined_orders)
+            )
         elif order is not None:
             outside = (
                 provider_gateways is not None and (order.gateway or "") not in provider_gateways

@@ -109,3 +109,16 @@ def test_a_charge_for_an_order_staging_quarantined_is_named_as_such():
     [difference] = result.unexplained()
     assert (difference.rule, difference.amount_minor) == ("storefront_record_quarantined", 2_149)
     assert "ops.quarantine" in difference.detail
+
+
+def test_a_charge_for_an_order_the_storefront_calls_unpaid_is_a_status_mismatch():
+    result = reconcile([order(status="pending")], [charge()])
+    [difference] = result.unexplained()
+    assert (difference.rule, difference.amount_minor) == ("status_mismatch", 10_000)
+
+
+def test_when_the_paid_version_was_quarantined_the_mismatch_says_so():
+    result = reconcile([order(status="pending")], [charge()], quarantined_orders=frozenset({1}))
+    assert [(d.rule, d.amount_minor) for d in result.unexplained()] == [
+        ("storefront_record_quarantined", 10_000)
+    ]

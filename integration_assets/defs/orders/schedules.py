@@ -4,10 +4,12 @@ import dagster as dg
 
 hourly_sync_job = dg.define_asset_job(
     name="storefront_hourly_sync",
-    selection=dg.AssetSelection.groups("orders", "payments", "finance", "inventory", "reporting"),
+    selection=dg.AssetSelection.groups(
+        "orders", "payments", "finance", "inventory", "products", "reporting"
+    ),
     description=(
-        "Extract orders and payments changed since the last poll, stage and gate them, derive order events, "
-        "the financial ledger and the reconciliation, rebuild marts."
+        "Extract orders, payments and products changed since the last poll, stage and gate them, derive order "
+        "events, the financial ledger, the reconciliation and the product history, rebuild marts."
     ),
     tags={"integration_assets/trigger": "schedule"},
 )
