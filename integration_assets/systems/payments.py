@@ -10,23 +10,14 @@ Point `base_url` at https://api.stripe.com for the real thing.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import dagster as dg
 import requests
-from pydantic import PrivateAttr
-from requests.adapters import HTTPAdapter
 
-from integration_assets.systems.http_retry import (
-    RETRYABLE_STATUSES,
-    RequestStats,
-    backoff_seconds,
-    retry_after_seconds,
-)
+from integration_assets.systems.http_client import RetryingHttpResource
 
 SECRET_KEY_ENV_VAR = "PAYMENTS_SECRET_KEY"
 LIST_RESOURCES = ("charges", "refunds", "balance_transactions", "disputes", "payouts")
@@ -67,97 +58,30 @@ def _stripe_message(response: requests.Response) -> str:
     return str(body)[:300]
 
 
-class PaymentsClient(dg.ConfigurableResource):
+class PaymentsClient(RetryingHttpResource):
     """Stripe API client for the list endpoints the financial stream reads."""
 
     base_url: str = "https://api.stripe.com"
     secret_key: str
     page_limit: int = 100
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 30.0
-    max_retries: int = 8
-    backoff_base_seconds: float = 0.5
-    backoff_max_seconds: float = 30.0
 
-    _session: requests.Session | None = PrivateAttr(default=None)
-    _stats: RequestStats = PrivateAttr(default_factory=RequestStats)
+    def _auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secret_key}"}
 
-    @property
-    def stats(self) -> RequestStats:
-        return self._stats
+    def _auth_error(self, path: str, status: int) -> Exception:
+        return PaymentsAuthError(
+            f"GET {path} answered {status}: the payments API refused the secret key (wrong, revoked, "
+            f"of the other mode, or restricted). Check {SECRET_KEY_ENV_VAR}; not retrying."
+        )
 
-    def _http(self) -> requests.Session:
-        if self._session is None:
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
-            session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
-            session.headers.update(
-                {"Accept": "application/json", "User-Agent": "integration-assets/0.1"}
-            )
-            self._session = session
-        return self._session
+    def _error(self, message: str) -> Exception:
+        return PaymentsError(message)
+
+    def _error_detail(self, response: requests.Response) -> str:
+        return _stripe_message(response)
 
     def api_url(self, resource: str) -> str:
         return f"{self.base_url.rstrip('/')}/v1/{resource.strip('/')}"
-
-    def get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
-        """GET with retries for transient faults; raises PaymentsError with a clear message otherwise."""
-        path = requests.utils.urlparse(url).path
-        attempt = 0
-        while True:
-            self._stats.requests += 1
-            try:
-                response = self._http().get(
-                    url,
-                    params=params,
-                    headers={"Authorization": f"Bearer {self.secret_key}"},
-                    timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
-                )
-            except (requests.ConnectionError, requests.Timeout) as error:
-                if attempt >= self.max_retries:
-                    raise PaymentsError(
-                        f"GET {path}: no answer after {attempt + 1} attempts ({type(error).__name__}); "
-                        f"is the payments API at {requests.utils.urlparse(url).netloc} reachable?"
-                    ) from None
-                self._stats.retries_network += 1
-                self._sleep(
-                    backoff_seconds(attempt, self.backoff_base_seconds, self.backoff_max_seconds)
-                )
-                attempt += 1
-                continue
-            if response.status_code in (401, 403):
-                raise PaymentsAuthError(
-                    f"GET {path} answered {response.status_code}: the payments API refused the secret "
-                    f"key (wrong, revoked, of the other mode, or restricted). Check {SECRET_KEY_ENV_VAR}; "
-                    "not retrying."
-                )
-            if response.status_code in RETRYABLE_STATUSES:
-                if attempt >= self.max_retries:
-                    raise PaymentsError(
-                        f"GET {path} still answered {response.status_code} after {attempt + 1} attempts "
-                        f"({_stripe_message(response)}); giving up"
-                    )
-                if response.status_code == 429:
-                    self._stats.retries_rate_limited += 1
-                else:
-                    self._stats.retries_server_error += 1
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                if wait is None:
-                    wait = backoff_seconds(
-                        attempt, self.backoff_base_seconds, self.backoff_max_seconds
-                    )
-                self._sleep(wait)
-                attempt += 1
-                continue
-            if response.status_code >= 400:
-                raise PaymentsError(
-                    f"GET {path} answered {response.status_code}: {_stripe_message(response)}"
-                )
-            return response
-
-    def _sleep(self, seconds: float) -> None:
-        self._stats.waited_seconds += seconds
-        time.sleep(seconds)
 
     def iter_pages(
         self,

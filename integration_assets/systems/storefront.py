@@ -9,24 +9,13 @@ retries. The access token is a secret: it is sent in a header and appears in no 
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import dagster as dg
-import requests
-from pydantic import PrivateAttr
-from requests.adapters import HTTPAdapter
-
-from integration_assets.systems.http_retry import (
-    RETRYABLE_STATUSES,
-    RequestStats,
-    backoff_seconds,
-    retry_after_seconds,
-)
+from integration_assets.systems.http_client import RetryingHttpResource
 
 LINK_RE = re.compile(r'<([^<>]+)>;\s*rel="([^"]+)"')
 
@@ -59,96 +48,28 @@ class Page:
     next_url: str | None = field(default=None)
 
 
-class StorefrontClient(dg.ConfigurableResource):
+class StorefrontClient(RetryingHttpResource):
     """Shopify Admin REST client. Point `shop_url` at https://<shop>.myshopify.com for the real thing."""
 
     shop_url: str
     access_token: str
     api_version: str = "2025-07"
     page_limit: int = 250
-    connect_timeout_seconds: float = 5.0
-    read_timeout_seconds: float = 30.0
-    max_retries: int = 8
-    backoff_base_seconds: float = 0.5
-    backoff_max_seconds: float = 30.0
 
-    _session: requests.Session | None = PrivateAttr(default=None)
-    _stats: RequestStats = PrivateAttr(default_factory=RequestStats)
+    def _auth_headers(self) -> dict[str, str]:
+        return {"X-Shopify-Access-Token": self.access_token}
 
-    @property
-    def stats(self) -> RequestStats:
-        return self._stats
+    def _auth_error(self, path: str, status: int) -> Exception:
+        return StorefrontAuthError(
+            f"GET {path} answered {status}: the storefront refused the access token "
+            "(wrong, revoked, or missing a scope). Check STOREFRONT_ACCESS_TOKEN; not retrying."
+        )
 
-    def _http(self) -> requests.Session:
-        if self._session is None:
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
-            session.mount("https://", HTTPAdapter(pool_connections=4, pool_maxsize=8))
-            session.headers.update(
-                {"Accept": "application/json", "User-Agent": "integration-assets/0.1"}
-            )
-            self._session = session
-        return self._session
+    def _error(self, message: str) -> Exception:
+        return StorefrontError(message)
 
     def api_url(self, resource: str) -> str:
         return f"{self.shop_url.rstrip('/')}/admin/api/{self.api_version}/{resource}"
-
-    def get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
-        """GET with retries for transient faults; raises StorefrontError with a clear message otherwise."""
-        path = urlsplit(url).path
-        attempt = 0
-        while True:
-            self._stats.requests += 1
-            try:
-                response = self._http().get(
-                    url,
-                    params=params,
-                    headers={"X-Shopify-Access-Token": self.access_token},
-                    timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
-                )
-            except (requests.ConnectionError, requests.Timeout) as error:
-                if attempt >= self.max_retries:
-                    raise StorefrontError(
-                        f"GET {path}: no answer after {attempt + 1} attempts ({type(error).__name__}); "
-                        f"is the storefront at {urlsplit(url).netloc} reachable?"
-                    ) from None
-                self._stats.retries_network += 1
-                self._sleep(
-                    backoff_seconds(attempt, self.backoff_base_seconds, self.backoff_max_seconds)
-                )
-                attempt += 1
-                continue
-            if response.status_code in (401, 403):
-                raise StorefrontAuthError(
-                    f"GET {path} answered {response.status_code}: the storefront refused the access token "
-                    "(wrong, revoked, or missing a scope). Check STOREFRONT_ACCESS_TOKEN; not retrying."
-                )
-            if response.status_code in RETRYABLE_STATUSES:
-                if attempt >= self.max_retries:
-                    raise StorefrontError(
-                        f"GET {path} still answered {response.status_code} after {attempt + 1} attempts; giving up"
-                    )
-                if response.status_code == 429:
-                    self._stats.retries_rate_limited += 1
-                else:
-                    self._stats.retries_server_error += 1
-                wait = retry_after_seconds(response.headers.get("Retry-After"))
-                if wait is None:
-                    wait = backoff_seconds(
-                        attempt, self.backoff_base_seconds, self.backoff_max_seconds
-                    )
-                self._sleep(wait)
-                attempt += 1
-                continue
-            if response.status_code >= 400:
-                raise StorefrontError(
-                    f"GET {path} answered {response.status_code}: {response.text[:300]}"
-                )
-            return response
-
-    def _sleep(self, seconds: float) -> None:
-        self._stats.waited_seconds += seconds
-        time.sleep(seconds)
 
     def iter_order_pages(
         self, updated_at_min: datetime, updated_at_max: datetime | None = None
