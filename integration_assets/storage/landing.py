@@ -100,3 +100,28 @@ def land_pages(
         writer.abort()
         raise
     return manifest, all_details
+
+
+# --- streams polled by `updated_at` (Shopify orders, products): the cursor lives in the raw log ---
+
+DEFAULT_START = "2000-01-01T00:00:00Z"
+
+
+def updated_at_of(payload: object) -> datetime | None:
+    """A record's `updated_at` in UTC, or None when it has none we can read."""
+    from integration_assets.streams.timestamps import TimestampFormatError, parse_utc
+
+    try:
+        return parse_utc(payload.get("updated_at") if isinstance(payload, dict) else None)
+    except TimestampFormatError:
+        return None
+
+
+def updated_at_cursor(
+    log: RawLog, source: str, stream: str, initial: str = DEFAULT_START
+) -> datetime:
+    """Where the next poll starts: the newest `updated_at` the last committed batch saw, else `initial`."""
+    from integration_assets.streams.timestamps import parse_utc
+
+    latest = log.latest(source, stream)
+    return parse_utc(latest.details["cursor_after"] if latest is not None else initial)

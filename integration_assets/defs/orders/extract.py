@@ -1,18 +1,21 @@
 """raw/storefront/orders: poll the storefront and land every page, as received, in the raw log."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
 from integration_assets.defs.orders.names import OWNER, RAW_ORDERS, SOURCE, STREAM_NAME
-from integration_assets.storage.landing import land_pages
+from integration_assets.storage.landing import (
+    DEFAULT_START,
+    land_pages,
+    updated_at_cursor,
+    updated_at_of,
+)
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.streams.balances import Balance
-from integration_assets.streams.timestamps import TimestampFormatError, parse_utc, to_iso_utc
+from integration_assets.streams.timestamps import to_iso_utc
 from integration_assets.systems.storefront import StorefrontClient
-
-DEFAULT_START = "2000-01-01T00:00:00Z"
 
 
 class ExtractConfig(dg.Config):
@@ -20,20 +23,6 @@ class ExtractConfig(dg.Config):
 
     lookback_minutes: int = 10
     initial_updated_at_min: str = DEFAULT_START
-
-
-def cursor_before(log: RawLog, initial: str) -> datetime:
-    latest = log.latest(SOURCE, STREAM_NAME)
-    if latest is None:
-        return parse_utc(initial)
-    return parse_utc(latest.details["cursor_after"])
-
-
-def updated_at_of(payload: object) -> datetime | None:
-    try:
-        return parse_utc(payload.get("updated_at") if isinstance(payload, dict) else None)
-    except TimestampFormatError:
-        return None
 
 
 def land_orders(
@@ -44,7 +33,7 @@ def land_orders(
     Pages stream to disk as they arrive. If any page fails, the batch is discarded whole and the
     cursor does not move, so the next attempt asks for the same window again.
     """
-    previous_cursor = cursor_before(log, initial)
+    previous_cursor = updated_at_cursor(log, SOURCE, STREAM_NAME, initial)
     window_start = previous_cursor - lookback
     manifest, details = land_pages(
         log,

@@ -1,10 +1,9 @@
 """raw/storefront/products: poll the storefront's products and land every page, as received, in the raw log."""
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import dagster as dg
 
-from integration_assets.defs.orders.extract import updated_at_of
 from integration_assets.defs.products.names import (
     GROUP,
     OWNER,
@@ -12,14 +11,17 @@ from integration_assets.defs.products.names import (
     SOURCE,
     STREAM_NAME,
 )
-from integration_assets.storage.landing import land_pages
+from integration_assets.storage.landing import (
+    DEFAULT_START,
+    land_pages,
+    updated_at_cursor,
+    updated_at_of,
+)
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.streams.balances import Balance
-from integration_assets.streams.timestamps import parse_utc, to_iso_utc
+from integration_assets.streams.timestamps import to_iso_utc
 from integration_assets.systems.storefront import StorefrontClient
-
-DEFAULT_START = "2000-01-01T00:00:00Z"
 
 
 class ProductExtractConfig(dg.Config):
@@ -29,18 +31,11 @@ class ProductExtractConfig(dg.Config):
     initial_updated_at_min: str = DEFAULT_START
 
 
-def product_cursor_before(log: RawLog, initial: str) -> datetime:
-    latest = log.latest(SOURCE, STREAM_NAME)
-    if latest is None:
-        return parse_utc(initial)
-    return parse_utc(latest.details["cursor_after"])
-
-
 def land_products(
     client: StorefrontClient, log: RawLog, run_id: str, lookback: timedelta, initial: str
 ) -> tuple[BatchManifest, dict]:
     """Fetch every product updated since the cursor (minus the lookback) into one immutable batch."""
-    previous_cursor = product_cursor_before(log, initial)
+    previous_cursor = updated_at_cursor(log, SOURCE, STREAM_NAME, initial)
     window_start = previous_cursor - lookback
     return land_pages(
         log,
