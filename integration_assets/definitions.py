@@ -6,7 +6,15 @@ same definitions run against the sandbox, a staging shop or production.
 
 import dagster as dg
 
-from integration_assets.defs import inventory, orders, payments, products, reporting, warehouse
+from integration_assets.defs import (
+    inventory,
+    orders,
+    payments,
+    products,
+    reporting,
+    returns,
+    warehouse,
+)
 from integration_assets.storage.resources import (
     RawLogResource,
     WarehouseInboxResource,
@@ -35,6 +43,7 @@ defs = dg.Definitions.merge(
     payments.defs,
     products.defs,
     reporting.defs,
+    returns.defs,
     warehouse.defs,
     dg.Definitions(resources=RESOURCES),
 )

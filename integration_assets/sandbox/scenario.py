@@ -27,7 +27,7 @@ SCENARIOS_DIR = Path(__file__).parent / "scenarios"
 
 EVENT_TYPES: dict[str, tuple[set[str], set[str]]] = {
     # type: (required keys, optional keys) besides `at` and `type`
-    "created": ({"lines"}, {"discount", "shipping", "note", "tags", "email"}),
+    "created": ({"lines"}, {"discount", "shipping", "note", "tags", "email", "channel"}),
     "authorized": (set(), {"gateway"}),
     "paid": (set(), {"gateway", "amount"}),
     "line_added": ({"sku", "quantity"}, set()),
@@ -42,6 +42,9 @@ EVENT_TYPES: dict[str, tuple[set[str], set[str]]] = {
     "corrupt": (set(), {"set", "remove"}),
 }
 CANCEL_REASONS = {"customer", "fraud", "inventory", "declined", "staff", "other"}
+# A `created` event's `channel` -> the order's Shopify `source_name`: the online store is "web", the
+# point of sale "pos", and an order from a sales-channel app carries that app's id as a string.
+CHANNEL_SOURCE_NAMES = {"web": "web", "pos": "pos", "marketplace": "5806573"}
 MIX_KEYS = (
     "fulfilled",
     "partially_fulfilled",
@@ -124,6 +127,7 @@ class CatalogItem:
     requires_shipping: bool = True
     taxable: bool = True
     category: str = ""  # the product's `product_type` (docs/scenario-format.md, "Products")
+    in_volume: bool = True  # False: generated orders never pick it (sold only by the stories)
 
 
 @dataclass(frozen=True)
@@ -600,6 +604,7 @@ def _parse_catalog(reader: _Reader, raw: Any) -> tuple[CatalogItem, ...]:
                 "requires_shipping",
                 "taxable",
                 "category",
+                "in_volume",
             },
         )
         for key in ("sku", "title", "product_id", "variant_id", "price"):
@@ -622,9 +627,16 @@ def _parse_catalog(reader: _Reader, raw: Any) -> tuple[CatalogItem, ...]:
                 requires_shipping=bool(data.get("requires_shipping", True)),
                 taxable=bool(data.get("taxable", True)),
                 category=str(data.get("category") or ""),
+                in_volume=_flag(reader, data.get("in_volume", True), f"{path}.in_volume"),
             )
         )
     return tuple(items)
+
+
+def _flag(reader: _Reader, value: Any, path: str) -> bool:
+    if not isinstance(value, bool):
+        raise reader.fail(path, f"expected true or false, got {value!r}")
+    return value
 
 
 CATALOG_CHANGE_KINDS = {
@@ -859,6 +871,13 @@ def _parse_event(reader: _Reader, raw: Any, path: str, skus: set[str]) -> StoryE
             }
         if "tags" in data and not isinstance(data["tags"], str | list):
             raise reader.fail(f"{path}.tags", "expected a string or a list of strings")
+        channel = data.get("channel", "web")
+        if channel not in CHANNEL_SOURCE_NAMES:
+            raise reader.fail(
+                f"{path}.channel",
+                f"unknown channel {channel!r} (one of {', '.join(CHANNEL_SOURCE_NAMES)})",
+            )
+        fields["channel"] = channel
     elif event_type in ("line_added", "quantity_changed"):
         fields["sku"] = _sku(reader, data["sku"], f"{path}.sku", skus)
         minimum = 1 if event_type == "line_added" else 0

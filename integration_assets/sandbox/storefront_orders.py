@@ -20,6 +20,7 @@ from typing import Any
 
 from integration_assets.sandbox.generator import generate_stories
 from integration_assets.sandbox.scenario import (
+    CHANNEL_SOURCE_NAMES,
     CatalogItem,
     Fault,
     OrderStory,
@@ -154,6 +155,7 @@ class _OrderState:
     note: str | None = None
     tags: str = ""
     email: str = ""
+    source_name: str = "web"  # the sales channel: "web", "pos", or a sales-channel app's id
     shipping_address: dict[str, Any] = field(default_factory=dict)
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
     refunds: list[dict[str, Any]] = field(default_factory=list)
@@ -222,7 +224,7 @@ class _OrderState:
             "processed_at": self._time(at),
             "device_id": None,
             "error_code": None,
-            "source_name": "web",
+            "source_name": self.source_name,
             "receipt": {},
             "amount": money(amount),
             "currency": self.currency,
@@ -261,6 +263,7 @@ class _OrderState:
         tags = event.fields.get("tags") or ""
         self.tags = ", ".join(str(tag) for tag in tags) if isinstance(tags, list) else str(tags)
         self.email = str(event.fields.get("email") or self.story.customer.email)
+        self.source_name = CHANNEL_SOURCE_NAMES[event.fields.get("channel", "web")]
         self.shipping_address = _address(self.story.customer)
 
     def _on_authorized(self, event: StoryEvent, path: str) -> None:
@@ -556,7 +559,7 @@ class _OrderState:
             "confirmed": True,
             "test": False,
             "taxes_included": False,
-            "source_name": "web",
+            "source_name": self.source_name,
             "gateway": self.transactions[0]["gateway"] if self.transactions else "",
             "payment_gateway_names": sorted({t["gateway"] for t in self.transactions}),
             "total_price": money(totals.total),

@@ -11,6 +11,8 @@ the WMS drops and when:
 * `stock_count_<YYYYMMDD>.csv`    one per count (`stock_counts.every`, at `at_hour_utc`): counted =
                                   initial + receipts - shipments + sellable returns + discrepancies;
 * `return_receipts_<YYYYMMDDTHH>.csv` one per period with returns received, dropped at its end;
+* `return_authorizations_<YYYYMMDDTHH>.csv` one per period in which an RMA (`warehouse.returns`) was
+                                  requested, approved or shipped back, dropped at its end;
 * bad files (`bad_files`) and the same bytes again under another name (`duplicate_files`).
 
 `files_at(scenario, T)` lists them; `sync_inbox(scenario, T, inbox)` writes the ones not there yet,
@@ -92,6 +94,20 @@ class ReturnSpec:
 
 
 @dataclass(frozen=True)
+class RmaSpec:
+    """One return authorization (`warehouse.returns`): RMA rows as it advances, then its receipt."""
+
+    order: str | int  # a story name, or a storefront order id (e.g. a fixture order)
+    sku: str
+    quantity: int
+    requested_at: datetime
+    approved_at: datetime | None
+    shipped_at: datetime | None
+    received_at: datetime | None
+    condition: str
+
+
+@dataclass(frozen=True)
 class BadFileSpec:
     at: datetime
     kind: str  # wrong_header, wrong_encoding, truncated, unparseable_row
@@ -116,6 +132,7 @@ class WarehouseSpec:
     returns: tuple[ReturnSpec, ...] = ()
     bad_files: tuple[BadFileSpec, ...] = ()
     duplicate_files: tuple[DuplicateFileSpec, ...] = ()
+    rmas: tuple[RmaSpec, ...] = ()
 
 
 def parse_warehouse(
@@ -136,6 +153,7 @@ def parse_warehouse(
             "return_receipts",
             "bad_files",
             "duplicate_files",
+            "returns",
         },
     )
     locations = tuple(
@@ -265,7 +283,9 @@ def parse_warehouse(
         )
         for path, item in entries("duplicate_files", {"at", "of"}, {"at", "of"})
     )
+    rmas = _parse_rmas(reader, data.get("returns"), sku, story_labels)
     return WarehouseSpec(
+        rmas=rmas,
         locations=locations,
         initial_stock=initial,
         shipments_every=shipments_every,
@@ -284,6 +304,59 @@ def _period(reader: _Reader, value: Any, path: str) -> timedelta:
     if every < timedelta(minutes=1) or every.total_seconds() % 60:
         raise reader.fail(f"{path}.every", f"must be whole minutes, at least 1m, got {value!r}")
     return every
+
+
+def _parse_rmas(reader: _Reader, raw: Any, sku: Any, story_labels: set[str]) -> tuple[RmaSpec, ...]:
+    """`warehouse.returns`: each RMA's stage times, in order (each may be null: not reached)."""
+    found = []
+    stages = ("requested_at", "approved_at", "shipped_at", "received_at")
+    for index, entry in enumerate(reader.listing(raw, "warehouse.returns")):
+        path = f"warehouse.returns[{index}]"
+        item = reader.mapping(entry, path, {"order", "sku", "quantity", "condition", *stages})
+        for name in ("order", "sku", "requested_at"):
+            if item.get(name) is None:
+                raise reader.fail(f"{path}.{name}", "required")
+        order: str | int
+        if isinstance(item["order"], int) and not isinstance(item["order"], bool):
+            order = reader.integer(item["order"], f"{path}.order", 1)
+        else:
+            order = reader.string(item["order"], f"{path}.order")
+            if order not in story_labels:
+                raise reader.fail(f"{path}.order", f"no story is named {order!r}")
+        condition = item.get("condition", "sellable")
+        if condition not in RETURN_CONDITIONS:
+            raise reader.fail(
+                f"{path}.condition",
+                f"expected one of {', '.join(RETURN_CONDITIONS)}, got {condition!r}",
+            )
+        times: list[datetime | None] = [
+            None if item.get(name) is None else reader.time(item[name], f"{path}.{name}")
+            for name in stages
+        ]
+        reached = [(name, at) for name, at in zip(stages, times, strict=True) if at is not None]
+        for (_, earlier), (name, later) in zip(reached, reached[1:], strict=False):
+            if later < earlier:
+                raise reader.fail(f"{path}.{name}", "must not be before the stage before it")
+        for position, name in enumerate(stages[1:], start=1):
+            if (
+                times[position] is not None
+                and times[position - 1] is None
+                and name != "received_at"
+            ):
+                raise reader.fail(f"{path}.{name}", f"set but {stages[position - 1]} is null")
+        found.append(
+            RmaSpec(
+                order,
+                sku(item["sku"], f"{path}.sku"),
+                reader.integer(item.get("quantity", 1), f"{path}.quantity", 1),
+                times[0],  # type: ignore[arg-type]
+                times[1],
+                times[2],
+                times[3],
+                condition,
+            )
+        )
+    return tuple(found)
 
 
 def _parse_returns(
@@ -398,6 +471,7 @@ class WarehousePlan:
         self._files: list[InboxFile] = []
         self._counts: dict[datetime, InboxFile] = {}
         self._stock_timeline: list[tuple[datetime, dict[tuple[str, str], int]]] = []
+        self._rma_rows: list[tuple[datetime, dict[str, Any]]] = []
         self._lock = threading.Lock()
         if spec is None:
             return
@@ -426,6 +500,10 @@ class WarehousePlan:
             found.append((order_id, timeline.versions[-1].body))
         return found
 
+    @staticmethod
+    def _rma_order(book: OrderBook, rma: RmaSpec) -> int:
+        return rma.order if isinstance(rma.order, int) else book.ids_by_label[rma.order]
+
     def _simulate(self, book: OrderBook) -> None:
         spec = self.spec
         assert spec is not None
@@ -435,6 +513,9 @@ class WarehousePlan:
         if spec.stock_counts:
             for discrepancy in spec.stock_counts.discrepancies:
                 moves.append(_Movement(discrepancy.at, 1, "discrepancy", {"spec": discrepancy}))
+        rma_received = {
+            (self._rma_order(book, rma), rma.sku) for rma in spec.rmas if rma.received_at
+        }
         for order_id, body in self._story_orders(book):
             skus_by_line = {
                 line.get("id"): line.get("sku") for line in body.get("line_items") or []
@@ -457,7 +538,7 @@ class WarehousePlan:
                         if item.get("restock_type") == "return"
                     ]
                     for line_id, sku, quantity in lines:
-                        if sku:
+                        if sku and (order_id, sku) not in rma_received:
                             moves.append(
                                 _Movement(
                                     _parse_time(refund["created_at"]) + spec.return_delay,
@@ -488,6 +569,44 @@ class WarehousePlan:
                     },
                 )
             )
+        for index, rma in enumerate(spec.rmas):
+            order_id = self._rma_order(book, rma)
+            rma_id = f"RMA-{order_id}-{index + 1}"
+            row = {
+                "rma_id": rma_id,
+                "order_id": order_id,
+                "sku": rma.sku,
+                "quantity": rma.quantity,
+                "requested_at": _iso(rma.requested_at, self.tz),
+                "approved_at": "",
+                "carrier": "",
+                "tracking_number": "",
+                "shipped_at": "",
+            }
+            self._rma_rows.append((rma.requested_at, dict(row)))
+            if rma.approved_at:
+                row["approved_at"] = _iso(rma.approved_at, self.tz)
+                self._rma_rows.append((rma.approved_at, dict(row)))
+            if rma.shipped_at:
+                row["carrier"] = "UPS"
+                row["tracking_number"] = f"1ZRMA{order_id % 10**8:08d}{index + 1:02d}"
+                row["shipped_at"] = _iso(rma.shipped_at, self.tz)
+                self._rma_rows.append((rma.shipped_at, dict(row)))
+            if rma.received_at:
+                moves.append(
+                    _Movement(
+                        rma.received_at,
+                        3,
+                        "return",
+                        {
+                            "return_id": rma_id,
+                            "order_id": order_id,
+                            "sku": rma.sku,
+                            "quantity": rma.quantity,
+                            "condition": rma.condition,
+                        },
+                    )
+                )
         moves.sort(key=lambda m: (m.at, m.order))
 
         stock: dict[tuple[str, str], int] = defaultdict(int)
@@ -566,6 +685,19 @@ class WarehousePlan:
                     f"receipts_{at.astimezone(UTC).strftime('%Y%m%dT%H%M')}.csv",
                     render_csv("receipts", rows),
                     "receipts",
+                )
+            )
+        # Return authorizations: one file per period with RMA changes, the newest row per RMA in it.
+        by_period: dict[datetime, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for at, rma_row in sorted(self._rma_rows, key=lambda item: item[0]):
+            by_period[_floor(at, return_period)][rma_row["rma_id"]] = rma_row
+        for period, latest in by_period.items():
+            self._files.append(
+                InboxFile(
+                    period + return_period,
+                    f"return_authorizations_{_stamp_hour(period, return_period)}.csv",
+                    render_csv("return_authorizations", list(latest.values())),
+                    "return_authorizations",
                 )
             )
         for period, rows in returns.items():
@@ -674,6 +806,17 @@ class WarehousePlan:
                         "counted_quantity": 5 * (index + 1),
                         "counted_at": when,
                     },
+                    "return_authorizations": {
+                        "rma_id": f"RMA-{stamp}-{index + 1}",
+                        "order_id": 5100000000 + index + 1,
+                        "sku": sku,
+                        "quantity": 1,
+                        "requested_at": when,
+                        "approved_at": when,
+                        "carrier": "UPS",
+                        "tracking_number": f"1ZRMA{stamp}{index + 1}",
+                        "shipped_at": "",
+                    },
                     "return_receipts": {
                         "return_id": f"RET-{stamp}-{index + 1}",
                         "order_id": 5100000000 + index + 1,
@@ -699,7 +842,7 @@ class WarehousePlan:
                 data = (",".join(header) + "\n").encode() + good.split(b"\n", 1)[1]
             elif bad.kind == "wrong_encoding":
                 # A Windows export: cp1252 instead of UTF-8 ("Lager Süd" has a byte 0xfc).
-                rows[-1]["location"] = "Lager Süd"
+                rows[-1]["location" if "location" in kind.header else "carrier"] = "Lager Süd"
                 data = render_csv(bad.of, rows).decode("utf-8").encode("cp1252")
             elif bad.kind == "truncated":
                 data = good[: len(good) - 1 - len(good.rstrip(b"\n").rsplit(b"\n", 1)[1]) // 2]

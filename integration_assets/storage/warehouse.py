@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS staging.storefront_orders (
     shipping_minor BIGINT NOT NULL,
     totals_mismatch_minor BIGINT NOT NULL,
     gateway VARCHAR,
+    source_name VARCHAR,
     snapshot JSON NOT NULL,
     quality_flags VARCHAR[] NOT NULL,
     contract_version INTEGER NOT NULL,
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS staging.storefront_orders (
     staged_at TIMESTAMP NOT NULL,
     PRIMARY KEY (order_id, updated_at, payload_hash)
 );
+-- added after the table first shipped: warehouses created before it get the column too
+ALTER TABLE staging.storefront_orders ADD COLUMN IF NOT EXISTS source_name VARCHAR;
 
 CREATE TABLE IF NOT EXISTS staging.batches (
     stream VARCHAR NOT NULL,
@@ -305,6 +308,23 @@ CREATE TABLE IF NOT EXISTS staging.wms_return_receipts (
     condition VARCHAR NOT NULL,
     location VARCHAR NOT NULL,
     received_at TIMESTAMP NOT NULL,
+    file_sha256 VARCHAR NOT NULL,
+    line INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    PRIMARY KEY (file_sha256, line)
+);
+
+CREATE TABLE IF NOT EXISTS staging.wms_return_authorizations (
+    rma_id VARCHAR NOT NULL,
+    order_id BIGINT NOT NULL,
+    sku VARCHAR NOT NULL,
+    quantity INTEGER NOT NULL,
+    requested_at TIMESTAMP NOT NULL,
+    approved_at TIMESTAMP,
+    carrier VARCHAR,
+    tracking_number VARCHAR,
+    shipped_at TIMESTAMP,
     file_sha256 VARCHAR NOT NULL,
     line INTEGER NOT NULL,
     raw_ref VARCHAR NOT NULL,

@@ -45,6 +45,9 @@ class StagedOrder:
     gateway: str | None
     snapshot: dict[str, Any]
     quality_flags: tuple[str, ...]
+    # The sales channel ("web", "pos", a sales-channel app's id). Not in the snapshot: a channel never
+    # changes after creation, and the snapshot is what order events are diffed from.
+    source_name: str | None = None
 
 
 def _minor(value: Any, currency: str, label: str) -> int:
@@ -258,4 +261,12 @@ def _stage(payload: Any, contract: Contract) -> StagedOrder:
         gateway=payload.get("gateway") if isinstance(payload.get("gateway"), str) else None,
         snapshot=snapshot,
         quality_flags=tuple(sorted(flags)),
+        source_name=_source_name(payload.get("source_name")),
     )
+
+
+def _source_name(value: Any) -> str | None:
+    """Shopify sends a string; an app id has been seen as a bare number in older payloads."""
+    if isinstance(value, bool) or value is None:
+        return None
+    return str(value) if isinstance(value, str | int) else None

@@ -1,7 +1,7 @@
 """WMS file drops: read one CSV file of a known kind, all of it or none of it. Pure, no Dagster.
 
-The warehouse (WMS) exports CSV files into an inbox folder: shipments, receipts, stock counts and
-return receipts. A file is the unit of trust: `read_warehouse_file` either returns every row typed
+The warehouse (WMS) exports CSV files into an inbox folder: shipments, receipts, stock counts,
+return receipts and return authorizations (RMA). A file is the unit of trust: `read_warehouse_file` either returns every row typed
 (`ParsedFile`) or refuses the whole file (`FileRejection`) with one reason an operator can act on,
 naming the line and the column of the first problem. A half-read file is never returned.
 
@@ -47,7 +47,7 @@ class Column:
 
 @dataclass(frozen=True)
 class FileKind:
-    kind: str  # shipments, receipts, stock_counts, return_receipts
+    kind: str  # shipments, receipts, stock_counts, return_receipts, return_authorizations
     prefix: str  # file names start with this: shipments_20261120T10.csv
     columns: tuple[Column, ...]
     description: str
@@ -113,6 +113,25 @@ FILE_KINDS: dict[str, FileKind] = {
                 Column("received_at", "timestamp"),
             ),
             "returned units received back at a location (sellable ones go back to stock)",
+        ),
+        FileKind(
+            "return_authorizations",
+            "return_authorizations_",
+            (
+                Column("rma_id", "text", description="the return authorization (RMA)"),
+                Column("order_id", "int", minimum=1, description="the storefront order id"),
+                Column("sku", "text"),
+                Column("quantity", "int", minimum=1),
+                Column("requested_at", "timestamp"),
+                Column("approved_at", "timestamp", required=False),
+                Column("carrier", "text", required=False),
+                Column("tracking_number", "text", required=False),
+                Column(
+                    "shipped_at", "timestamp", required=False, description="handed to the carrier"
+                ),
+            ),
+            "return authorizations (RMA) as they advance: a row is re-sent when its RMA is approved "
+            "or shipped back, and the newest row per rma_id wins",
         ),
     )
 }

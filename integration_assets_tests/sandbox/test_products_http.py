@@ -95,16 +95,17 @@ def test_filters_limit_and_page_info_rules(shop: RunningSandbox) -> None:
     ] == [
         700000003,
         700000004,
+        700000005,
         921728736,
     ]
     ids = _get(shop, "products.json", ids="700000001,921728736").json()["products"]
     assert [p["id"] for p in ids] == [700000001, 921728736]
     only_ids = _get(shop, "products.json", fields="id,updated_at", limit=1).json()["products"]
     assert set(only_ids[0]) == {"id", "updated_at"}
-    assert len(_get(shop, "products.json", status="active").json()["products"]) == 6
+    assert len(_get(shop, "products.json", status="active").json()["products"]) == 7
     assert _get(shop, "products.json", status="archived").json()["products"] == []
     assert _get(shop, "products.json", status="deleted").status_code == 400
-    assert _get(shop, "products/count.json").json() == {"count": 6}
+    assert _get(shop, "products/count.json").json() == {"count": 7}
     one = _get(shop, "products/700000001.json").json()["product"]
     assert one["variants"][0]["sku"] == "CASE-SLIM"
     assert _get(shop, "products/123.json").status_code == 404
@@ -158,7 +159,7 @@ def test_client_follows_product_pages(shop: RunningSandbox) -> None:
         shop_url=shop.url, access_token=shop.access_token, page_limit=2, backoff_base_seconds=0.01
     )
     pages = list(client.iter_product_pages(datetime(2000, 1, 1, tzinfo=UTC)))
-    assert [len(p.records) for p in pages] == [2, 2, 2]
+    assert [len(p.records) for p in pages] == [2, 2, 2, 1]
     assert pages[0].params["limit"] == "2" and "status" not in pages[0].params
     assert set(pages[1].params) == {"limit", "page_info"}
     assert pages[0].url.endswith("/admin/api/2025-07/products.json")

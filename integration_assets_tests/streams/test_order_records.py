@@ -105,3 +105,18 @@ def test_totals_that_do_not_add_up_are_measured(real_order):
     staged = stage_order(order, CONTRACT)
     assert staged.totals_mismatch_minor == 1000
     assert "totals_do_not_add_up" in staged.quality_flags
+
+
+@pytest.mark.parametrize(
+    ("source_name", "kept"),
+    [("web", "web"), ("pos", "pos"), ("5806573", "5806573"), (5806573, "5806573"), (None, None)],
+)
+def test_the_sales_channel_is_kept_but_not_in_the_diffed_snapshot(real_order, source_name, kept):
+    payload = copy.deepcopy(real_order)
+    payload["source_name"] = source_name
+    staged = stage_order(payload, CONTRACT)
+    assert isinstance(staged, StagedOrder)
+    assert staged.source_name == kept
+    assert "source_name" not in staged.snapshot  # a channel is not an order event
+    web = stage_order({**payload, "source_name": "web"}, CONTRACT)
+    assert web.snapshot == staged.snapshot

@@ -107,6 +107,21 @@ def commitments(con) -> list[Movement]:
     return moves
 
 
+def order_channels(con, order_ids) -> dict[int, str]:
+    """Each order's sales channel (Shopify `source_name`: web, pos, or an app's id) from its newest
+    staged version; "unknown" when staging has no channel for it."""
+    ids = sorted({int(order_id) for order_id in order_ids})
+    if not ids:
+        return {}
+    rows = con.execute(
+        "SELECT order_id, arg_max(source_name, updated_at) FROM staging.storefront_orders "
+        "WHERE order_id IN (SELECT unnest(?::BIGINT[])) GROUP BY order_id",
+        [ids],
+    ).fetchall()
+    found = {int(order_id): channel for order_id, channel in rows if channel}
+    return {order_id: found.get(order_id, "unknown") for order_id in ids}
+
+
 def warehouse_movements(con) -> tuple[list[Movement], list[StockCount]]:
     moves = [
         Movement(
@@ -248,15 +263,22 @@ def inventory_ledger(
         )
         # Before the first stock take, on hand is unknown: judging available-to-promise would be a guess.
         found = oversells(ledger) if opening is not None else []
+        channels = order_channels(con, [order for o in found for order in o.orders])
         _replace_table(
             con,
             "core.inventory_oversells",
             pd.DataFrame(
                 [
-                    [o.sku, o.at.replace(tzinfo=None), o.available_after, list(o.orders)]
+                    [
+                        o.sku,
+                        o.at.replace(tzinfo=None),
+                        o.available_after,
+                        list(o.orders),
+                        [channels[order] for order in o.orders],
+                    ]
                     for o in found
                 ],
-                columns=["sku", "at", "available_after", "orders"],
+                columns=["sku", "at", "available_after", "orders", "channels"],
             ),
         )
         _replace_table(
@@ -323,21 +345,31 @@ def inventory_ledger(
     asset=INVENTORY_LEDGER,
     name=CHECK_NO_OVERSELL,
     pool=WAREHOUSE_POOL,
-    description="Available-to-promise never went below zero; otherwise names the SKUs and the orders short of stock.",
+    description="Available-to-promise never went below zero; otherwise names the SKUs, the orders short of "
+    "stock and the channels they were sold on.",
 )
 def no_oversell(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.warehouse().connect() as con:
         rows = con.execute(
-            "SELECT sku, min(available_after), flatten(list(orders)) FROM core.inventory_oversells GROUP BY sku ORDER BY sku"
+            "SELECT sku, min(available_after), flatten(list(orders)), flatten(list(channels)) "
+            "FROM core.inventory_oversells GROUP BY sku ORDER BY sku"
         ).fetchall()
     return dg.AssetCheckResult(
         passed=not rows,
         description="; ".join(
-            f"{sku}: available {low}, orders {sorted(set(orders))}" for sku, low, orders in rows
+            _oversell_text(sku, low, orders, channels) for sku, low, orders, channels in rows
         )
         or None,
         metadata={"skus_oversold": len(rows)},
     )
+
+
+def _oversell_text(sku: str, low: int, orders: list[int], channels: list[str]) -> str:
+    """`LIMITED-ED: available -2, orders [1 (web), 2 (pos)], sold on pos and web`."""
+    by_order = dict(zip(orders, channels, strict=True))
+    named = ", ".join(f"{order} ({by_order[order]})" for order in sorted(by_order))
+    sold_on = " and ".join(sorted(set(by_order.values())))
+    return f"{sku}: available {low}, orders [{named}], sold on {sold_on}"
 
 
 @dg.asset_check(

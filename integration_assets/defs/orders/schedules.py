@@ -5,7 +5,7 @@ import dagster as dg
 hourly_sync_job = dg.define_asset_job(
     name="storefront_hourly_sync",
     selection=dg.AssetSelection.groups(
-        "orders", "payments", "finance", "inventory", "products", "reporting"
+        "orders", "payments", "finance", "inventory", "products", "reporting", "returns"
     ),
     description=(
         "Extract orders, payments and products changed since the last poll, stage and gate them, derive order "

@@ -15,12 +15,14 @@ STAGING_BY_KIND = {
     "receipts": dg.AssetKey(["staging", "warehouse", "receipts"]),
     "stock_counts": dg.AssetKey(["staging", "warehouse", "stock_counts"]),
     "return_receipts": dg.AssetKey(["staging", "warehouse", "return_receipts"]),
+    "return_authorizations": dg.AssetKey(["staging", "warehouse", "return_authorizations"]),
 }
 TABLE_BY_KIND = {
     "shipments": "staging.wms_shipments",
     "receipts": "staging.wms_receipts",
     "stock_counts": "staging.wms_stock_counts",
     "return_receipts": "staging.wms_return_receipts",
+    "return_authorizations": "staging.wms_return_authorizations",
 }
 
 # The raw log: every landed file as-is (one batch per file), and one drop log per inbox sweep
