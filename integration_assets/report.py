@@ -30,6 +30,8 @@ TABLES = {
     "core/inventory_positions": "core.inventory_positions",
     "core/inventory_drift": "core.inventory_drift",
     "core/inventory_oversells": "core.inventory_oversells",
+    "staging/warehouse/return_authorizations": "staging.wms_return_authorizations",
+    "core/returns": "core.returns",
     "staging/storefront/products": "staging.storefront_products",
     "core/product_history": "core.product_history",
     "reporting/orders_per_day": "reporting.orders_per_day",
@@ -140,9 +142,15 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
         inventory = (
             {
                 "oversells": [
-                    {"sku": sku, "available_after": int(low), "orders": [int(o) for o in orders]}
-                    for sku, low, orders in con.execute(
-                        "SELECT sku, min(available_after), list_distinct(flatten(list(orders))) "
+                    {
+                        "sku": sku,
+                        "available_after": int(low),
+                        "orders": [int(o) for o in orders],
+                        "channels": sorted(channels),
+                    }
+                    for sku, low, orders, channels in con.execute(
+                        "SELECT sku, min(available_after), list_distinct(flatten(list(orders))), "
+                        "list_distinct(flatten(list(channels))) "
                         "FROM core.inventory_oversells GROUP BY sku ORDER BY sku"
                     ).fetchall()
                 ],
@@ -162,7 +170,35 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             if _table_exists(con, "core.inventory_drift")
             else None
         )
+        returns = (
+            {
+                "by_stage": {
+                    stage: int(n)
+                    for stage, n in con.execute(
+                        "SELECT stage, count(*) FROM core.returns GROUP BY stage ORDER BY stage"
+                    ).fetchall()
+                },
+                "stuck": [
+                    {
+                        "return_id": rid,
+                        "order_id": int(oid),
+                        "sku": sku,
+                        "stage": stage,
+                        "age_hours": float(age),
+                        "flags": list(flags),
+                    }
+                    for rid, oid, sku, stage, age, flags in con.execute(
+                        "SELECT return_id, order_id, sku, stage, age_hours, flags FROM core.returns "
+                        "WHERE list_has_any(flags, ['received_not_refunded', 'refunded_never_received', 'approved_not_shipped']) "
+                        "ORDER BY return_id"
+                    ).fetchall()
+                ],
+            }
+            if _table_exists(con, "core.returns")
+            else None
+        )
     return {
+        "returns": returns,
         "inventory": inventory,
         "money": money,
         "warehouse_files": files,
@@ -269,6 +305,7 @@ def build_report(
         },
         "money": section["money"],
         "inventory": section["inventory"],
+        "returns": section["returns"],
         "warehouse_files": section["warehouse_files"],
         "checks": latest_check_results() if include_instance else [],
         "gate_verdicts": section["gate_verdicts"],
@@ -338,11 +375,21 @@ def render_text(report: dict[str, Any]) -> str:
         )
         for item in inventory["oversells"]:
             lines.append(
-                f"  oversold {item['sku']}: available {item['available_after']}, orders {item['orders']}"
+                f"  oversold {item['sku']}: available {item['available_after']}, orders {item['orders']} "
+                f"(channels {', '.join(item['channels'])})"
             )
         for item in inventory["drift"]:
             lines.append(
                 f"  drift {item['sku']} at {item['location']}: {item['delta']:+d} ({item['cause']}) {item['explanation']}"
+            )
+    returns = report.get("returns")
+    if returns:
+        stages = ", ".join(f"{stage} {n}" for stage, n in returns["by_stage"].items())
+        lines.append(f"Returns by stage: {stages}; {len(returns['stuck'])} stuck")
+        for item in returns["stuck"]:
+            lines.append(
+                f"  stuck {item['return_id']} (order {item['order_id']}, {item['sku']}): {item['stage']} for "
+                f"{item['age_hours']:.0f} h, {', '.join(item['flags'])}"
             )
     if report.get("warehouse_files"):
         lines.append("Warehouse files not staged (staging.warehouse_files):")
