@@ -122,3 +122,22 @@ def test_when_the_paid_version_was_quarantined_the_mismatch_says_so():
     assert [(d.rule, d.amount_minor) for d in result.unexplained()] == [
         ("storefront_record_quarantined", 10_000)
     ]
+
+
+def test_real_stripe_charge_and_refund_reconcile_as_a_full_refund():
+    import json
+    from pathlib import Path
+
+    fixtures = (
+        Path(__file__).resolve().parents[2]
+        / "integration_assets"
+        / "sandbox"
+        / "fixtures"
+        / "stripe"
+    )
+    real = json.loads((fixtures / "fixtures3.json").read_text())["resources"]
+    charge_obj, refund_obj = real["charge"], real["refund"]
+    assert refund_obj["charge"] == charge_obj["id"]
+    provider = ProviderMoney(1, charge_obj["currency"], charge_obj["amount"], refund_obj["amount"])
+    result = reconcile([OrderMoney(1, "USD", 100, 100, "refunded")], [provider])
+    assert rules(result) == [("full_refund", 100), ("matched", 0)]
