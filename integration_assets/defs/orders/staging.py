@@ -16,9 +16,9 @@ from integration_assets.defs.orders.names import (
     STREAM,
     STREAM_NAME,
 )
-from integration_assets.storage.balances import record_balance
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
+from integration_assets.storage.staging_books import record_batch_outcome
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.order_records import StagedOrder, Violation, stage_order
@@ -133,7 +133,6 @@ def stage_batch(
     """Stage one raw batch in one transaction: rows, quarantine, batch record and its count balance."""
     rows, quarantined, duplicates_in_batch = split_batch(log, manifest, contract)
     frame = _staged_frame(rows, manifest, contract, run_id)
-    now = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.transaction() as con:
         con.register("incoming", frame)
         new_rows = con.execute(
@@ -147,50 +146,18 @@ def stage_batch(
         ).fetchone()[0]
         con.unregister("incoming")
         duplicates = duplicates_in_batch + (len(frame) - new_rows)
-        if quarantined:
-            con.executemany(
-                "INSERT OR REPLACE INTO ops.quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [
-                        STREAM,
-                        manifest.batch_id,
-                        index,
-                        manifest.raw_ref(index),
-                        key,
-                        v.rule,
-                        v.field,
-                        v.message,
-                        contract.label,
-                        run_id,
-                        now,
-                    ]
-                    for index, key, v in quarantined
-                ],
-            )
-        flagged = sum(1 for _, order in rows if order.quality_flags)
-        con.execute(
-            "INSERT INTO staging.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                STREAM,
-                manifest.batch_id,
-                str(manifest.path),
-                manifest.sha256,
-                manifest.records,
-                new_rows,
-                len(quarantined),
-                duplicates,
-                flagged,
-                contract.version,
-                run_id,
-                now,
-            ],
+        balance = record_batch_outcome(
+            con,
+            stream=STREAM,
+            asset_key=STAGING_ORDERS.to_user_string(),
+            manifest=manifest,
+            contract=contract,
+            run_id=run_id,
+            staged=int(new_rows),
+            quarantined=quarantined,
+            duplicates=duplicates,
+            quality_flagged=sum(1 for _, order in rows if order.quality_flags),
         )
-        balance = Balance(
-            "read_equals_staged_quarantined_duplicates",
-            {"records_read": manifest.records},
-            {"staged": int(new_rows), "quarantined": len(quarantined), "duplicates": duplicates},
-        )
-        record_balance(con, run_id, STAGING_ORDERS.to_user_string(), manifest.batch_id, balance)
     return {
         "batch_id": manifest.batch_id,
         "records_read": manifest.records,

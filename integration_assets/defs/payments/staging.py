@@ -16,9 +16,9 @@ from integration_assets.defs.payments.names import (
     STAGING_PAYMENTS,
     STREAMS,
 )
-from integration_assets.storage.balances import record_balance
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
+from integration_assets.storage.staging_books import record_batch_outcome
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation, typed_fields
@@ -66,21 +66,7 @@ def stage_payments_batch(
         typed = typed_fields(payload, contract)
         if isinstance(typed, Violation):
             key = payload.get("id") if isinstance(payload, dict) else None
-            quarantined.append(
-                [
-                    stream,
-                    manifest.batch_id,
-                    index,
-                    manifest.raw_ref(index),
-                    key,
-                    typed.rule,
-                    typed.field,
-                    typed.message,
-                    contract.label,
-                    run_id,
-                    now,
-                ]
-            )
+            quarantined.append((index, key, typed))
             continue
         digest = payload_hash(payload)
         if (typed["id"], digest) in seen:
@@ -117,39 +103,17 @@ def stage_payments_batch(
         ).fetchone()[0]
         con.unregister("incoming")
         duplicates += len(frame) - staged
-        if quarantined:
-            con.executemany(
-                "INSERT OR REPLACE INTO ops.quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                quarantined,
-            )
-        con.execute(
-            "INSERT INTO staging.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                stream,
-                manifest.batch_id,
-                str(manifest.path),
-                manifest.sha256,
-                manifest.records,
-                staged,
-                len(quarantined),
-                duplicates,
-                0,
-                contract.version,
-                run_id,
-                now,
-            ],
-        )
-        balance = Balance(
-            "read_equals_staged_quarantined_duplicates",
-            {"records_read": manifest.records},
-            {"staged": int(staged), "quarantined": len(quarantined), "duplicates": duplicates},
-        )
-        record_balance(
+        balance = record_batch_outcome(
             con,
-            run_id,
-            STAGING_PAYMENTS.to_user_string(),
-            f"{resource}:{manifest.batch_id}",
-            balance,
+            stream=stream,
+            asset_key=STAGING_PAYMENTS.to_user_string(),
+            manifest=manifest,
+            contract=contract,
+            run_id=run_id,
+            staged=int(staged),
+            quarantined=quarantined,
+            duplicates=duplicates,
+            balance_scope=f"{resource}:{manifest.batch_id}",
         )
     return {
         "resource": resource,
@@ -157,7 +121,7 @@ def stage_payments_batch(
         "staged": int(staged),
         "quarantined": len(quarantined),
         "duplicates": duplicates,
-        "reasons": Counter(f"{resource}: {q[5]} on {q[6]}" for q in quarantined),
+        "reasons": Counter(f"{resource}: {v.rule} on {v.field}" for _, _, v in quarantined),
         "balance": balance,
     }
 

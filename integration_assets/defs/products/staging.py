@@ -18,9 +18,9 @@ from integration_assets.defs.products.names import (
     STREAM,
     STREAM_NAME,
 )
-from integration_assets.storage.balances import record_balance
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
+from integration_assets.storage.staging_books import record_batch_outcome
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation
@@ -149,49 +149,17 @@ def stage_products_batch(
                 f"SELECT {', '.join(COLUMNS)} FROM incoming"
             )
             con.unregister("incoming")
-        if quarantined:
-            con.executemany(
-                "INSERT OR REPLACE INTO ops.quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    [
-                        STREAM,
-                        manifest.batch_id,
-                        index,
-                        manifest.raw_ref(index),
-                        key,
-                        v.rule,
-                        v.field,
-                        v.message,
-                        contract.label,
-                        run_id,
-                        now,
-                    ]
-                    for index, key, v in quarantined
-                ],
-            )
-        con.execute(
-            "INSERT INTO staging.batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                STREAM,
-                manifest.batch_id,
-                str(manifest.path),
-                manifest.sha256,
-                manifest.records,
-                new_versions,
-                len(quarantined),
-                duplicates,
-                0,
-                contract.version,
-                run_id,
-                now,
-            ],
+        balance = record_batch_outcome(
+            con,
+            stream=STREAM,
+            asset_key=STAGING_PRODUCTS.to_user_string(),
+            manifest=manifest,
+            contract=contract,
+            run_id=run_id,
+            staged=new_versions,
+            quarantined=quarantined,
+            duplicates=duplicates,
         )
-        balance = Balance(
-            "read_equals_staged_quarantined_duplicates",
-            {"records_read": manifest.records},
-            {"staged": new_versions, "quarantined": len(quarantined), "duplicates": duplicates},
-        )
-        record_balance(con, run_id, STAGING_PRODUCTS.to_user_string(), manifest.batch_id, balance)
     return {
         "batch_id": manifest.batch_id,
         "records_read": manifest.records,
