@@ -71,6 +71,15 @@ class StorefrontClient(RetryingHttpResource):
     def api_url(self, resource: str) -> str:
         return f"{self.shop_url.rstrip('/')}/admin/api/{self.api_version}/{resource}"
 
+    def count_orders(self) -> int:
+        """How many orders the shop has, any status (`orders/count.json?status=any`): the completeness yardstick."""
+        body = self.get(self.api_url("orders/count.json"), {"status": "any"}).json()
+        if not isinstance(body, dict) or not isinstance(body.get("count"), int):
+            raise StorefrontError(
+                f"GET orders/count.json: expected {{'count': n}}, got {str(body)[:200]}"
+            )
+        return body["count"]
+
     def iter_order_pages(
         self, updated_at_min: datetime, updated_at_max: datetime | None = None
     ) -> Iterator[Page]:

@@ -10,6 +10,7 @@ import pytest
 
 from integration_assets.defs.orders.checks import staging_orders_gate
 from integration_assets.defs.orders.core import (
+    every_source_order_known,
     order_events,
     order_events_balance,
     orders_current,
@@ -37,6 +38,7 @@ ALL_ASSETS = [
     order_events_balance,
     orders_current,
     orders_current_matches_heads,
+    every_source_order_known,
     orders_per_day,
     order_lifecycle,
     orders_per_day_reconciles,

@@ -104,3 +104,40 @@ def test_real_fixture_orders_flow_through_with_their_quirks_flagged(tmp_path):
         # order.json/orders.json/get.json: the same order and updated_at with different content
         conflicts = pipeline.sql("SELECT order_id, resolution FROM core.version_conflicts")
         assert conflicts and {order_id for order_id, _ in conflicts} == {450789469}
+
+
+def test_an_order_appearing_below_the_cursor_is_caught_and_a_full_sweep_recovers_it(tmp_path):
+    """Incremental polling cannot see an order that shows up later with an old updated_at; the
+    completeness check compares the storefront's count with what we know, and says how to recover."""
+    import dagster as dg
+    import yaml
+
+    from integration_assets.defs.orders.names import CHECK_NO_ORDER_MISSING
+    from integration_assets.sandbox import start_storefront
+    from integration_assets.sandbox.scenario import parse_scenario
+    from integration_assets_tests.pipeline.conftest import ALL_ASSETS, SCENARIOS, Pipeline
+
+    raw = yaml.safe_load((SCENARIOS / "tiny.yaml").read_text())
+    raw["fixture_orders"] = [
+        {"file": "monei_shopify_api_node/order/res/create.json", "appears_at": "+8h"}
+    ]
+    scenario = parse_scenario(raw, SCENARIOS / "tiny.yaml")
+    with start_storefront(scenario) as sandbox:
+        pipeline = Pipeline(tmp_path, sandbox, scenario)
+        pipeline.advance(hours=6)
+        assert check_outcomes(pipeline.run())[CHECK_NO_ORDER_MISSING]
+        pipeline.advance(hours=6)  # the 2015 order appears now, far below the cursor
+        late = pipeline.run()
+        assert check_outcomes(late)[CHECK_NO_ORDER_MISSING] is False
+        assert "1 never seen" in check_description(late, CHECK_NO_ORDER_MISSING)
+        sweep = dg.materialize(
+            ALL_ASSETS,
+            resources=pipeline.resources,
+            instance=pipeline.instance,
+            run_config={"ops": {"raw__storefront__orders": {"config": {"full_sweep": True}}}},
+        )
+        assert check_outcomes(sweep)[CHECK_NO_ORDER_MISSING]
+        assert (
+            pipeline.scalar("SELECT count(*) FROM core.orders_current WHERE order_id = 1073459962")
+            == 1
+        )

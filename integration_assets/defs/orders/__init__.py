@@ -4,6 +4,7 @@ import dagster as dg
 
 from integration_assets.defs.orders.checks import staging_orders_gate
 from integration_assets.defs.orders.core import (
+    every_source_order_known,
     order_events,
     order_events_balance,
     orders_current,
@@ -15,7 +16,12 @@ from integration_assets.defs.orders.staging import staging_storefront_orders
 
 defs = dg.Definitions(
     assets=[raw_storefront_orders, staging_storefront_orders, order_events, orders_current],
-    asset_checks=[staging_orders_gate, order_events_balance, orders_current_matches_heads],
+    asset_checks=[
+        staging_orders_gate,
+        order_events_balance,
+        orders_current_matches_heads,
+        every_source_order_known,
+    ],
     jobs=[hourly_sync_job],
     schedules=[hourly_sync_schedule],
 )

@@ -10,16 +10,19 @@ import pandas as pd
 from integration_assets.defs.orders.names import (
     CHECK_CORE_BALANCE,
     CHECK_FOLD_MATCHES_HEADS,
+    CHECK_NO_ORDER_MISSING,
     GATING_CHECKS,
     ORDER_EVENTS,
     ORDERS_CURRENT,
     OWNER,
+    SOURCE,
     STAGING_ORDERS,
     STREAM,
+    STREAM_NAME,
 )
 from integration_assets.storage import gates
 from integration_assets.storage.balances import record_balance
-from integration_assets.storage.resources import WarehouseResource
+from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.order_events import (
@@ -407,5 +410,47 @@ def orders_current_matches_heads(warehouse: WarehouseResource) -> dg.AssetCheckR
             "orders_checked": len(heads),
             "orders_mismatched": len(mismatched),
             "orders_without_head": len(missing),
+        },
+    )
+
+
+@dg.asset_check(
+    asset=ORDERS_CURRENT,
+    name=CHECK_NO_ORDER_MISSING,
+    pool=WAREHOUSE_POOL,
+    description=(
+        "Every order the storefront counts (orders/count.json?status=any at the last poll) is known here: "
+        "staged or quarantined. Incremental polling cannot see an order that appears with an old updated_at."
+    ),
+)
+def every_source_order_known(
+    raw_log: RawLogResource, warehouse: WarehouseResource
+) -> dg.AssetCheckResult:
+    latest = raw_log.log().latest(SOURCE, STREAM_NAME)
+    at_source = int(latest.details.get("orders_at_source", 0)) if latest else 0
+    with warehouse.warehouse().connect() as con:
+        known = con.execute(
+            """
+            SELECT count(*) FROM (
+                SELECT CAST(order_id AS VARCHAR) AS id FROM staging.storefront_orders
+                UNION
+                SELECT record_key FROM ops.quarantine WHERE stream = ? AND record_key IS NOT NULL
+            )
+            """,
+            [STREAM],
+        ).fetchone()[0]
+    missing = max(0, at_source - int(known))
+    return dg.AssetCheckResult(
+        passed=missing == 0,
+        description=(
+            f"the storefront has {at_source} orders, we know {known}: {missing} never seen. Materialize "
+            "raw/storefront/orders with config full_sweep: true to re-read everything since initial_updated_at_min."
+            if missing
+            else None
+        ),
+        metadata={
+            "orders_at_source": at_source,
+            "orders_known": int(known),
+            "orders_missing": missing,
         },
     )

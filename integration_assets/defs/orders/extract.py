@@ -14,7 +14,7 @@ from integration_assets.storage.landing import (
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.streams.balances import Balance
-from integration_assets.streams.timestamps import to_iso_utc
+from integration_assets.streams.timestamps import parse_utc, to_iso_utc
 from integration_assets.systems.storefront import StorefrontClient
 
 
@@ -23,10 +23,18 @@ class ExtractConfig(dg.Config):
 
     lookback_minutes: int = 10
     initial_updated_at_min: str = DEFAULT_START
+    # Re-read everything since initial_updated_at_min, ignoring the cursor: the remedy when the
+    # completeness check finds orders the storefront has and we never saw (late writes below the cursor).
+    full_sweep: bool = False
 
 
 def land_orders(
-    client: StorefrontClient, log: RawLog, run_id: str, lookback: timedelta, initial: str
+    client: StorefrontClient,
+    log: RawLog,
+    run_id: str,
+    lookback: timedelta,
+    initial: str,
+    full_sweep: bool = False,
 ) -> tuple[BatchManifest, dict]:
     """Fetch every order updated since the cursor (minus the lookback) into one immutable batch.
 
@@ -34,7 +42,7 @@ def land_orders(
     cursor does not move, so the next attempt asks for the same window again.
     """
     previous_cursor = updated_at_cursor(log, SOURCE, STREAM_NAME, initial)
-    window_start = previous_cursor - lookback
+    window_start = parse_utc(initial) if full_sweep else previous_cursor - lookback
     manifest, details = land_pages(
         log,
         SOURCE,
@@ -48,8 +56,13 @@ def land_orders(
             "endpoint": client.api_url("orders.json"),
             "api_version_requested": client.api_version,
             "window_start": to_iso_utc(window_start),
+            "full_sweep": full_sweep,
         },
-        late_details=client.stats.as_metadata,
+        # Asked after the last page: orders the shop has now, for the completeness check downstream.
+        late_details=lambda: {
+            "orders_at_source": client.count_orders(),
+            **client.stats.as_metadata(),
+        },
     )
     details["api_versions_served"] = sorted(
         {p["api_version"] for p in details["pages"] if p.get("api_version")}
@@ -91,6 +104,7 @@ def raw_storefront_orders(
         context.run_id,
         timedelta(minutes=config.lookback_minutes),
         config.initial_updated_at_min,
+        full_sweep=config.full_sweep,
     )
     balance = Balance(
         "records_landed",
@@ -103,6 +117,7 @@ def raw_storefront_orders(
             "batch_id": manifest.batch_id,
             "raw_file": dg.MetadataValue.path(str(manifest.path)),
             "records_landed": manifest.records,
+            "orders_at_source": details["orders_at_source"],
             "pages": len(details["pages"]),
             "bytes": manifest.bytes,
             "window_start": details["window_start"],

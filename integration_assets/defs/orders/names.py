@@ -29,3 +29,4 @@ CHECK_KNOWN_QUIRKS = "known_quirks_flagged"
 
 CHECK_FOLD_MATCHES_HEADS = "events_fold_to_current_state"
 CHECK_CORE_BALANCE = "versions_accounted_for"
+CHECK_NO_ORDER_MISSING = "every_source_order_known"
