@@ -11,6 +11,7 @@ from integration_assets.environment import apply_dagster_environment
 from integration_assets.local_stack import DEFAULT_SCENARIO, start_sandbox
 from integration_assets.report import build_report, render_text
 from integration_assets.sandbox.scenario import load_scenario
+from integration_assets.stale_runs import release_orphaned_runs
 from integration_assets.storage.resources import default_data_dir
 
 JOB_NAME = "storefront_hourly_sync"
@@ -82,6 +83,10 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
         f"each poll lets {WAREHOUSE_SENSOR} start {WAREHOUSE_JOB} for new WMS files, then runs {JOB_NAME}."
     )
     with start_sandbox(scenario) as sandbox, dg.DagsterInstance.get() as instance:
+        for run_id in release_orphaned_runs(instance):
+            print(
+                f"Released run {run_id[:8]}: marked in progress, silent, its process gone (a stopped `make dev`?)"
+            )
         os.environ.update(sandbox.environment())
         systems = ", ".join(
             f"{name} {info.get('url') or info.get('inbox')}"
