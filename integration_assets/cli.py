@@ -144,7 +144,14 @@ def main(argv: list[str] | None = None) -> int:
         return sandbox_main(argv[2:])
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    return args.handler(args)
+    from integration_assets.storage.warehouse import WarehouseLockTimeout
+
+    try:
+        return args.handler(args)
+    except (FileNotFoundError, WarehouseLockTimeout) as error:
+        # Expected operator situations (nothing run yet, the warehouse busy): a sentence, not a traceback.
+        print(f"integration-assets {args.command}: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -172,3 +172,22 @@ def test_sandbox_serve_refuses_a_missing_scenario_with_a_clear_message(tmp_path)
     )
     assert result.returncode == 2
     assert f"{missing}: the scenario file does not exist" in result.stderr
+
+
+def test_report_before_any_run_says_what_to_do(tmp_path):
+    env = {
+        **os.environ,
+        "INTEGRATION_ASSETS_DATA_DIR": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(tmp_path),
+    }
+    result = subprocess.run(
+        [str(BIN / "integration-assets"), "report"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "no warehouse at" in result.stderr and "make demo" in result.stderr
+    assert "Traceback" not in result.stderr
