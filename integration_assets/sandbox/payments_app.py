@@ -13,7 +13,6 @@ import base64
 import binascii
 import json
 import threading
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -29,7 +28,12 @@ from integration_assets.sandbox.payments_ledger import (
     PaymentsSnapshot,
 )
 from integration_assets.sandbox.scenario import Fault, Scenario
-from integration_assets.sandbox.storefront_app import BadRequest, json_response, parse_filter_time
+from integration_assets.sandbox.storefront_app import (
+    BadRequest,
+    RequestStats,
+    json_response,
+    parse_filter_time,
+)
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
@@ -108,42 +112,8 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-class PaymentsStats:
-    """Counts by route and status, API requests numbered, faults fired (as the storefront's)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._by_route: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        self._faults: dict[str, int] = defaultdict(int)
-        self.api_requests = 0
-
-    def next_api_request(self) -> int:
-        with self._lock:
-            self.api_requests += 1
-            return self.api_requests
-
-    def record(self, route: str, status: int) -> None:
-        with self._lock:
-            self._by_route[route][str(status)] += 1
-
-    def fault_fired(self, kind: str) -> None:
-        with self._lock:
-            self._faults[kind] += 1
-
-    def snapshot(self) -> dict[str, Any]:
-        with self._lock:
-            by_route = {route: dict(statuses) for route, statuses in self._by_route.items()}
-            by_status: dict[str, int] = defaultdict(int)
-            for route, statuses in by_route.items():
-                if route in RESOURCES or route.endswith("/{id}"):
-                    for status, count in statuses.items():
-                        by_status[status] += count
-            return {
-                "api_requests": self.api_requests,
-                "by_route": by_route,
-                "api_by_status": dict(by_status),
-                "faults_fired": dict(self._faults),
-            }
+def _is_api_route(route: str) -> bool:
+    return route in RESOURCES or route.endswith("/{id}")
 
 
 class PaymentsApp:
@@ -155,7 +125,7 @@ class PaymentsApp:
         self.scenario = scenario
         self.clock = clock
         self.ledger = ledger or PaymentsLedger(scenario)
-        self.stats = PaymentsStats()
+        self.stats = RequestStats(is_api_route=_is_api_route)
         self.request_faults: list[Fault] = list(scenario.payments.faults)
         self._request_ids = 0
         self._request_ids_lock = threading.Lock()

@@ -138,9 +138,16 @@ def parse_filter_time(param: str, value: str, tz: timezone) -> datetime:
 
 
 class RequestStats:
-    """Counts by route and status, so tests can assert what the server actually answered."""
+    """Counts by route and status, so tests can assert what a sandbox server actually answered.
 
-    def __init__(self) -> None:
+    `is_api_route` says which routes are the system's API (counted in `api_by_status`), as opposed
+    to the sandbox's own control endpoints.
+    """
+
+    def __init__(
+        self, is_api_route: Callable[[str], bool] = lambda route: route in API_ENDPOINTS
+    ) -> None:
+        self._is_api_route = is_api_route
         self._lock = threading.Lock()
         self._by_route: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         self._faults: dict[str, int] = defaultdict(int)
@@ -164,7 +171,7 @@ class RequestStats:
             by_route = {route: dict(statuses) for route, statuses in self._by_route.items()}
             by_status: dict[str, int] = defaultdict(int)
             for route, statuses in by_route.items():
-                if route in API_ENDPOINTS:
+                if self._is_api_route(route):
                     for status, count in statuses.items():
                         by_status[status] += count
             return {
