@@ -39,19 +39,20 @@ class _QuietRequestHandler(WSGIRequestHandler):
         return None
 
 
-class RunningSandbox:
-    """A storefront listening on 127.0.0.1; use as a context manager or call `stop()`."""
+class _ServedApp:
+    """A WSGI app served from a daemon thread on its own socket; a context manager."""
 
-    def __init__(self, scenario: Scenario, server: BaseWSGIServer, app: StorefrontApp) -> None:
+    system_name = "sandbox"
+
+    def __init__(self, scenario: Scenario, server: BaseWSGIServer, app: Any) -> None:
         self.scenario = scenario
         self._server = server
         self.app = app
         self.clock: ScenarioClock = app.clock
-        self.warehouse: WarehouseInbox | None = None  # the WMS inbox, when one was given
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},  # how long stop() waits for the loop to notice
-            name=f"sandbox-storefront-{server.server_port}",
+            name=f"sandbox-{self.system_name}-{server.server_port}",
             daemon=True,
         )
         self._stopped = False
@@ -64,6 +65,43 @@ class RunningSandbox:
     def port(self) -> int:
         return self._server.server_port
 
+    def stats(self) -> dict[str, Any]:
+        """Requests by route and status, API requests counted, faults fired."""
+        return self.app.stats.snapshot()
+
+    def _start(self):
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=10)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class RunningSandbox(_ServedApp):
+    """A storefront listening on 127.0.0.1; use as a context manager or call `stop()`."""
+
+    system_name = "storefront"
+
+    def __init__(self, scenario: Scenario, server: BaseWSGIServer, app: StorefrontApp) -> None:
+        super().__init__(scenario, server, app)
+        self.warehouse: WarehouseInbox | None = None  # the WMS inbox, when one was given
+
     @property
     def access_token(self) -> str:
         return self.scenario.shop.access_token
@@ -74,10 +112,6 @@ class RunningSandbox:
 
     def api_url(self, resource: str, version: str | None = None) -> str:
         return f"{self.url}/admin/api/{version or self.api_version}/{resource}"
-
-    def stats(self) -> dict[str, Any]:
-        """Requests by route and status, API requests counted, faults fired."""
-        return self.app.stats.snapshot()
 
     def systems(self) -> dict[str, dict[str, str]]:
         """What the ready file says: where each sandbox system listens and how to talk to it."""
@@ -92,30 +126,11 @@ class RunningSandbox:
             systems["warehouse"] = {"inbox": str(self.warehouse.inbox)}
         return systems
 
-    def _start(self) -> RunningSandbox:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-        if self.warehouse is not None:
+        stopping = not self._stopped
+        super().stop()
+        if stopping and self.warehouse is not None:
             self.warehouse.close()
-
-    def __enter__(self) -> RunningSandbox:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def start_storefront(
@@ -142,29 +157,10 @@ def start_storefront(
     return sandbox._start()
 
 
-class RunningPayments:
+class RunningPayments(_ServedApp):
     """The Stripe-compatible payments sandbox listening on a socket (see `start_sandbox_systems`)."""
 
-    def __init__(self, scenario: Scenario, server: BaseWSGIServer, app: PaymentsApp) -> None:
-        self.scenario = scenario
-        self._server = server
-        self.app = app
-        self.clock: ScenarioClock = app.clock
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name=f"sandbox-payments-{server.server_port}",
-            daemon=True,
-        )
-        self._stopped = False
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._server.server_address[0]}:{self._server.server_port}"
-
-    @property
-    def port(self) -> int:
-        return self._server.server_port
+    system_name = "payments"
 
     @property
     def secret_key(self) -> str:
@@ -174,23 +170,8 @@ class RunningPayments:
     def ledger(self) -> PaymentsLedger:
         return self.app.ledger
 
-    def stats(self) -> dict[str, Any]:
-        return self.app.stats.snapshot()
-
     def system(self) -> dict[str, str]:
         return {"url": self.url, "secret_key": self.secret_key}
-
-    def _start(self) -> RunningPayments:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
 
 
 class RunningSystems:
