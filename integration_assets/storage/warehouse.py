@@ -410,3 +410,13 @@ class Warehouse:
                     raise
                 time.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
+
+
+def replace_table(
+    connection: duckdb.DuckDBPyConnection, name: str, frame, order_by: str | None = None
+) -> None:
+    """Rebuild a table whole from a DataFrame (inside the caller's transaction): idempotent by construction."""
+    connection.register("replacement_rows", frame)
+    order = f" ORDER BY {order_by}" if order_by else ""
+    connection.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM replacement_rows{order}")
+    connection.unregister("replacement_rows")

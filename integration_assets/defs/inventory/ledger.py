@@ -12,7 +12,7 @@ from integration_assets.defs.orders.names import ORDER_EVENTS
 from integration_assets.defs.warehouse.names import STAGING_BY_KIND
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.resources import WarehouseResource
-from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.inventory_ledger import (
     Movement,
@@ -177,12 +177,6 @@ def warehouse_movements(con) -> tuple[list[Movement], list[StockCount]]:
     return moves, counts
 
 
-def _replace_table(con, name: str, frame: pd.DataFrame) -> None:
-    con.register("rows_in", frame)
-    con.execute(f"CREATE OR REPLACE TABLE {name} AS SELECT * FROM rows_in")
-    con.unregister("rows_in")
-
-
 @dg.asset(
     key=INVENTORY_LEDGER,
     deps=[ORDER_EVENTS, *STAGING_BY_KIND.values()],
@@ -211,7 +205,7 @@ def inventory_ledger(
         before_opening = len(all_claims) - len(order_moves)
         corrections, drifts = apply_counts([*order_moves, *wms_moves], counts)
         ledger, duplicates = unique_movements([*order_moves, *wms_moves, *corrections])
-        _replace_table(
+        replace_table(
             con,
             "core.inventory_ledger",
             pd.DataFrame(
@@ -244,7 +238,7 @@ def inventory_ledger(
                 ],
             ),
         )
-        _replace_table(
+        replace_table(
             con,
             "core.inventory_positions",
             pd.DataFrame(
@@ -264,7 +258,7 @@ def inventory_ledger(
         # Before the first stock take, on hand is unknown: judging available-to-promise would be a guess.
         found = oversells(ledger) if opening is not None else []
         channels = order_channels(con, [order for o in found for order in o.orders])
-        _replace_table(
+        replace_table(
             con,
             "core.inventory_oversells",
             pd.DataFrame(
@@ -281,7 +275,7 @@ def inventory_ledger(
                 columns=["sku", "at", "available_after", "orders", "channels"],
             ),
         )
-        _replace_table(
+        replace_table(
             con,
             "core.inventory_drift",
             pd.DataFrame(

@@ -23,7 +23,7 @@ from integration_assets.defs.orders.names import (
 from integration_assets.storage import gates
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
-from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.order_events import (
     OrderHead,
@@ -353,11 +353,7 @@ def orders_current(warehouse: WarehouseResource) -> dg.MaterializeResult:
         frame = pd.DataFrame(rows, columns=CURRENT_COLUMNS)
         for column in ("created_at", "cancelled_at", "closed_at"):
             frame[column] = pd.to_datetime(frame[column], utc=True).dt.tz_localize(None)
-        con.register("current_rows", frame)
-        con.execute(
-            "CREATE OR REPLACE TABLE core.orders_current AS SELECT * FROM current_rows ORDER BY order_id"
-        )
-        con.unregister("current_rows")
+        replace_table(con, "core.orders_current", frame, order_by="order_id")
         by_status = dict(
             con.execute(
                 "SELECT financial_status, count(*) FROM core.orders_current GROUP BY 1 ORDER BY 2 DESC"

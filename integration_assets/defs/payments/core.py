@@ -22,7 +22,7 @@ from integration_assets.defs.payments.names import (
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.gates import passed_batches_sql
 from integration_assets.storage.resources import WarehouseResource
-from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.financial_ledger import build_ledger, check_payouts
 from integration_assets.streams.reconciliation import OrderMoney, ProviderMoney, reconcile
@@ -123,11 +123,7 @@ def financial_ledger(
                 "order_id",
             ],
         )
-        con.register("entries", frame)
-        con.execute(
-            "CREATE OR REPLACE TABLE core.financial_ledger AS SELECT * FROM entries ORDER BY occurred_at, entry_id"
-        )
-        con.unregister("entries")
+        replace_table(con, "core.financial_ledger", frame, order_by="occurred_at, entry_id")
         by_payout = defaultdict(list)
         for membership in memberships:
             by_payout[membership["_parent"]].append(membership)
@@ -153,11 +149,7 @@ def financial_ledger(
                 "holds",
             ],
         )
-        con.register("payout_rows", payout_frame)
-        con.execute(
-            "CREATE OR REPLACE TABLE core.payout_checks AS SELECT * FROM payout_rows ORDER BY payout"
-        )
-        con.unregister("payout_rows")
+        replace_table(con, "core.payout_checks", payout_frame, order_by="payout")
         gross = sum(1 for e in entries if e.entry_id.endswith(":gross"))
         balance = Balance(
             "transactions_equal_gross_entries",
@@ -294,11 +286,7 @@ def payment_reconciliation(
             ],
             columns=["order_id", "rule", "amount_minor", "currency", "explained", "detail"],
         )
-        con.register("differences", frame)
-        con.execute(
-            "CREATE OR REPLACE TABLE core.payment_reconciliation AS SELECT * FROM differences ORDER BY order_id, rule"
-        )
-        con.unregister("differences")
+        replace_table(con, "core.payment_reconciliation", frame, order_by="order_id, rule")
         reconciled_orders = int(frame["order_id"].nunique()) if not frame.empty else 0
         balance = Balance(
             "every_order_classified",
