@@ -78,10 +78,16 @@ def _cmd_gate_recheck(args: argparse.Namespace) -> int:
 
     with WarehouseResource().warehouse().transaction() as con:
         cleared = clear_verdicts(con, args.stream, args.batch_id)
+    if not cleared:
+        print(
+            f"no gate verdicts for batch {args.batch_id} in stream {args.stream}: nothing to re-check",
+            file=sys.stderr,
+        )
+        return 1
     print(
         f"cleared {cleared} verdict(s) of batch {args.batch_id}; the next run of the staging checks judges it again"
     )
-    return 0 if cleared else 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -144,11 +150,12 @@ def main(argv: list[str] | None = None) -> int:
         return sandbox_main(argv[2:])
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    from integration_assets.sandbox.scenario import ScenarioError
     from integration_assets.storage.warehouse import WarehouseLockTimeout
 
     try:
         return args.handler(args)
-    except (FileNotFoundError, WarehouseLockTimeout) as error:
+    except (FileNotFoundError, WarehouseLockTimeout, ScenarioError) as error:
         # Expected operator situations (nothing run yet, the warehouse busy): a sentence, not a traceback.
         print(f"integration-assets {args.command}: {error}", file=sys.stderr)
         return 2

@@ -66,9 +66,11 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
     started = time.monotonic()
     apply_dagster_environment()
     data_dir = default_data_dir()
+    steps = load_scenario(
+        scenario
+    ).demo.clock_steps()  # a bad scenario fails before any data is reset
     if not keep_data:
         reset_pipeline_state(data_dir)
-    steps = load_scenario(scenario).demo.clock_steps()
 
     import dagster as dg
 

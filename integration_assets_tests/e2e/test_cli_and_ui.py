@@ -191,3 +191,43 @@ def test_report_before_any_run_says_what_to_do(tmp_path):
     assert result.returncode == 2
     assert "no warehouse at" in result.stderr and "make demo" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_demo_with_a_missing_scenario_says_so_without_a_traceback(tmp_path):
+    missing = tmp_path / "nope.yaml"
+    env = {
+        **os.environ,
+        "INTEGRATION_ASSETS_DATA_DIR": str(tmp_path / "data"),
+        "DAGSTER_HOME": str(tmp_path),
+    }
+    earlier = tmp_path / "data" / "warehouse.duckdb"
+    earlier.parent.mkdir()
+    earlier.write_bytes(b"an earlier run's warehouse")
+    result = subprocess.run(
+        [str(BIN / "integration-assets"), "demo", "--scenario", str(missing)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert f"{missing}: the scenario file does not exist" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        earlier.read_bytes() == b"an earlier run's warehouse"
+    )  # nothing reset before the scenario was read
+
+
+def test_gate_recheck_of_an_unknown_batch_says_nothing_was_cleared(demo_home):
+    env, _ = demo_home
+    result = subprocess.run(
+        [str(BIN / "integration-assets"), "gate", "recheck", "storefront/orders", "no-such-batch"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "no gate verdicts for batch no-such-batch in stream storefront/orders" in result.stderr
