@@ -346,6 +346,88 @@ CREATE TABLE IF NOT EXISTS ops.file_quarantine (
     quarantined_at TIMESTAMP NOT NULL,
     PRIMARY KEY (file_name, sha256)
 );
+
+-- One row per intended write into a working system (ERP, CRM, WMS). The idempotency key is the
+-- external id plus the content hash: the same content is never enqueued, nor sent, twice.
+-- status: pending | failed (retryable, will be retried) | sent | dead | awaiting_approval | rejected
+CREATE TABLE IF NOT EXISTS ops.outbox (
+    idempotency_key VARCHAR PRIMARY KEY,
+    target VARCHAR NOT NULL,
+    entity VARCHAR NOT NULL,
+    external_id VARCHAR NOT NULL,
+    sequence BIGINT NOT NULL,
+    payload JSON NOT NULL,
+    payload_hash VARCHAR NOT NULL,
+    source_ref VARCHAR NOT NULL,
+    status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL,
+    error_class VARCHAR,
+    target_status INTEGER,
+    target_message VARCHAR,
+    target_record_id VARCHAR,
+    approval_rule VARCHAR,
+    decided_by VARCHAR,
+    decision_reason VARCHAR,
+    override JSON,
+    resolution VARCHAR,
+    enqueued_run_id VARCHAR NOT NULL,
+    last_run_id VARCHAR,
+    enqueued_at TIMESTAMP NOT NULL,
+    last_attempt_at TIMESTAMP,
+    sent_at TIMESTAMP,
+    dead_at TIMESTAMP,
+    decided_at TIMESTAMP,
+    resolved_at TIMESTAMP
+);
+
+-- Every operator decision (approve, reject, edit, retry, resolve), who made it, when and why.
+CREATE TABLE IF NOT EXISTS ops.operator_actions (
+    action_id VARCHAR PRIMARY KEY,
+    acted_at TIMESTAMP NOT NULL,
+    actor VARCHAR NOT NULL,
+    action VARCHAR NOT NULL,
+    idempotency_key VARCHAR NOT NULL,
+    reason VARCHAR,
+    details JSON
+);
+
+-- Every inbound fetch and outbound write, loaded from the audit files the clients write.
+CREATE TABLE IF NOT EXISTS ops.audit_log (
+    audit_id VARCHAR PRIMARY KEY,
+    occurred_at TIMESTAMP NOT NULL,
+    system VARCHAR NOT NULL,
+    direction VARCHAR NOT NULL,
+    method VARCHAR NOT NULL,
+    endpoint VARCHAR NOT NULL,
+    idempotency_key VARCHAR,
+    request_hash VARCHAR,
+    status VARCHAR NOT NULL,
+    response_short VARCHAR,
+    duration_ms DOUBLE NOT NULL,
+    attempt INTEGER NOT NULL,
+    run_id VARCHAR,
+    audit_file VARCHAR NOT NULL
+);
+
+-- How far each audit file has been loaded: files only grow (append-only), so loading resumes there.
+CREATE TABLE IF NOT EXISTS ops.audit_files (
+    audit_file VARCHAR PRIMARY KEY,
+    bytes_loaded BIGINT NOT NULL,
+    lines_loaded BIGINT NOT NULL,
+    loaded_at TIMESTAMP NOT NULL
+);
+
+-- Target writes the mapping could not build (a failed lookup): counted and visible, replaced per pass.
+CREATE TABLE IF NOT EXISTS ops.mapping_quarantine (
+    target VARCHAR NOT NULL,
+    entity VARCHAR NOT NULL,
+    external_id VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,
+    source_ref VARCHAR NOT NULL,
+    run_id VARCHAR NOT NULL,
+    quarantined_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (target, entity, external_id)
+);
 """
 
 

@@ -1,0 +1,424 @@
+"""ops.outbox and ops.operator_actions in the warehouse: enqueue, pick what is due, record attempts, act.
+
+Every function takes an open DuckDB connection (inside the caller's transaction where it writes) and
+keeps the rules in `integration_assets/streams/outbox.py`. Operator actions (approve, reject, edit,
+retry, resolve) are written to ops.operator_actions in the same transaction as the change they make.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import orjson
+
+from integration_assets.streams import outbox as rules
+from integration_assets.streams.hashing import payload_hash
+
+ROW_COLUMNS = (
+    "idempotency_key",
+    "target",
+    "entity",
+    "external_id",
+    "sequence",
+    "payload",
+    "payload_hash",
+    "source_ref",
+    "status",
+    "attempts",
+    "error_class",
+    "target_status",
+    "target_message",
+    "target_record_id",
+    "approval_rule",
+    "decided_by",
+    "decision_reason",
+    "override",
+    "resolution",
+    "enqueued_run_id",
+    "last_run_id",
+    "enqueued_at",
+    "last_attempt_at",
+    "sent_at",
+    "dead_at",
+    "decided_at",
+    "resolved_at",
+)
+
+
+class OutboxError(ValueError):
+    """An operator asked for something the row's state does not allow; the message says why."""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    idempotency_key: str
+    target: str
+    entity: str
+    external_id: str
+    sequence: int
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    override: dict[str, Any] | None
+    source_ref: str
+
+    def payload_to_send(self) -> dict[str, Any]:
+        """The mapped payload with the operator's audited field edits applied."""
+        return rules.apply_override(self.payload, self.override or {})
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
+
+
+def _heads(
+    con: duckdb.DuckDBPyConnection, target: str, entity: str
+) -> tuple[dict[tuple[str, str, str], rules.OutboxHead], set[str]]:
+    heads: dict[tuple[str, str, str], rules.OutboxHead] = {}
+    used: set[str] = set()
+    for key, external_id, digest, sequence, status in con.execute(
+        "SELECT idempotency_key, external_id, payload_hash, sequence, status FROM ops.outbox "
+        "WHERE target = ? AND entity = ? ORDER BY external_id, sequence",
+        [target, entity],
+    ).fetchall():
+        used.add(key)
+        heads[(target, entity, external_id)] = rules.OutboxHead(key, digest, sequence, status)
+    return heads, used
+
+
+def enqueue(
+    con: duckdb.DuckDBPyConnection,
+    target: str,
+    entity: str,
+    intents: Iterable[rules.WriteIntent],
+    run_id: str,
+) -> rules.EnqueuePlan:
+    """Add the intents that change something; mark what they replace as superseded."""
+    intents = list(intents)
+    for intent in intents:
+        if (intent.target, intent.entity) != (target, entity):
+            raise ValueError(
+                f"intent for {intent.target}/{intent.entity} passed to the {target}/{entity} outbox"
+            )
+    heads, used = _heads(con, target, entity)
+    plan = rules.plan_enqueue(intents, heads, used)
+    now = _now()
+    if plan.superseded_keys:
+        con.executemany(
+            "UPDATE ops.outbox SET status = ?, resolution = 'superseded by newer content', resolved_at = ? "
+            "WHERE idempotency_key = ?",
+            [[rules.SUPERSEDED, now, key] for key in plan.superseded_keys],
+        )
+    if plan.new_rows:
+        con.executemany(
+            "INSERT INTO ops.outbox (idempotency_key, target, entity, external_id, sequence, payload, "
+            "payload_hash, source_ref, status, attempts, approval_rule, enqueued_run_id, enqueued_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
+            [
+                [
+                    row.idempotency_key,
+                    target,
+                    entity,
+                    row.intent.external_id,
+                    row.sequence,
+                    _json(dict(row.intent.payload)),
+                    row.intent.content_hash,
+                    row.intent.source_ref,
+                    row.status,
+                    row.intent.approval_rule,
+                    run_id,
+                    now,
+                ]
+                for row in plan.new_rows
+            ],
+        )
+    return plan
+
+
+def due(
+    con: duckdb.DuckDBPyConnection,
+    target: str,
+    entity: str,
+    keys: Iterable[str] | None = None,
+) -> list[OutboxRow]:
+    """Rows to send now (pending or failed), oldest intent first; optionally only `keys`."""
+    rows = con.execute(
+        "SELECT idempotency_key, target, entity, external_id, sequence, payload, status, attempts, "
+        "override, source_ref FROM ops.outbox WHERE target = ? AND entity = ? AND status IN (?, ?) "
+        "ORDER BY enqueued_at, external_id, sequence",
+        [target, entity, *rules.DUE_STATUSES],
+    ).fetchall()
+    wanted = None if keys is None else set(keys)
+    return [
+        OutboxRow(
+            key,
+            row_target,
+            row_entity,
+            external_id,
+            int(sequence),
+            orjson.loads(payload),
+            status,
+            int(attempts),
+            None if override is None else orjson.loads(override),
+            source_ref,
+        )
+        for key, row_target, row_entity, external_id, sequence, payload, status, attempts, override, source_ref in rows
+        if wanted is None or key in wanted
+    ]
+
+
+def record_attempt(
+    con: duckdb.DuckDBPyConnection,
+    row: OutboxRow,
+    transition: rules.Transition,
+    run_id: str,
+    at: datetime | None = None,
+) -> int:
+    """Write one attempt's result; a delivery auto-resolves the record's open dead letters.
+
+    Returns how many dead letters that resolved.
+    """
+    at = at or _now()
+    con.execute(
+        "UPDATE ops.outbox SET status = ?, attempts = ?, error_class = ?, target_status = ?, "
+        "target_message = ?, target_record_id = coalesce(?, target_record_id), last_run_id = ?, "
+        "last_attempt_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, "
+        "dead_at = CASE WHEN ? = 'dead' THEN ? ELSE dead_at END WHERE idempotency_key = ?",
+        [
+            transition.status,
+            transition.attempts,
+            transition.error_class,
+            transition.target_status,
+            transition.target_message,
+            transition.target_record_id,
+            run_id,
+            at,
+            transition.status,
+            at,
+            transition.status,
+            at,
+            row.idempotency_key,
+        ],
+    )
+    if transition.status != rules.SENT:
+        return 0
+    resolved = con.execute(
+        "UPDATE ops.outbox SET resolution = ?, resolved_at = ? WHERE target = ? AND entity = ? "
+        "AND external_id = ? AND status = 'dead' AND resolved_at IS NULL AND idempotency_key <> ? "
+        "RETURNING idempotency_key",
+        [
+            f"a later write for the same record was delivered ({row.idempotency_key})",
+            at,
+            row.target,
+            row.entity,
+            row.external_id,
+            row.idempotency_key,
+        ],
+    ).fetchall()
+    return len(resolved)
+
+
+def counts_by_status(
+    con: duckdb.DuckDBPyConnection, target: str | None = None, entity: str | None = None
+) -> dict[str, int]:
+    where, params = _filters(target=target, entity=entity)
+    return {
+        status: int(count)
+        for status, count in con.execute(
+            f"SELECT status, count(*) FROM ops.outbox{where} GROUP BY status", params
+        ).fetchall()
+    }
+
+
+def _filters(
+    target: str | None = None,
+    entity: str | None = None,
+    error_class: str | None = None,
+    status: str | None = None,
+    open_only: bool = False,
+) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for column, value in (
+        ("target", target),
+        ("entity", entity),
+        ("error_class", error_class),
+        ("status", status),
+    ):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    if open_only:
+        clauses.append("resolved_at IS NULL")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def list_rows(
+    con: duckdb.DuckDBPyConnection,
+    status: str | None = None,
+    target: str | None = None,
+    entity: str | None = None,
+    error_class: str | None = None,
+    open_only: bool = False,
+) -> list[dict[str, Any]]:
+    where, params = _filters(target, entity, error_class, status, open_only)
+    cursor = con.execute(
+        f"SELECT {', '.join(ROW_COLUMNS)} FROM ops.outbox{where} ORDER BY enqueued_at, idempotency_key",
+        params,
+    )
+    return [dict(zip(ROW_COLUMNS, row, strict=True)) for row in cursor.fetchall()]
+
+
+def get_row(con: duckdb.DuckDBPyConnection, key: str) -> dict[str, Any]:
+    row = con.execute(
+        f"SELECT {', '.join(ROW_COLUMNS)} FROM ops.outbox WHERE idempotency_key = ?", [key]
+    ).fetchone()
+    if row is None:
+        raise OutboxError(f"no outbox row with idempotency key {key!r}")
+    return dict(zip(ROW_COLUMNS, row, strict=True))
+
+
+def _audit_action(
+    con: duckdb.DuckDBPyConnection,
+    actor: str,
+    action: str,
+    key: str,
+    reason: str | None,
+    details: Mapping[str, Any] | None = None,
+) -> None:
+    con.execute(
+        "INSERT INTO ops.operator_actions VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [uuid.uuid4().hex, _now(), actor, action, key, reason, _json(dict(details or {}))],
+    )
+
+
+def _require_actor(actor: str, reason: str | None, needs_reason: bool) -> None:
+    if not actor.strip():
+        raise OutboxError(
+            "say who you are (--by): every operator action is audited with its author"
+        )
+    if needs_reason and not (reason or "").strip():
+        raise OutboxError("give a reason (--reason): it is kept with the decision")
+
+
+def decide(
+    con: duckdb.DuckDBPyConnection, key: str, approve: bool, actor: str, reason: str
+) -> dict[str, Any]:
+    """Approve (the write becomes pending and is sent on the next delivery) or reject it."""
+    _require_actor(actor, reason, needs_reason=True)
+    row = get_row(con, key)
+    if row["status"] != rules.AWAITING_APPROVAL:
+        raise OutboxError(f"{key} is {row['status']}, not awaiting approval: nothing to decide")
+    status = rules.PENDING if approve else rules.REJECTED
+    now = _now()
+    con.execute(
+        "UPDATE ops.outbox SET status = ?, decided_by = ?, decision_reason = ?, decided_at = ?, "
+        "resolved_at = CASE WHEN ? = 'rejected' THEN ? ELSE resolved_at END WHERE idempotency_key = ?",
+        [status, actor, reason, now, status, now, key],
+    )
+    _audit_action(
+        con,
+        actor,
+        "approve" if approve else "reject",
+        key,
+        reason,
+        {"approval_rule": row["approval_rule"]},
+    )
+    return get_row(con, key)
+
+
+def retry(
+    con: duckdb.DuckDBPyConnection,
+    key: str,
+    actor: str,
+    reason: str | None = None,
+    override: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Put a dead letter back in the queue, optionally with field edits (audited with before and after)."""
+    _require_actor(actor, reason, needs_reason=bool(override))
+    row = get_row(con, key)
+    if row["status"] != rules.DEAD:
+        raise OutboxError(f"{key} is {row['status']}, not a dead letter: nothing to retry")
+    if row["resolved_at"] is not None:
+        raise OutboxError(f"{key} was already resolved: {row['resolution']}")
+    previous = orjson.loads(row["override"]) if row["override"] else {}
+    merged = {**previous, **(override or {})}
+    payload = orjson.loads(row["payload"])
+    con.execute(
+        "UPDATE ops.outbox SET status = 'pending', attempts = 0, override = ? WHERE idempotency_key = ?",
+        [_json(merged) if merged else None, key],
+    )
+    details: dict[str, Any] = {"error_class": row["error_class"], "message": row["target_message"]}
+    if override:
+        details["override"] = dict(override)
+        details["before"] = {
+            field: _get_dotted(rules.apply_override(payload, previous), field) for field in override
+        }
+        details["payload_hash_after"] = payload_hash(rules.apply_override(payload, merged))
+    _audit_action(con, actor, "edit_and_retry" if override else "retry", key, reason, details)
+    return get_row(con, key)
+
+
+def resolve(con: duckdb.DuckDBPyConnection, key: str, actor: str, reason: str) -> dict[str, Any]:
+    """Close a dead letter by hand (fixed in the target directly, or not wanted): it stays for the record."""
+    _require_actor(actor, reason, needs_reason=True)
+    row = get_row(con, key)
+    if row["status"] != rules.DEAD or row["resolved_at"] is not None:
+        raise OutboxError(f"{key} is not an open dead letter (status {row['status']})")
+    con.execute(
+        "UPDATE ops.outbox SET resolution = ?, resolved_at = ? WHERE idempotency_key = ?",
+        [f"resolved by {actor}: {reason}", _now(), key],
+    )
+    _audit_action(con, actor, "resolve", key, reason)
+    return get_row(con, key)
+
+
+def request_write(
+    con: duckdb.DuckDBPyConnection,
+    intent: rules.WriteIntent,
+    actor: str,
+    reason: str,
+    run_id: str = "operator",
+) -> rules.EnqueuePlan:
+    """An operator-initiated write (e.g. a credit limit change): enqueued like any other, audited."""
+    _require_actor(actor, reason, needs_reason=True)
+    plan = enqueue(con, intent.target, intent.entity, [intent], run_id)
+    for row in plan.new_rows:
+        _audit_action(
+            con,
+            actor,
+            "request",
+            row.idempotency_key,
+            reason,
+            {"payload": dict(intent.payload), "approval_rule": intent.approval_rule},
+        )
+    return plan
+
+
+def actions(con: duckdb.DuckDBPyConnection, key: str | None = None) -> list[dict[str, Any]]:
+    columns = ("action_id", "acted_at", "actor", "action", "idempotency_key", "reason", "details")
+    where, params = (" WHERE idempotency_key = ?", [key]) if key else ("", [])
+    return [
+        dict(zip(columns, row, strict=True))
+        for row in con.execute(
+            f"SELECT {', '.join(columns)} FROM ops.operator_actions{where} ORDER BY acted_at",
+            params,
+        ).fetchall()
+    ]
+
+
+def _get_dotted(payload: Mapping[str, Any], dotted: str) -> Any:
+    node: Any = payload
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping):
+            return None
+        node = node.get(part)
+    return node

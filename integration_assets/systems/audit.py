@@ -1,0 +1,119 @@
+"""The audit trail's write side: every HTTP exchange with a source or target becomes one JSON line.
+
+The clients call `audit_exchange` once per attempt (a retried request is several lines, each with its
+attempt number). Lines go to an append-only file per process and run under `<data dir>/audit/`, so
+recording never waits for the warehouse (DuckDB lets one process write at a time); the
+`ops/audit_log` asset loads the files into `ops.audit_log`. Nothing secret is written: headers are
+never recorded, request bodies only as a hash of their redacted form, and the short response has
+token-like values masked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+import orjson
+
+SECRET_KEY_PATTERN = re.compile(
+    r"(access_token|refresh_token|client_secret|secret|password|api_key|apikey|token|authorization)",
+    re.IGNORECASE,
+)
+# "key": "value" pairs in JSON, and key=value pairs in form bodies, whose key names a secret.
+_JSON_SECRET = re.compile(
+    r'("(?:[^"]*(?:access_token|refresh_token|client_secret|secret|password|api_key|token)[^"]*)"\s*:\s*)"[^"]*"',
+    re.IGNORECASE,
+)
+_FORM_SECRET = re.compile(
+    r"((?:access_token|refresh_token|client_secret|password|api_key|token)=)[^&\s]*", re.IGNORECASE
+)
+REDACTED = "[redacted]"
+RESPONSE_CHARS = 300
+
+_lock = threading.Lock()
+
+
+def redact_text(text: str) -> str:
+    """Mask the values of secret-looking keys in JSON or form-encoded text."""
+    text = _JSON_SECRET.sub(lambda match: f'{match.group(1)}"{REDACTED}"', text)
+    return _FORM_SECRET.sub(lambda match: f"{match.group(1)}{REDACTED}", text)
+
+
+def redact_url(url: str) -> str:
+    """The endpoint without host credentials or secret query parameters."""
+    parts = urlsplit(url)
+    query = [
+        (key, REDACTED if SECRET_KEY_PATTERN.search(key) else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    endpoint = f"{parts.scheme}://{host}{parts.path}" if parts.scheme else parts.path
+    return f"{endpoint}?{urlencode(query)}" if query else endpoint
+
+
+def request_hash(body: bytes | str | None) -> str | None:
+    """sha256 of the redacted body: equal requests hash equal, and the hash leaks no secret."""
+    if body is None:
+        return None
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    return hashlib.sha256(redact_text(text).encode()).hexdigest()
+
+
+def audit_dir() -> Path:
+    from integration_assets.storage.resources import default_data_dir
+
+    configured = os.environ.get("INTEGRATION_ASSETS_AUDIT_DIR")
+    return Path(configured) if configured else default_data_dir() / "audit"
+
+
+def audit_file(run_id: str | None) -> Path:
+    """One file per run and process: appends never interleave with another process's."""
+    return audit_dir() / f"{run_id or 'no-run'}.{os.getpid()}.jsonl"
+
+
+def audit_exchange(
+    *,
+    system: str,
+    direction: str,
+    method: str,
+    url: str,
+    status: int | str,
+    duration_ms: float,
+    attempt: int,
+    run_id: str | None,
+    idempotency_key: str | None = None,
+    request_body: bytes | str | None = None,
+    response_text: str | None = None,
+) -> None:
+    """Append one exchange to this process's audit file (status is the HTTP code or an error class)."""
+    line = {
+        "audit_id": uuid.uuid4().hex,
+        "at": datetime.now(UTC).isoformat(),
+        "system": system,
+        "direction": direction,
+        "method": method.upper(),
+        "endpoint": redact_url(url),
+        "idempotency_key": idempotency_key,
+        "request_hash": request_hash(request_body),
+        "status": str(status),
+        "response_short": None
+        if response_text is None
+        else redact_text(response_text)[:RESPONSE_CHARS],
+        "duration_ms": round(float(duration_ms), 3),
+        "attempt": int(attempt),
+        "run_id": run_id,
+    }
+    path = audit_file(run_id)
+    encoded = orjson.dumps(line) + b"\n"
+    with _lock:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("ab") as handle:
+            handle.write(encoded)
