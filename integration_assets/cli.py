@@ -1,4 +1,4 @@
-"""The `integration-assets` command: demo, dev, sandbox, report, gate."""
+"""The `integration-assets` command: demo, dev, sandbox, report, gate, dlq, approvals."""
 
 from __future__ import annotations
 
@@ -138,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     recheck.add_argument("stream", help="for example storefront/orders")
     recheck.add_argument("batch_id")
     recheck.set_defaults(handler=_cmd_gate_recheck)
+
+    from integration_assets.cli_outbox import add_commands
+
+    add_commands(commands)
     return parser
 
 
@@ -151,10 +155,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from integration_assets.sandbox.scenario import ScenarioError
+    from integration_assets.storage.outbox import OutboxError
     from integration_assets.storage.warehouse import WarehouseLockTimeout
 
     try:
         return args.handler(args)
+    except OutboxError as error:
+        # The operator asked for something the row's state does not allow: say why.
+        print(f"integration-assets {args.command}: {error}", file=sys.stderr)
+        return 1
     except (FileNotFoundError, WarehouseLockTimeout, ScenarioError) as error:
         # Expected operator situations (nothing run yet, the warehouse busy): a sentence, not a traceback.
         print(f"integration-assets {args.command}: {error}", file=sys.stderr)

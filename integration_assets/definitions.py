@@ -7,6 +7,9 @@ same definitions run against the sandbox, a staging shop or production.
 import dagster as dg
 
 from integration_assets.defs import (
+    alerts,
+    customers,
+    delivery,
     inventory,
     orders,
     payments,
@@ -20,8 +23,12 @@ from integration_assets.storage.resources import (
     WarehouseInboxResource,
     WarehouseResource,
 )
+from integration_assets.systems.alert_sink import AlertSinkResource
+from integration_assets.systems.crm import CrmClient
+from integration_assets.systems.erp import ErpClient
 from integration_assets.systems.payments import PaymentsClient
 from integration_assets.systems.storefront import StorefrontClient
+from integration_assets.systems.wms import WmsClient
 
 RESOURCES = {
     "storefront": StorefrontClient(
@@ -32,12 +39,29 @@ RESOURCES = {
     "payments": PaymentsClient(
         base_url=dg.EnvVar("PAYMENTS_URL"), secret_key=dg.EnvVar("PAYMENTS_SECRET_KEY")
     ),
+    "erp": ErpClient(
+        base_url=dg.EnvVar("ERP_URL"),
+        client_id=dg.EnvVar("ERP_CLIENT_ID"),
+        client_secret=dg.EnvVar("ERP_CLIENT_SECRET"),
+    ),
+    "crm": CrmClient(
+        base_url=dg.EnvVar("CRM_URL"),
+        client_id=dg.EnvVar("CRM_CLIENT_ID"),
+        client_secret=dg.EnvVar("CRM_CLIENT_SECRET"),
+        default_owner_id=dg.EnvVar("CRM_DEFAULT_OWNER_ID"),
+    ),
+    "wms": WmsClient(base_url=dg.EnvVar("WMS_URL"), api_key=dg.EnvVar("WMS_API_KEY")),
+    # Reads ALERT_WEBHOOK_URL at run time (unset: alerts go to data/alerts.log only).
+    "alert_sink": AlertSinkResource(),
     "raw_log": RawLogResource(),
     "warehouse": WarehouseResource(),
     "warehouse_inbox": WarehouseInboxResource(),
 }
 
 defs = dg.Definitions.merge(
+    alerts.defs,
+    customers.defs,
+    delivery.defs,
     inventory.defs,
     orders.defs,
     payments.defs,

@@ -45,6 +45,27 @@ class SandboxProcess:
         warehouse = self.systems.get("warehouse")
         if warehouse:
             environment["WAREHOUSE_INBOX"] = warehouse["inbox"]
+        erp = self.systems.get("erp")
+        if erp:
+            environment.update(
+                ERP_URL=erp["url"],
+                ERP_CLIENT_ID=erp["client_id"],
+                ERP_CLIENT_SECRET=erp["client_secret"],
+            )
+        crm = self.systems.get("crm")
+        if crm:
+            environment.update(
+                CRM_URL=crm["url"],
+                CRM_CLIENT_ID=crm["client_id"],
+                CRM_CLIENT_SECRET=crm["client_secret"],
+                CRM_DEFAULT_OWNER_ID=crm["default_owner_id"],
+            )
+        wms = self.systems.get("wms")
+        if wms:
+            environment.update(WMS_URL=wms["url"], WMS_API_KEY=wms["api_key"])
+        alerts = self.systems.get("alerts")
+        if alerts:
+            environment["ALERT_WEBHOOK_URL"] = alerts["hook_url"]
         return environment
 
     def advance_clock(self, step: str) -> str:
@@ -96,6 +117,8 @@ def start_sandbox(
         str(ready_file),
         "--warehouse-inbox",
         str(default_data_dir() / "inbox" / "warehouse"),
+        "--alerts-log",
+        str(default_data_dir() / "alerts_received.jsonl"),
     ]
     if clock_speed is not None:
         command += ["--clock-speed", str(clock_speed)]

@@ -19,3 +19,18 @@ def load_fixture_order(relative: str) -> dict:
 @pytest.fixture
 def real_order() -> dict:
     return load_fixture_order("monei_shopify_api_node/order/res/get.json")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def audit_files_outside_the_repo(tmp_path_factory):
+    """Every client writes each HTTP attempt to `<data dir>/audit/`; a test that names no data dir
+    must not write into the repository's `data/`. Session-wide, so fixtures that run the pipeline
+    once per session are covered too; a test that wants the files sets its own directory."""
+    if os.environ.get("INTEGRATION_ASSETS_DATA_DIR") or os.environ.get(
+        "INTEGRATION_ASSETS_AUDIT_DIR"
+    ):
+        yield
+        return
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("INTEGRATION_ASSETS_AUDIT_DIR", str(tmp_path_factory.getbasetemp() / "audit"))
+        yield

@@ -13,7 +13,7 @@ from integration_assets.sandbox.server import serve_forever
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m integration_assets.sandbox",
-        description="Serve the sandbox systems (Shopify Admin REST storefront) for a scenario.",
+        description="Serve the sandbox systems (storefront, payments, ERP, CRM, WMS) for a scenario.",
     )
     parser.add_argument("--scenario", required=True, help="scenario YAML file")
     parser.add_argument("--host", default="127.0.0.1")
@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="folder the sandbox WMS drops its CSV files into as the clock moves (default: none)",
     )
+    parser.add_argument(
+        "--alerts-log",
+        default=None,
+        help="serve a Slack-compatible alert receiver that appends what it is sent to this file",
+    )
     args = parser.parse_args(argv)
     try:
         serve_forever(
@@ -41,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             clock_speed=args.clock_speed,
             ready_file=Path(args.ready_file) if args.ready_file else None,
             warehouse_inbox=Path(args.warehouse_inbox) if args.warehouse_inbox else None,
+            alerts_log=Path(args.alerts_log) if args.alerts_log else None,
         )
     except ScenarioError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from integration_assets.sandbox.clock import parse_duration
+from integration_assets.strict_yaml import StrictYamlReader
 
 if TYPE_CHECKING:
     from integration_assets.sandbox.warehouse_files import WarehouseSpec
@@ -152,6 +153,11 @@ class Customer:
     first_name: str
     last_name: str
     address: dict[str, Any] = field(default_factory=dict)
+    phone: str | None = None
+    company: str | None = None  # set: a business customer (a CRM business account plus a contact)
+    tags: tuple[
+        str, ...
+    ] = ()  # Shopify customer tags, e.g. "segment:wholesale", "account-manager:<email>"
 
 
 @dataclass(frozen=True)
@@ -275,9 +281,32 @@ class Scenario:
     payments: PaymentsConfig = PaymentsConfig()
     warehouse: WarehouseSpec | None = None  # the WMS file drops (sandbox/warehouse_files.py)
     catalog_changes: tuple[CatalogChange, ...] = ()  # products over time (storefront_products.py)
+    # The working systems the pipeline writes into (sandbox/erp_app.py, crm_app.py, wms_api.py);
+    # None: served with their defaults (see `erp_config()` and friends).
+    erp: Any = None
+    crm: Any = None
+    wms_api: Any = None
 
     def catalog_by_sku(self) -> dict[str, CatalogItem]:
         return {item.sku: item for item in self.catalog}
+
+    def erp_config(self):
+        from integration_assets.sandbox.erp_app import ErpConfig
+
+        return self.erp or ErpConfig()
+
+    def crm_config(self):
+        from integration_assets.sandbox.crm_config import CrmConfig
+
+        return self.crm or CrmConfig()
+
+    def wms_api_config(self):
+        """Without a `wms_api:` section the WMS knows the catalog's SKUs and holds no stock figure."""
+        from integration_assets.sandbox.wms_api import WmsApiConfig
+
+        if self.wms_api is not None:
+            return self.wms_api
+        return WmsApiConfig(skus=frozenset(self.catalog_by_sku()))
 
 
 def parse_offset(text: str) -> timezone:
@@ -321,54 +350,15 @@ def parse_time(value: Any, clock_start: datetime | None, tz: timezone) -> dateti
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
-class _Reader:
-    """Typed access to the parsed YAML that fails with `file: path: problem`."""
+class _Reader(StrictYamlReader):
+    """Typed access to the scenario YAML that fails with `file: path: problem` (a ScenarioError)."""
+
+    error_class = ScenarioError
 
     def __init__(self, file: Path) -> None:
-        self.file = file
+        super().__init__(file)
         self.tz: timezone = UTC
         self.clock_start: datetime | None = None
-
-    def fail(self, path: str, problem: str) -> ScenarioError:
-        return ScenarioError(f"{self.file}: {path or '<top level>'}: {problem}")
-
-    def mapping(self, value: Any, path: str, allowed: set[str] | None = None) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping, got {type(value).__name__} {value!r:.80}")
-        if allowed is not None:
-            unknown = sorted(str(key) for key in value if key not in allowed)
-            if unknown:
-                raise self.fail(
-                    f"{path}.{unknown[0]}" if path else unknown[0],
-                    f"unknown key (allowed: {', '.join(sorted(allowed))})",
-                )
-        return value
-
-    def listing(self, value: Any, path: str) -> list[Any]:
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise self.fail(path, f"expected a list, got {type(value).__name__}")
-        return value
-
-    def string(self, value: Any, path: str) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(path, f"expected a non-empty string, got {value!r}")
-        return value
-
-    def integer(self, value: Any, path: str, minimum: int | None = None) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(path, f"expected an integer, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.fail(path, f"must be >= {minimum}, got {value}")
-        return value
-
-    def number(self, value: Any, path: str, minimum: float | None = None) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.fail(path, f"expected a number, got {value!r}")
-        if minimum is not None and value < minimum:
-            raise self.fail(path, f"must be >= {minimum}, got {value}")
-        return float(value)
 
     def money(self, value: Any, path: str) -> Decimal:
         if isinstance(value, bool) or not isinstance(value, int | float | str):
@@ -453,6 +443,9 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
             "payments",
             "warehouse",
             "catalog_changes",
+            "erp",
+            "crm",
+            "wms_api",
         },
     )
     shop = _parse_shop(reader, top.get("shop") or {})
@@ -494,7 +487,27 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
         payments=_parse_payments(reader, top.get("payments") or {}),
         warehouse=_parse_warehouse(reader, top.get("warehouse"), skus, stories),
         catalog_changes=_parse_catalog_changes(reader, top.get("catalog_changes"), catalog),
+        erp=_parse_working_system(reader, top, "erp"),
+        crm=_parse_working_system(reader, top, "crm"),
+        wms_api=_parse_working_system(reader, top, "wms_api"),
     )
+
+
+def _parse_working_system(reader: _Reader, top: dict[str, Any], key: str) -> Any:
+    """The ERP, CRM and WMS API sections are parsed by their own sandbox modules."""
+    if top.get(key) is None:
+        return None
+    if key == "erp":
+        from integration_assets.sandbox.erp_app import parse_erp
+
+        return parse_erp(reader, top[key])
+    if key == "crm":
+        from integration_assets.sandbox.crm_config import parse_crm
+
+        return parse_crm(reader, top[key])
+    from integration_assets.sandbox.wms_api import parse_wms_api
+
+    return parse_wms_api(reader, top[key])
 
 
 def _parse_warehouse(
@@ -723,7 +736,11 @@ def _parse_customers(reader: _Reader, raw: Any) -> tuple[Customer, ...]:
     seen: set[int] = set()
     for index, entry in enumerate(reader.listing(raw, "customers")):
         path = f"customers[{index}]"
-        data = reader.mapping(entry, path, {"id", "email", "first_name", "last_name", "address"})
+        data = reader.mapping(
+            entry,
+            path,
+            {"id", "email", "first_name", "last_name", "address", "phone", "company", "tags"},
+        )
         for key in ("id", "email", "first_name", "last_name"):
             if key not in data:
                 raise reader.fail(f"{path}.{key}", "required")
@@ -738,6 +755,16 @@ def _parse_customers(reader: _Reader, raw: Any) -> tuple[Customer, ...]:
                 first_name=reader.string(data["first_name"], f"{path}.first_name"),
                 last_name=reader.string(data["last_name"], f"{path}.last_name"),
                 address=dict(reader.mapping(data.get("address") or {}, f"{path}.address")),
+                phone=None
+                if data.get("phone") is None
+                else reader.string(data["phone"], f"{path}.phone"),
+                company=None
+                if data.get("company") is None
+                else reader.string(data["company"], f"{path}.company"),
+                tags=tuple(
+                    reader.string(tag, f"{path}.tags[{i}]")
+                    for i, tag in enumerate(reader.listing(data.get("tags"), f"{path}.tags"))
+                ),
             )
         )
     return tuple(customers)

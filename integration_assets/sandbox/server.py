@@ -15,85 +15,23 @@ import signal
 import threading
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+from werkzeug.serving import BaseWSGIServer, make_server
 
+from integration_assets.sandbox.alert_receiver import RunningAlertReceiver, start_alert_receiver
 from integration_assets.sandbox.clock import ScenarioClock
+from integration_assets.sandbox.crm_app import RunningCrm, start_crm
+from integration_assets.sandbox.erp_app import RunningErp, start_erp
 from integration_assets.sandbox.payments_app import PaymentsApp
 from integration_assets.sandbox.payments_ledger import PaymentsLedger
 from integration_assets.sandbox.scenario import Scenario, load_scenario
+from integration_assets.sandbox.served_app import QuietRequestHandler, ServedApp
 from integration_assets.sandbox.storefront_app import StorefrontApp
 from integration_assets.sandbox.warehouse_files import WarehouseInbox
+from integration_assets.sandbox.wms_api import RunningWmsApi, start_wms_api
 
 
-class _QuietRequestHandler(WSGIRequestHandler):
-    """No access log line per request (a demo makes thousands); errors are still reported.
-
-    HTTP/1.1 keeps connections alive, as a real client's session pool expects.
-    """
-
-    protocol_version = "HTTP/1.1"
-
-    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
-        return None
-
-
-class _ServedApp:
-    """A WSGI app served from a daemon thread on its own socket; a context manager."""
-
-    system_name = "sandbox"
-
-    def __init__(self, scenario: Scenario, server: BaseWSGIServer, app: Any) -> None:
-        self.scenario = scenario
-        self._server = server
-        self.app = app
-        self.clock: ScenarioClock = app.clock
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # how long stop() waits for the loop to notice
-            name=f"sandbox-{self.system_name}-{server.server_port}",
-            daemon=True,
-        )
-        self._stopped = False
-
-    @property
-    def url(self) -> str:
-        return f"http://{self._server.server_address[0]}:{self._server.server_port}"
-
-    @property
-    def port(self) -> int:
-        return self._server.server_port
-
-    def stats(self) -> dict[str, Any]:
-        """Requests by route and status, API requests counted, faults fired."""
-        return self.app.stats.snapshot()
-
-    def _start(self):
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._stopped:
-            return
-        self._stopped = True
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=10)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-
-class RunningSandbox(_ServedApp):
+class RunningSandbox(ServedApp):
     """A storefront listening on 127.0.0.1; use as a context manager or call `stop()`."""
 
     system_name = "storefront"
@@ -151,13 +89,13 @@ def start_storefront(
     app = StorefrontApp(scenario, clock)
     wms = None if warehouse_inbox is None else WarehouseInbox(scenario, clock, warehouse_inbox)
     wsgi = app if wms is None else wms.wrap(app)
-    server = make_server(host, port, wsgi, threaded=True, request_handler=_QuietRequestHandler)
+    server = make_server(host, port, wsgi, threaded=True, request_handler=QuietRequestHandler)
     sandbox = RunningSandbox(scenario, server, app)
     sandbox.warehouse = wms
     return sandbox._start()
 
 
-class RunningPayments(_ServedApp):
+class RunningPayments(ServedApp):
     """The Stripe-compatible payments sandbox listening on a socket (see `start_sandbox_systems`)."""
 
     system_name = "payments"
@@ -175,7 +113,11 @@ class RunningPayments(_ServedApp):
 
 
 class RunningSystems:
-    """Every sandbox system of one scenario, sharing one clock; a context manager."""
+    """Every sandbox system of one scenario, sharing one clock; a context manager.
+
+    The storefront and payment provider are the sources; the ERP, CRM and WMS reservations API are
+    the working systems the pipeline writes into; the alert receiver takes Slack-compatible posts.
+    """
 
     def __init__(
         self,
@@ -183,19 +125,53 @@ class RunningSystems:
         clock: ScenarioClock,
         storefront: RunningSandbox,
         payments: RunningPayments,
+        erp: RunningErp,
+        crm: RunningCrm,
+        wms: RunningWmsApi,
+        alerts: RunningAlertReceiver | None = None,
     ) -> None:
         self.scenario = scenario
         self.clock = clock
         self.storefront = storefront
         self.payments = payments
+        self.erp = erp
+        self.crm = crm
+        self.wms = wms
+        self.alerts = alerts
 
     def systems(self) -> dict[str, dict[str, str]]:
         """What the ready file says: where each sandbox system listens and how to talk to it."""
-        return {**self.storefront.systems(), "payments": self.payments.system()}
+        systems = {
+            **self.storefront.systems(),
+            "payments": self.payments.system(),
+            "erp": self.erp.system(),
+            "crm": {
+                **self.crm.system(),
+                "default_owner_id": self.scenario.crm_config().default_owner,
+            },
+            "wms": self.wms.system(),
+        }
+        if self.alerts is not None:
+            systems["alerts"] = {"hook_url": self.alerts.hook_url}
+        return systems
+
+    def _served(self) -> list[ServedApp]:
+        return [
+            system
+            for system in (
+                self.alerts,
+                self.wms,
+                self.crm,
+                self.erp,
+                self.payments,
+                self.storefront,
+            )
+            if system is not None
+        ]
 
     def stop(self) -> None:
-        self.payments.stop()
-        self.storefront.stop()
+        for system in self._served():
+            system.stop()
 
     def __enter__(self) -> RunningSystems:
         return self
@@ -216,8 +192,14 @@ def start_sandbox_systems(
     storefront_port: int = 0,
     payments_port: int = 0,
     warehouse_inbox: Path | None = None,
+    erp_port: int = 0,
+    crm_port: int = 0,
+    wms_port: int = 0,
+    alerts_log: Path | None = None,
 ) -> RunningSystems:
-    """Serve the storefront and the payments sandbox, each on its own port, on ONE scenario clock.
+    """Serve every system (storefront, payments, ERP, CRM, WMS API), each on its own port, on ONE clock.
+
+    With `alerts_log`, a Slack-compatible alert receiver appends what it is sent to that file.
 
     Moving the clock anywhere (`RunningSystems.clock`, or `POST /_sandbox/clock` on either server)
     moves it for every system.
@@ -235,7 +217,7 @@ def start_sandbox_systems(
         storefront_port,
         storefront_app if wms is None else wms.wrap(storefront_app),
         threaded=True,
-        request_handler=_QuietRequestHandler,
+        request_handler=QuietRequestHandler,
     )
     try:
         payments_server = make_server(
@@ -243,7 +225,7 @@ def start_sandbox_systems(
             payments_port,
             payments_app if wms is None else wms.wrap(payments_app),
             threaded=True,
-            request_handler=_QuietRequestHandler,
+            request_handler=QuietRequestHandler,
         )
     except OSError:
         storefront_server.server_close()
@@ -252,7 +234,20 @@ def start_sandbox_systems(
     storefront.warehouse = wms
     storefront._start()
     payments = RunningPayments(scenario, payments_server, payments_app)._start()
-    return RunningSystems(scenario, clock, storefront, payments)
+    started: list[ServedApp] = [storefront, payments]
+    try:
+        erp = start_erp(scenario.erp_config(), host, erp_port, clock)
+        started.append(erp)
+        crm = start_crm(scenario.crm_config(), host, crm_port, clock)
+        started.append(crm)
+        wms_api = start_wms_api(scenario.wms_api_config(), host, wms_port, clock)
+        started.append(wms_api)
+        alerts = None if alerts_log is None else start_alert_receiver(alerts_log, host)
+    except BaseException:
+        for system in started:
+            system.stop()
+        raise
+    return RunningSystems(scenario, clock, storefront, payments, erp, crm, wms_api, alerts)
 
 
 def _write_atomically(path: Path, content: str) -> None:
@@ -271,6 +266,7 @@ def serve_forever(
     ready_file: str | Path | None = None,
     payments_port: int = 0,
     warehouse_inbox: Path | None = None,
+    alerts_log: Path | None = None,
 ) -> None:
     """Serve every system until SIGTERM/SIGINT; write `ready_file` (JSON) once all listen.
 
@@ -293,6 +289,7 @@ def serve_forever(
             storefront_port=port,
             payments_port=payments_port,
             warehouse_inbox=warehouse_inbox,
+            alerts_log=alerts_log,
         ) as systems:
             sandbox = systems.storefront
             print(
@@ -304,12 +301,16 @@ def serve_forever(
             print(f"payments: {systems.payments.url} (Stripe API, shared clock)", flush=True)
             if sandbox.warehouse is not None:
                 print(f"warehouse: {sandbox.warehouse.inbox} (WMS CSV file drops)", flush=True)
+            print(f"erp: {systems.erp.url} (REST records, OAuth client credentials)", flush=True)
+            print(f"crm: {systems.crm.url} (Salesforce REST)", flush=True)
+            print(f"wms: {systems.wms.url} (reservations REST)", flush=True)
+            if systems.alerts is not None:
+                print(f"alerts: {systems.alerts.url} -> {alerts_log}", flush=True)
             if ready_file is not None:
                 _write_atomically(Path(ready_file), json.dumps(systems.systems(), indent=2))
             while not stop_requested.wait(0.5):
                 pass
-            print("storefront: stopping", flush=True)
-            print("payments: stopping", flush=True)
+            print("sandbox systems: stopping", flush=True)
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -620,6 +620,8 @@ class _OrderState:
                 "email": customer.email,
                 "first_name": customer.first_name,
                 "last_name": customer.last_name,
+                "phone": customer.phone,
+                "tags": ", ".join(customer.tags),
                 "admin_graphql_api_id": f"gid://shopify/Customer/{customer.id}",
             },
             "fulfillments": copy.deepcopy(self.fulfillments),
@@ -677,6 +679,7 @@ def _address(customer: Any) -> dict[str, Any]:
         "phone": None,
         "company": None,
     }
+    address["company"] = customer.company
     address.update(copy.deepcopy(customer.address))
     return address
 

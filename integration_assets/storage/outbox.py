@@ -422,3 +422,21 @@ def _get_dotted(payload: Mapping[str, Any], dotted: str) -> Any:
             return None
         node = node.get(part)
     return node
+
+
+def find_key(con: duckdb.DuckDBPyConnection, prefix: str) -> str:
+    """The idempotency key that is `prefix` or starts with it (operators type the start of a long key)."""
+    rows = con.execute(
+        "SELECT idempotency_key FROM ops.outbox WHERE idempotency_key = ? OR starts_with(idempotency_key, ?) "
+        "ORDER BY idempotency_key LIMIT 6",
+        [prefix, prefix],
+    ).fetchall()
+    keys = [row[0] for row in rows]
+    if prefix in keys:
+        return prefix
+    if not keys:
+        raise OutboxError(f"no outbox row whose idempotency key starts with {prefix!r}")
+    if len(keys) > 1:
+        shown = ", ".join(keys[:5])
+        raise OutboxError(f"{prefix!r} matches several rows ({shown}...): give more of the key")
+    return keys[0]

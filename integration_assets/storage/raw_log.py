@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,3 +144,28 @@ class RawLog:
     def verify(self, manifest: BatchManifest) -> bool:
         """True when the file on disk is byte-for-byte what was committed."""
         return hashlib.sha256(manifest.path.read_bytes()).hexdigest() == manifest.sha256
+
+    def payloads(self, raw_refs: Iterable[str]) -> dict[str, Any]:
+        """The payload of each `raw/<source>/<stream>/<batch>#<index>` reference, reading each batch once."""
+        wanted: dict[tuple[str, str, str], set[int]] = {}
+        for ref in raw_refs:
+            location, _, index = ref.rpartition("#")
+            _, source, stream, batch_id = location.split("/", 3)
+            wanted.setdefault((source, stream, batch_id), set()).add(int(index))
+        found: dict[str, Any] = {}
+        for (source, stream, batch_id), indices in wanted.items():
+            manifest_path = self.root / source / stream / f"{batch_id}{MANIFEST_SUFFIX}"
+            if not manifest_path.exists():
+                raise FileNotFoundError(
+                    f"raw batch {source}/{stream}/{batch_id} is not in {self.root}"
+                )
+            manifest = self.read_manifest(manifest_path)
+            for record in self.read_records(manifest):
+                if record["record_index"] in indices:
+                    found[manifest.raw_ref(record["record_index"])] = record.get("payload")
+        missing = (
+            [ref for ref in raw_refs if ref not in found] if isinstance(raw_refs, list) else []
+        )
+        if missing:
+            raise KeyError(f"raw records not found: {', '.join(missing[:5])}")
+        return found

@@ -428,6 +428,25 @@ CREATE TABLE IF NOT EXISTS ops.mapping_quarantine (
     quarantined_at TIMESTAMP NOT NULL,
     PRIMARY KEY (target, entity, external_id)
 );
+
+-- The customers domain: every version of a CRM account (system 'crm') and an ERP customer ('erp'),
+-- typed and deduplicated; core/customers merges the ones from batches the gate passed.
+CREATE TABLE IF NOT EXISTS staging.customer_references (
+    system VARCHAR NOT NULL,
+    customer_id VARCHAR NOT NULL,
+    source_record_id VARCHAR NOT NULL,
+    modified_at TIMESTAMP,
+    currency VARCHAR,
+    payload_hash VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    record_index INTEGER NOT NULL,
+    raw_ref VARCHAR NOT NULL,
+    payload JSON NOT NULL,
+    contract_version INTEGER NOT NULL,
+    staged_run_id VARCHAR NOT NULL,
+    staged_at TIMESTAMP NOT NULL,
+    PRIMARY KEY (system, source_record_id, payload_hash)
+);
 """
 
 

@@ -1,27 +1,37 @@
-"""What every HTTP client resource shares: a pooled session, timeouts, and one retry loop.
+"""What every HTTP client resource shares: a pooled session, timeouts, one retry loop, the audit trail.
 
-Retryable faults (429, 5xx, timeouts, connection errors) back off with full jitter, honouring
-`Retry-After`; 401/403 fail at once (retrying cannot fix a credential); any other 4xx fails with the
-system's own message. Subclasses say how to authenticate and how to word their errors; the secret
-itself never reaches a message.
+`send` is the one loop. Retryable faults (429, 5xx, timeouts, connection errors) back off with full
+jitter, honouring `Retry-After`, until `max_retries` runs out (`TargetUnavailableError`). A 401 gets
+one second chance when the subclass can refresh its credential (an OAuth token that expired); a
+second 401, or a 403, fails at once with the subclass's auth error (retrying cannot fix a
+credential). Every other answer (2xx, 400, 404, 409, 422...) is returned for the caller to classify.
+`get` keeps the readers' contract on top of it: any other 4xx fails with the system's own message.
+
+Every attempt, answered or not, is one line of the audit trail (`systems/audit.py`), tagged with
+the system, the attempt number and the Dagster run id. The secret never reaches a message or a line.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from urllib.parse import urlsplit
+from collections.abc import Mapping
+from typing import Any, ClassVar
+from urllib.parse import urlencode, urlsplit
 
 import dagster as dg
 import requests
 from pydantic import PrivateAttr
 from requests.adapters import HTTPAdapter
 
+from integration_assets.systems.audit import audit_exchange
 from integration_assets.systems.http_retry import (
     RETRYABLE_STATUSES,
     RequestStats,
     backoff_seconds,
     retry_after_seconds,
 )
+from integration_assets.systems.write_outcome import TargetUnavailableError
 
 
 class RetryingHttpResource(dg.ConfigurableResource):
@@ -31,8 +41,12 @@ class RetryingHttpResource(dg.ConfigurableResource):
     backoff_base_seconds: float = 0.5
     backoff_max_seconds: float = 30.0
 
+    # The system's name in the audit trail: "storefront", "payments", "erp", "crm", "wms".
+    system_name: ClassVar[str] = ""
+
     _session: requests.Session | None = PrivateAttr(default=None)
     _stats: RequestStats = PrivateAttr(default_factory=RequestStats)
+    _run_id: str | None = PrivateAttr(default=None)
 
     # --- what a subclass provides -------------------------------------------------------------
     def _auth_headers(self) -> dict[str, str]:
@@ -48,7 +62,15 @@ class RetryingHttpResource(dg.ConfigurableResource):
     def _error_detail(self, response: requests.Response) -> str:
         return response.text[:300]
 
+    def _refresh_credentials(self) -> bool:
+        """Get a fresh credential after a 401; True when there is one to retry with."""
+        return False
+
     # --- shared ---------------------------------------------------------------------------------
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # The run id ties each audit line to the Dagster run that made the request.
+        self._run_id = context.run_id
+
     @property
     def stats(self) -> RequestStats:
         return self._stats
@@ -68,53 +90,191 @@ class RetryingHttpResource(dg.ConfigurableResource):
         self._stats.waited_seconds += seconds
         time.sleep(seconds)
 
-    def get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
-        """GET with retries for transient faults; raises the subclass's error with a clear message otherwise."""
-        path, host = urlsplit(url).path, urlsplit(url).netloc
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        max_retries: int | None = None,
+    ) -> requests.Response:
+        """One authenticated request with retries; returns every answer that is not a fault.
+
+        Raises `TargetUnavailableError` when 429/5xx/timeouts/connection errors outlast the
+        retries, and the subclass's auth error on a 403 or a 401 that a refresh cannot cure.
+        """
+        return self._request(
+            method,
+            url,
+            direction="inbound" if method.upper() == "GET" else "outbound",
+            authenticate=True,
+            json_body=json_body,
+            form=form,
+            params=params,
+            headers=headers,
+            idempotency_key=idempotency_key,
+            max_retries=self.max_retries if max_retries is None else max_retries,
+        )
+
+    def _request(
+        self,
+        method: str,
+        url: str,
+        *,
+        direction: str,
+        authenticate: bool,
+        json_body: Any = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
+        max_retries: int,
+    ) -> requests.Response:
+        """The retry loop. `authenticate=False` (a token request) sends no credential header and
+        returns 401/403 like any other answer: the caller knows what a refusal there means."""
+        method = method.upper()
+        parts = urlsplit(url)
+        path, host = parts.path, parts.netloc
+        body = _encode_body(json_body, form)
+        audited_url = f"{url}{'&' if parts.query else '?'}{urlencode(params)}" if params else url
+        retries = 0
         attempt = 0
+        refreshed = False
         while True:
+            attempt += 1
             self._stats.requests += 1
+            request_headers = dict(self._auth_headers()) if authenticate else {}
+            if body is not None:
+                request_headers["Content-Type"] = body[0]
+            if idempotency_key is not None:
+                request_headers["Idempotency-Key"] = idempotency_key
+            request_headers.update(headers or {})
+            started = time.monotonic()
             try:
-                response = self._http().get(
+                response = self._http().request(
+                    method,
                     url,
                     params=params,
-                    headers=self._auth_headers(),
+                    data=None if body is None else body[1],
+                    headers=request_headers,
                     timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
-                if attempt >= self.max_retries:
-                    raise self._error(
-                        f"GET {path}: no answer after {attempt + 1} attempts ({type(error).__name__}); "
-                        f"is {host} reachable?"
+                self._audit(
+                    direction,
+                    method,
+                    audited_url,
+                    type(error).__name__,
+                    started,
+                    attempt,
+                    idempotency_key,
+                    body,
+                    None,
+                )
+                if retries >= max_retries:
+                    raise TargetUnavailableError(
+                        f"{method} {path}: no answer after {attempt} attempts "
+                        f"({type(error).__name__}); is {host} reachable?",
+                        error_class="timeout"
+                        if isinstance(error, requests.Timeout)
+                        else "connection",
                     ) from None
                 self._stats.retries_network += 1
                 self._sleep(
-                    backoff_seconds(attempt, self.backoff_base_seconds, self.backoff_max_seconds)
+                    backoff_seconds(retries, self.backoff_base_seconds, self.backoff_max_seconds)
                 )
-                attempt += 1
+                retries += 1
                 continue
-            if response.status_code in (401, 403):
-                raise self._auth_error(path, response.status_code)
-            if response.status_code in RETRYABLE_STATUSES:
-                if attempt >= self.max_retries:
-                    raise self._error(
-                        f"GET {path} still answered {response.status_code} after {attempt + 1} attempts "
-                        f"({self._error_detail(response)}); giving up"
+            status = response.status_code
+            self._audit(
+                direction,
+                method,
+                audited_url,
+                status,
+                started,
+                attempt,
+                idempotency_key,
+                body,
+                response.text,
+            )
+            if authenticate and status == 401 and not refreshed and self._refresh_credentials():
+                # One second chance: the token expired or was revoked, and we now hold a new one.
+                refreshed = True
+                continue
+            if authenticate and status in (401, 403):
+                raise self._auth_error(path, status)
+            if status in RETRYABLE_STATUSES:
+                if retries >= max_retries:
+                    raise TargetUnavailableError(
+                        f"{method} {path} still answered {status} after {attempt} attempts "
+                        f"({self._error_detail(response)}); giving up",
+                        error_class="rate_limited" if status == 429 else "server_error",
+                        http_status=status,
                     )
-                if response.status_code == 429:
+                if status == 429:
                     self._stats.retries_rate_limited += 1
                 else:
                     self._stats.retries_server_error += 1
                 wait = retry_after_seconds(response.headers.get("Retry-After"))
                 if wait is None:
                     wait = backoff_seconds(
-                        attempt, self.backoff_base_seconds, self.backoff_max_seconds
+                        retries, self.backoff_base_seconds, self.backoff_max_seconds
                     )
                 self._sleep(wait)
-                attempt += 1
+                retries += 1
                 continue
-            if response.status_code >= 400:
-                raise self._error(
-                    f"GET {path} answered {response.status_code}: {self._error_detail(response)}"
-                )
             return response
+
+    def _audit(
+        self,
+        direction: str,
+        method: str,
+        url: str,
+        status: int | str,
+        started: float,
+        attempt: int,
+        idempotency_key: str | None,
+        body: tuple[str, bytes] | None,
+        response_text: str | None,
+    ) -> None:
+        audit_exchange(
+            system=self.system_name or type(self).__name__,
+            direction=direction,
+            method=method,
+            url=url,
+            status=status,
+            duration_ms=(time.monotonic() - started) * 1000,
+            attempt=attempt,
+            run_id=self._run_id,
+            idempotency_key=idempotency_key,
+            request_body=None if body is None else body[1],
+            response_text=response_text,
+        )
+
+    def get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
+        """GET with retries for transient faults; raises the subclass's error with a clear message otherwise."""
+        try:
+            response = self.send("GET", url, params=params)
+        except TargetUnavailableError as error:
+            raise self._error(str(error)) from None
+        if response.status_code >= 400:
+            raise self._error(
+                f"GET {urlsplit(url).path} answered {response.status_code}: "
+                f"{self._error_detail(response)}"
+            )
+        return response
+
+
+def _encode_body(json_body: Any, form: Mapping[str, str] | None) -> tuple[str, bytes] | None:
+    """(content type, bytes) of a request body; encoded once so every attempt sends the same bytes."""
+    if json_body is not None and form is not None:
+        raise ValueError("send either json_body or form, not both")
+    if json_body is not None:
+        return "application/json", json.dumps(json_body, separators=(",", ":")).encode()
+    if form is not None:
+        return "application/x-www-form-urlencoded", urlencode(dict(form)).encode()
+    return None

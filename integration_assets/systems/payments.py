@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 
@@ -61,6 +61,7 @@ def _stripe_message(response: requests.Response) -> str:
 class PaymentsClient(RetryingHttpResource):
     """Stripe API client for the list endpoints the financial stream reads."""
 
+    system_name: ClassVar[str] = "payments"
     base_url: str = "https://api.stripe.com"
     secret_key: str
     page_limit: int = 100

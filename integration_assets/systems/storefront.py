@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 from integration_assets.systems.http_client import RetryingHttpResource
@@ -51,6 +51,7 @@ class Page:
 class StorefrontClient(RetryingHttpResource):
     """Shopify Admin REST client. Point `shop_url` at https://<shop>.myshopify.com for the real thing."""
 
+    system_name: ClassVar[str] = "storefront"
     shop_url: str
     access_token: str
     api_version: str = "2025-07"

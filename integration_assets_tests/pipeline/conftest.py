@@ -133,7 +133,8 @@ def business_day(tmp_path_factory):
     from integration_assets.definitions import defs
     from integration_assets.sandbox.server import start_sandbox_systems
     from integration_assets.storage.resources import WarehouseInboxResource
-    from integration_assets.systems.payments import PaymentsClient
+    from integration_assets.systems.alert_sink import AlertSinkResource
+    from integration_assets_tests.sandbox_clients import client_resources
 
     tmp = tmp_path_factory.mktemp("business_day")
     scenario = load_scenario(SCENARIOS / "default.yaml")
@@ -141,17 +142,8 @@ def business_day(tmp_path_factory):
     results = []
     with start_sandbox_systems(scenario, warehouse_inbox=tmp / "inbox") as systems:
         resources = {
-            "storefront": StorefrontClient(
-                shop_url=systems.storefront.url,
-                access_token=scenario.shop.access_token,
-                api_version=scenario.shop.api_version,
-                backoff_base_seconds=0.01,
-            ),
-            "payments": PaymentsClient(
-                base_url=systems.payments.url,
-                secret_key=systems.payments.secret_key,
-                backoff_base_seconds=0.01,
-            ),
+            **client_resources(systems, scenario),
+            "alert_sink": AlertSinkResource(log_path=str(tmp / "alerts.log")),
             "raw_log": RawLogResource(root=str(tmp / "raw")),
             "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")),
             "warehouse_inbox": WarehouseInboxResource(path=str(tmp / "inbox")),
@@ -161,7 +153,8 @@ def business_day(tmp_path_factory):
             systems.clock.advance(timedelta(hours=24))
             for groups in (
                 ("warehouse",),
-                ("orders", "payments", "finance", "inventory", "reporting"),
+                ("orders", "payments", "finance", "inventory", "reporting", "customers"),
+                ("delivery", "ops"),
             ):
                 results.append(
                     dg.materialize(

@@ -25,25 +25,14 @@ def returns_run(tmp_path_factory):
         WarehouseResource,
     )
     from integration_assets.storage.warehouse import Warehouse
-    from integration_assets.systems.payments import PaymentsClient
-    from integration_assets.systems.storefront import StorefrontClient
+    from integration_assets_tests.sandbox_clients import client_resources
 
     tmp = tmp_path_factory.mktemp("returns")
     scenario = load_scenario(SCENARIOS / "returns.yaml")
     everything = [*defs.assets, *defs.asset_checks]
     with start_sandbox_systems(scenario, warehouse_inbox=tmp / "inbox") as systems:
         resources = {
-            "storefront": StorefrontClient(
-                shop_url=systems.storefront.url,
-                access_token=scenario.shop.access_token,
-                api_version=scenario.shop.api_version,
-                backoff_base_seconds=0.01,
-            ),
-            "payments": PaymentsClient(
-                base_url=systems.payments.url,
-                secret_key=systems.payments.secret_key,
-                backoff_base_seconds=0.01,
-            ),
+            **client_resources(systems, scenario),
             "raw_log": RawLogResource(root=str(tmp / "raw")),
             "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")),
             "warehouse_inbox": WarehouseInboxResource(path=str(tmp / "inbox")),

@@ -5,11 +5,22 @@ import dagster as dg
 hourly_sync_job = dg.define_asset_job(
     name="storefront_hourly_sync",
     selection=dg.AssetSelection.groups(
-        "orders", "payments", "finance", "inventory", "products", "reporting", "returns"
+        "orders",
+        "payments",
+        "finance",
+        "inventory",
+        "products",
+        "reporting",
+        "returns",
+        "customers",
+        "delivery",
+        "ops",
     ),
     description=(
-        "Extract orders, payments and products changed since the last poll, stage and gate them, derive order "
-        "events, the financial ledger, the reconciliation and the product history, rebuild marts."
+        "Extract orders, payments, products and the CRM's and ERP's customer records changed since the last "
+        "poll, stage and gate them, derive order events, the financial ledger, the reconciliation, the product "
+        "history and the customer golden record, rebuild marts, then write what changed into the ERP, CRM "
+        "and WMS through the outbox."
     ),
     tags={"integration_assets/trigger": "schedule"},
 )

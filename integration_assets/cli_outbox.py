@@ -1,0 +1,174 @@
+"""`integration-assets dlq ...` and `integration-assets approvals ...`: the operator's side of the outbox.
+
+Every change is one warehouse transaction that also writes ops.operator_actions (who, when, why).
+Changes take effect at the next delivery (the hourly sync, or the `replay_dead_letters` job).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+import orjson
+
+from integration_assets.storage import outbox as store
+
+LIST_COLUMNS = ("idempotency_key", "status", "attempts", "error_class", "target_message")
+
+
+def _warehouse():
+    from integration_assets.storage.resources import WarehouseResource
+
+    return WarehouseResource().warehouse()
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, empty: str) -> None:
+    if as_json:
+        print(json.dumps(rows, indent=2, default=str))
+        return
+    if not rows:
+        print(empty)
+        return
+    for row in rows:
+        message = (row.get("target_message") or row.get("approval_rule") or "")[:120]
+        print(f"{row['idempotency_key']}  [{row['status']}, {row['attempts']} attempt(s)]")
+        print(
+            f"    {row['target']}/{row['entity']} {row['external_id']}: {row.get('error_class') or ''} {message}".rstrip()
+        )
+        if row.get("resolution"):
+            print(f"    resolved: {row['resolution']}")
+
+
+def _parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """`--set billing_address.postal_code=40202` (a JSON value is parsed: numbers, true, null)."""
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        field, separator, text = pair.partition("=")
+        if not separator or not field.strip():
+            raise store.OutboxError(
+                f"--set {pair!r}: expected FIELD=VALUE, e.g. email=ada@example.com"
+            )
+        try:
+            overrides[field.strip()] = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            overrides[field.strip()] = text
+    return overrides
+
+
+def _cmd_dlq_list(args: argparse.Namespace) -> int:
+    with _warehouse().connect() as con:  # applies the schema: ops.outbox may be new
+        rows = store.list_rows(
+            con,
+            status="dead",
+            target=args.target,
+            entity=args.entity,
+            error_class=args.error_class,
+            open_only=not args.all,
+        )
+    _print_rows(rows, args.json, "no open dead letters")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    with _warehouse().connect() as con:  # applies the schema: ops.outbox may be new
+        key = store.find_key(con, args.key)
+        row = store.get_row(con, key)
+        history = store.actions(con, key)
+    row["payload"] = orjson.loads(row["payload"])
+    row["override"] = orjson.loads(row["override"]) if row["override"] else None
+    row["operator_actions"] = history
+    print(json.dumps(row, indent=2, default=str))
+    return 0
+
+
+def _cmd_dlq_retry(args: argparse.Namespace) -> int:
+    overrides = _parse_overrides(args.set or [])
+    with _warehouse().transaction() as con:
+        key = store.find_key(con, args.key)
+        store.retry(con, key, args.by, args.reason, overrides)
+    edited = f" with {len(overrides)} field edit(s)" if overrides else ""
+    print(
+        f"{key} is pending again{edited}; the next delivery sends it (or run the replay_dead_letters job)"
+    )
+    return 0
+
+
+def _cmd_dlq_resolve(args: argparse.Namespace) -> int:
+    with _warehouse().transaction() as con:
+        key = store.find_key(con, args.key)
+        store.resolve(con, key, args.by, args.reason)
+    print(f"{key} resolved by {args.by}; it stays in ops.outbox for the record")
+    return 0
+
+
+def _cmd_approvals_list(args: argparse.Namespace) -> int:
+    with _warehouse().connect() as con:  # applies the schema: ops.outbox may be new
+        rows = store.list_rows(con, status="awaiting_approval")
+    _print_rows(rows, args.json, "nothing awaits approval")
+    return 0
+
+
+def _decide(args: argparse.Namespace, approve: bool) -> int:
+    with _warehouse().transaction() as con:
+        key = store.find_key(con, args.key)
+        store.decide(con, key, approve, args.by, args.reason)
+    verdict = "approved: the next delivery sends it" if approve else "rejected: it will not be sent"
+    print(f"{key} {verdict}")
+    return 0
+
+
+def _operator_arguments(parser: argparse.ArgumentParser, reason_required: bool) -> None:
+    parser.add_argument("--by", required=True, help="who decides (kept in ops.operator_actions)")
+    parser.add_argument("--reason", required=reason_required, default=None, help="why")
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    dlq = commands.add_parser("dlq", help="dead letters: list, show, retry (with edits), resolve")
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True)
+    listing = dlq_commands.add_parser("list", help="open dead letters")
+    listing.add_argument("--target", help="erp, crm or wms")
+    listing.add_argument("--entity", help="for example customer, sales_order, account")
+    listing.add_argument(
+        "--error-class", help="for example validation, conflict, retries_exhausted"
+    )
+    listing.add_argument("--all", action="store_true", help="include resolved ones")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_cmd_dlq_list)
+    show = dlq_commands.add_parser(
+        "show", help="one row: payload, the target's answer, operator actions"
+    )
+    show.add_argument("key", help="the idempotency key, or its unique start")
+    show.set_defaults(handler=_cmd_show)
+    retry = dlq_commands.add_parser(
+        "retry", help="queue a dead letter again, optionally with field edits"
+    )
+    retry.add_argument("key")
+    retry.add_argument(
+        "--set",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="override a mapped field (dotted for nested: billing_address.postal_code=40202); needs --reason",
+    )
+    _operator_arguments(retry, reason_required=False)
+    retry.set_defaults(handler=_cmd_dlq_retry)
+    resolve = dlq_commands.add_parser(
+        "resolve", help="close a dead letter by hand (kept for the record)"
+    )
+    resolve.add_argument("key")
+    _operator_arguments(resolve, reason_required=True)
+    resolve.set_defaults(handler=_cmd_dlq_resolve)
+
+    approvals = commands.add_parser("approvals", help="high-stakes writes waiting for a person")
+    approval_commands = approvals.add_subparsers(dest="approvals_command", required=True)
+    waiting = approval_commands.add_parser("list", help="writes awaiting approval")
+    waiting.add_argument("--json", action="store_true")
+    waiting.set_defaults(handler=_cmd_approvals_list)
+    show = approval_commands.add_parser("show", help="one write and its history")
+    show.add_argument("key")
+    show.set_defaults(handler=_cmd_show)
+    for name, approve in (("approve", True), ("reject", False)):
+        decision = approval_commands.add_parser(name, help=f"{name} a write (audited)")
+        decision.add_argument("key")
+        _operator_arguments(decision, reason_required=True)
+        decision.set_defaults(handler=lambda args, approve=approve: _decide(args, approve))

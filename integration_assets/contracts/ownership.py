@@ -1,0 +1,323 @@
+"""The ownership registry (ownership.yaml): which system wins for each attribute, and who answers for it.
+
+It is a file the code reads, not a wiki page: the customer golden record takes its precedence from it,
+escalations of failed or held writes take their owner from it, and a test fails when an attribute has
+no system or owner. The loader is strict for the same reason: a typo (an unknown system, an owner key
+that does not exist) would otherwise silently change who wins a merge or who gets paged, so it fails
+with the file and the path inside it (`entities.customer.attributes.email.owner`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import yaml
+
+from integration_assets.contracts.loader import CONTRACTS_DIR
+from integration_assets.strict_yaml import StrictYamlReader
+
+OWNERSHIP_FILE = CONTRACTS_DIR / "ownership.yaml"
+
+
+class OwnershipError(ValueError):
+    """An ownership file that does not say what it must; the message names the file and the path."""
+
+
+class UnknownOwnershipEntry(KeyError):
+    """A lookup of an entity, attribute or delivery the registry does not define."""
+
+    def __str__(self) -> str:
+        # KeyError quotes its message; this one is a sentence for an operator.
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(frozen=True)
+class Owner:
+    key: str
+    name: str
+    email: str
+    slack: str
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    system: str
+    owner: Owner
+    fallback: tuple[str, ...]
+    description: str
+    # The columns that hold the attribute; an address is one attribute over several columns, all taken
+    # from the same system so that a street from one system never meets a city from another.
+    columns: tuple[str, ...]
+
+    @property
+    def precedence(self) -> tuple[str, ...]:
+        return (self.system, *self.fallback)
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    owner: Owner
+    description: str
+    key: tuple[str, ...]
+    attributes: Mapping[str, Attribute]
+
+
+@dataclass(frozen=True)
+class OwnershipRegistry:
+    source: Path
+    owners: Mapping[str, Owner]
+    systems: tuple[str, ...]
+    entities: Mapping[str, Entity]
+    deliveries: Mapping[tuple[str, str], str]
+
+    def entity(self, entity: str) -> Entity:
+        try:
+            return self.entities[entity]
+        except KeyError:
+            raise UnknownOwnershipEntry(
+                f"{self.source}: no entity {entity!r} (known: {', '.join(self.entities)})"
+            ) from None
+
+    def attribute(self, entity: str, attribute: str) -> Attribute:
+        found = self.entity(entity).attributes.get(attribute)
+        if found is None:
+            raise UnknownOwnershipEntry(
+                f"{self.source}: entity {entity!r} has no attribute {attribute!r} "
+                f"(known: {', '.join(self.entity(entity).attributes)})"
+            )
+        return found
+
+    def attributes(self, entity: str) -> tuple[str, ...]:
+        """The entity's attribute names, in file order."""
+        return tuple(self.entity(entity).attributes)
+
+    def columns(self, entity: str) -> tuple[str, ...]:
+        """Every column the entity's attributes span, in file order."""
+        return tuple(
+            column
+            for attribute in self.entity(entity).attributes.values()
+            for column in attribute.columns
+        )
+
+    def attribute_of_column(self, entity: str, column: str) -> Attribute:
+        for attribute in self.entity(entity).attributes.values():
+            if column in attribute.columns:
+                return attribute
+        raise UnknownOwnershipEntry(
+            f"{self.source}: no attribute of {entity!r} holds the column {column!r}"
+        )
+
+    def system_of_record(self, entity: str, attribute: str) -> str:
+        return self.attribute(entity, attribute).system
+
+    def owner(self, entity: str, attribute: str) -> Owner:
+        return self.attribute(entity, attribute).owner
+
+    def precedence(self, entity: str, attribute: str) -> tuple[str, ...]:
+        """The system of record first, then the fallbacks in the order they are tried."""
+        return self.attribute(entity, attribute).precedence
+
+    def entity_owner(self, entity: str) -> Owner:
+        """The steward of an entity: who is escalated to when one of its records needs a person."""
+        return self.entity(entity).owner
+
+    def escalation_owner(self, target: str, entity: str) -> Owner:
+        """Who answers for an outbox write (target, entity): the owner of the registry entity it delivers."""
+        registry_entity = self.deliveries.get((target, entity))
+        if registry_entity is None:
+            known = ", ".join(f"{t}/{e}" for t, e in self.deliveries)
+            raise UnknownOwnershipEntry(
+                f"{self.source}: no delivery {target}/{entity} in `deliveries` (known: {known})"
+            )
+        return self.entity_owner(registry_entity)
+
+
+class _OwnershipReader(StrictYamlReader):
+    """The scenario file's strict reader, failing with OwnershipError instead of ScenarioError."""
+
+    def fail(self, path: str, problem: str) -> OwnershipError:
+        return OwnershipError(f"{self.file}: {path or '<top level>'}: {problem}")
+
+    def required(self, mapping: Mapping[str, Any], key: str, path: str) -> Any:
+        if mapping.get(key) is None:
+            raise self.fail(f"{path}.{key}" if path else key, "missing (required)")
+        return mapping[key]
+
+    def key_name(self, value: Any, path: str) -> str:
+        if not isinstance(value, str) or not value:
+            raise self.fail(path, f"names must be non-empty strings, got {value!r}")
+        return value
+
+
+def load_ownership(path: str | Path = OWNERSHIP_FILE) -> OwnershipRegistry:
+    """Read and validate an ownership file; raises OwnershipError naming the file and the path."""
+    file = Path(path)
+    try:
+        raw = yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise OwnershipError(f"{file}: the ownership file does not exist") from None
+    except yaml.YAMLError as error:
+        raise OwnershipError(f"{file}: not valid YAML: {error}") from None
+    reader = _OwnershipReader(file)
+    top = reader.mapping(raw, "", {"version", "owners", "systems", "entities", "deliveries"})
+    reader.integer(reader.required(top, "version", ""), "version", minimum=1)
+    owners = _owners(reader, reader.required(top, "owners", ""))
+    systems = _systems(reader, reader.required(top, "systems", ""))
+    entities = _entities(reader, reader.required(top, "entities", ""), owners, systems)
+    deliveries = _deliveries(reader, reader.required(top, "deliveries", ""), entities)
+    return OwnershipRegistry(
+        source=file,
+        owners=MappingProxyType(owners),
+        systems=systems,
+        entities=MappingProxyType(entities),
+        deliveries=MappingProxyType(deliveries),
+    )
+
+
+def _owners(reader: _OwnershipReader, raw: Any) -> dict[str, Owner]:
+    owners = {}
+    for key, spec in reader.mapping(raw, "owners").items():
+        path = f"owners.{reader.key_name(key, 'owners')}"
+        spec = reader.mapping(spec, path, {"name", "email", "slack"})
+        email = reader.string(reader.required(spec, "email", path), f"{path}.email")
+        if "@" not in email.strip("@"):
+            raise reader.fail(f"{path}.email", f"not an email address: {email!r}")
+        owners[key] = Owner(
+            key=key,
+            name=reader.string(reader.required(spec, "name", path), f"{path}.name"),
+            email=email,
+            slack=reader.string(reader.required(spec, "slack", path), f"{path}.slack"),
+        )
+    if not owners:
+        raise reader.fail("owners", "at least one owner is required")
+    return owners
+
+
+def _systems(reader: _OwnershipReader, raw: Any) -> tuple[str, ...]:
+    systems = []
+    for name, spec in reader.mapping(raw, "systems").items():
+        path = f"systems.{reader.key_name(name, 'systems')}"
+        spec = reader.mapping(spec, path, {"description"})
+        reader.string(reader.required(spec, "description", path), f"{path}.description")
+        systems.append(name)
+    if not systems:
+        raise reader.fail("systems", "at least one system is required")
+    return tuple(systems)
+
+
+def _known(reader: _OwnershipReader, value: Any, path: str, known: Mapping | tuple, what: str):
+    name = reader.string(value, path)
+    if name not in known:
+        raise reader.fail(path, f"unknown {what} {name!r} (known: {', '.join(known)})")
+    return name
+
+
+def _entities(
+    reader: _OwnershipReader, raw: Any, owners: dict[str, Owner], systems: tuple[str, ...]
+) -> dict[str, Entity]:
+    entities = {}
+    for name, spec in reader.mapping(raw, "entities").items():
+        path = f"entities.{reader.key_name(name, 'entities')}"
+        spec = reader.mapping(spec, path, {"owner", "description", "key", "attributes"})
+        owner_key = _known(
+            reader, reader.required(spec, "owner", path), f"{path}.owner", owners, "owner"
+        )
+        attributes = _attributes(
+            reader, reader.required(spec, "attributes", path), f"{path}.attributes", owners, systems
+        )
+        key = []
+        for index, part in enumerate(
+            reader.listing(reader.required(spec, "key", path), f"{path}.key")
+        ):
+            key.append(
+                _known(reader, part, f"{path}.key[{index}]", tuple(attributes), "key attribute")
+            )
+        if not key:
+            raise reader.fail(f"{path}.key", "name at least one key attribute")
+        entities[name] = Entity(
+            name=name,
+            owner=owners[owner_key],
+            description=reader.string(
+                reader.required(spec, "description", path), f"{path}.description"
+            ),
+            key=tuple(key),
+            attributes=MappingProxyType(attributes),
+        )
+    if not entities:
+        raise reader.fail("entities", "at least one entity is required")
+    return entities
+
+
+def _attributes(
+    reader: _OwnershipReader,
+    raw: Any,
+    path: str,
+    owners: dict[str, Owner],
+    systems: tuple[str, ...],
+) -> dict[str, Attribute]:
+    attributes: dict[str, Attribute] = {}
+    column_owner: dict[str, str] = {}
+    for name, spec in reader.mapping(raw, path).items():
+        where = f"{path}.{reader.key_name(name, path)}"
+        spec = reader.mapping(
+            spec, where, {"system", "owner", "fallback", "description", "columns"}
+        )
+        system = _known(
+            reader, reader.required(spec, "system", where), f"{where}.system", systems, "system"
+        )
+        owner_key = _known(
+            reader, reader.required(spec, "owner", where), f"{where}.owner", owners, "owner"
+        )
+        fallback: list[str] = []
+        for index, value in enumerate(reader.listing(spec.get("fallback"), f"{where}.fallback")):
+            item = _known(reader, value, f"{where}.fallback[{index}]", systems, "system")
+            if item == system or item in fallback:
+                raise reader.fail(
+                    f"{where}.fallback[{index}]",
+                    f"{item!r} is already in the precedence ({', '.join([system, *fallback])})",
+                )
+            fallback.append(item)
+        columns = [
+            reader.string(value, f"{where}.columns[{index}]")
+            for index, value in enumerate(reader.listing(spec.get("columns"), f"{where}.columns"))
+        ] or [name]
+        for index, column in enumerate(columns):
+            if column in column_owner:
+                raise reader.fail(
+                    f"{where}.columns[{index}]",
+                    f"column {column!r} already belongs to attribute {column_owner[column]!r}",
+                )
+            column_owner[column] = name
+        attributes[name] = Attribute(
+            name=name,
+            system=system,
+            owner=owners[owner_key],
+            fallback=tuple(fallback),
+            description=reader.string(
+                reader.required(spec, "description", where), f"{where}.description"
+            ),
+            columns=tuple(columns),
+        )
+    if not attributes:
+        raise reader.fail(path, "at least one attribute is required")
+    return attributes
+
+
+def _deliveries(
+    reader: _OwnershipReader, raw: Any, entities: dict[str, Entity]
+) -> dict[tuple[str, str], str]:
+    deliveries = {}
+    for target, by_entity in reader.mapping(raw, "deliveries").items():
+        path = f"deliveries.{reader.key_name(target, 'deliveries')}"
+        for outbox_entity, registry_entity in reader.mapping(by_entity, path).items():
+            where = f"{path}.{reader.key_name(outbox_entity, path)}"
+            deliveries[(target, outbox_entity)] = _known(
+                reader, registry_entity, where, entities, "entity"
+            )
+    return deliveries

@@ -1,0 +1,142 @@
+"""Blocking checks on staging/customers/references, batch by batch, with Great Expectations."""
+
+import dagster as dg
+import pandas as pd
+
+from integration_assets.contracts import load_contract
+from integration_assets.defs.customers.names import (
+    CHECK_COUNT_BALANCE,
+    CHECK_KEYS_UNIQUE,
+    CHECK_QUARANTINE_SHARE,
+    CONTRACTS,
+    GATING_CHECKS,
+    STAGING_REFERENCES,
+    STREAMS,
+)
+from integration_assets.quality import gx_runner
+from integration_assets.storage import gates
+from integration_assets.storage.resources import WarehouseResource
+from integration_assets.storage.warehouse import WAREHOUSE_POOL
+
+DEFAULT_MAX_QUARANTINED_RATIO = 0.5
+DESCRIPTIONS = {
+    CHECK_KEYS_UNIQUE: "Record versions are unique, every row names a customer, and no customer id is "
+    "claimed by two different source records (two CRM accounts with one External_Id__c need a person).",
+    CHECK_COUNT_BALANCE: "Every record read is accounted for: read = staged + quarantined + duplicates.",
+    CHECK_QUARANTINE_SHARE: "No more than the contract's share of a batch is quarantined; more is a change "
+    "at the source (a renamed field, a new picklist value), so the whole batch waits for a person.",
+}
+
+
+def judge_keys(frame: pd.DataFrame) -> tuple[bool, str]:
+    """frame: system, customer_id, source_record_id, payload_hash of one batch's staged rows."""
+    if frame.empty:
+        return True, "no staged rows"
+    gxe = gx_runner.expectations()
+    suite = [
+        gxe.ExpectCompoundColumnsToBeUnique(column_list=["source_record_id", "payload_hash"]),
+        gxe.ExpectColumnValuesToNotBeNull(column="customer_id"),
+    ]
+    failures = [o.describe() for o in gx_runner.validate(frame, suite) if not o.success]
+    # A record seen twice in a batch (changed while the ERP was paged) is one record; two records
+    # with the same customer id are two customers the golden record cannot tell apart.
+    owners = frame[["customer_id", "source_record_id"]].drop_duplicates()
+    outcome = gx_runner.validate(owners, [gxe.ExpectColumnValuesToBeUnique(column="customer_id")])
+    if not outcome[0].success:
+        claimed = owners[owners["customer_id"].duplicated(keep=False)]
+        listed = ", ".join(
+            f"{customer_id} ({', '.join(sorted(group['source_record_id']))})"
+            for customer_id, group in claimed.groupby("customer_id")
+        )
+        failures.append(f"customer ids claimed by several source records: {listed}")
+    return (not failures), (
+        "; ".join(failures) or f"{len(frame)} rows: versions unique, one record per customer"
+    )
+
+
+def judge_quarantine_share(
+    records_read: int, quarantined_by_reason: dict[str, int], max_ratio: float
+) -> tuple[bool, str]:
+    quarantined = sum(quarantined_by_reason.values())
+    if records_read == 0:
+        return True, "empty batch"
+    share = quarantined / records_read
+    summary = f"{quarantined} of {records_read} records quarantined ({share:.0%}, allowed {max_ratio:.0%})"
+    if share <= max_ratio:
+        return True, summary
+    reasons = ", ".join(f"{reason} ({count})" for reason, count in quarantined_by_reason.items())
+    return False, f"{summary}: {reasons}"
+
+
+@dg.multi_asset_check(
+    specs=[
+        dg.AssetCheckSpec(
+            name, asset=STAGING_REFERENCES, blocking=True, description=DESCRIPTIONS[name]
+        )
+        for name in GATING_CHECKS
+    ],
+    pool=WAREHOUSE_POOL,
+)
+def staging_customers_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
+    """Judge every CRM and ERP batch staged since the last gate; record each verdict for core to respect.
+
+    A failed batch stays out of core/customers, in this run and every later one, until someone fixes
+    the cause and runs `integration-assets gate recheck <stream> <batch>`.
+    """
+    run_id = context.op_execution_context.run_id
+    verdicts: dict[str, list[tuple[str, bool, str]]] = {name: [] for name in GATING_CHECKS}
+    with warehouse.warehouse().connect() as con:
+        for stream in STREAMS:
+            max_ratio = load_contract(CONTRACTS[stream]).batch_rules.get(
+                "max_quarantined_ratio", DEFAULT_MAX_QUARANTINED_RATIO
+            )
+            for batch_id in gates.pending_batches(con, stream, GATING_CHECKS):
+                frame = con.execute(
+                    "SELECT system, customer_id, source_record_id, payload_hash "
+                    "FROM staging.customer_references WHERE batch_id = ?",
+                    [batch_id],
+                ).df()
+                holds, text = con.execute(
+                    "SELECT bool_and(holds), string_agg(text, '; ') FROM ops.count_balances "
+                    "WHERE asset_key = ? AND scope = ?",
+                    [STAGING_REFERENCES.to_user_string(), f"{stream}:{batch_id}"],
+                ).fetchone()
+                records_read = con.execute(
+                    "SELECT records_read FROM staging.batches WHERE stream = ? AND batch_id = ?",
+                    [stream, batch_id],
+                ).fetchone()[0]
+                reasons = dict(
+                    con.execute(
+                        "SELECT rule || ' on ' || field, count(*) FROM ops.quarantine "
+                        "WHERE stream = ? AND batch_id = ? GROUP BY ALL ORDER BY 2 DESC, 1",
+                        [stream, batch_id],
+                    ).fetchall()
+                )
+                judged = {
+                    CHECK_KEYS_UNIQUE: judge_keys(frame),
+                    CHECK_COUNT_BALANCE: (
+                        bool(holds),
+                        text or "no balance recorded for this batch",
+                    ),
+                    CHECK_QUARANTINE_SHARE: judge_quarantine_share(
+                        int(records_read), reasons, max_ratio
+                    ),
+                }
+                for name, (passed, reason) in judged.items():
+                    gates.record_verdict(con, stream, batch_id, name, bool(passed), reason, run_id)
+                    verdicts[name].append((f"{stream}:{batch_id}", bool(passed), reason))
+    for name in GATING_CHECKS:
+        failed = [(b, r) for b, ok, r in verdicts[name] if not ok]
+        yield dg.AssetCheckResult(
+            check_name=name,
+            asset_key=STAGING_REFERENCES,
+            passed=not failed,
+            description="; ".join(f"batch {b} blocked: {r}" for b, r in failed) or None,
+            metadata={
+                "batches_judged": len(verdicts[name]),
+                "batches_failed": len(failed),
+                "verdicts": dg.MetadataValue.json(
+                    [{"batch": b, "passed": ok, "reason": r} for b, ok, r in verdicts[name]]
+                ),
+            },
+        )

@@ -1,0 +1,168 @@
+"""One delivery asset per (target, entity): plan the writes into the outbox, then drain it.
+
+Each materialization (1) reads the core tables it maps from, (2) maps every candidate record
+(lookups counted, failures quarantined in ops.mapping_quarantine), (3) enqueues what changed in
+ops.outbox, and (4) sends what is due through the target's client. Running it twice, or again after
+a failure, sends nothing twice: delivered rows are never due again, and every write is an upsert by
+external id at the target.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+
+from integration_assets.defs.delivery.names import (
+    CHECK_PLAN_BALANCE,
+    CHECK_TARGET_REACHABLE,
+    GROUP,
+    OWNER,
+    delivery_key,
+)
+from integration_assets.delivery.drain import DrainPolicy, drain
+from integration_assets.delivery.planning import PlanResult, PlanSources
+from integration_assets.delivery.targets import target_for
+from integration_assets.storage import outbox as store
+from integration_assets.storage.balances import record_balance
+from integration_assets.storage.resources import RawLogResource, WarehouseResource
+from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.streams.outbox import outbox_balance
+
+
+class DeliveryConfig(dg.Config):
+    """How hard to try: attempts before a dead letter, and failures in a row that stop a drain."""
+
+    max_attempts: int = 24
+    breaker_threshold: int = 3
+
+
+Planner = Callable[[PlanSources, Any], PlanResult]
+
+
+@dataclass(frozen=True)
+class DeliverySpec:
+    target: str
+    entity: str
+    plural: str  # the asset key's last part, e.g. "sales_orders"
+    plan: Planner
+    deps: Sequence[dg.AssetKey]
+    description: str
+
+    @property
+    def key(self) -> dg.AssetKey:
+        return delivery_key(self.target, self.plural)
+
+
+def _replace_quarantine(con, plan: PlanResult, run_id: str) -> None:
+    con.execute(
+        "DELETE FROM ops.mapping_quarantine WHERE target = ? AND entity = ?",
+        [plan.target, plan.entity],
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if plan.quarantined:
+        con.executemany(
+            "INSERT INTO ops.mapping_quarantine VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                [plan.target, plan.entity, q.external_id, q.reason, q.source_ref, run_id, now]
+                for q in plan.quarantined
+            ],
+        )
+
+
+def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
+    target = target_for(spec.target, spec.entity)
+
+    @dg.asset(
+        key=spec.key,
+        deps=list(spec.deps),
+        group_name=GROUP,
+        owners=[OWNER],
+        kinds={"api", "duckdb"},
+        tags={"layer": "delivery", "target": spec.target},
+        pool=WAREHOUSE_POOL,
+        required_resource_keys={target.resource_key, "warehouse", "raw_log"},
+        description=spec.description,
+        check_specs=[
+            dg.AssetCheckSpec(
+                CHECK_TARGET_REACHABLE,
+                asset=spec.key,
+                description=f"The {spec.target.upper()} answered: the drain was not stopped by its circuit breaker.",
+            ),
+            dg.AssetCheckSpec(
+                CHECK_PLAN_BALANCE,
+                asset=spec.key,
+                description="Every candidate record became an intent, a quarantined mapping, or needed no write.",
+            ),
+        ],
+    )
+    def _delivery(context: dg.AssetExecutionContext, config: DeliveryConfig):
+        client = getattr(context.resources, target.resource_key)
+        warehouse_resource: WarehouseResource = context.resources.warehouse
+        wh = warehouse_resource.warehouse()
+        run_id = context.run_id
+        raw_log: RawLogResource = context.resources.raw_log
+        plan = spec.plan(PlanSources(wh, raw_log.log()), client)
+        with wh.transaction() as con:
+            enqueued = store.enqueue(con, spec.target, spec.entity, plan.intents, run_id)
+            _replace_quarantine(con, plan, run_id)
+            record_balance(con, run_id, spec.key.to_user_string(), "plan", plan.balance())
+        for reason in sorted({q.reason for q in plan.quarantined}):
+            count = sum(1 for q in plan.quarantined if q.reason == reason)
+            context.log.warning(f"{count} {spec.entity} write(s) not built: {reason}")
+        report = drain(
+            wh,
+            spec.target,
+            spec.entity,
+            lambda row: target.send(client, row),
+            run_id,
+            DrainPolicy(config.max_attempts, config.breaker_threshold),
+        )
+        for letter in report.dead_letters:
+            context.log.warning(
+                f"dead letter {letter['idempotency_key']}: {letter['error_class']}: {letter['message']}"
+            )
+        with wh.transaction() as con:
+            statuses = store.counts_by_status(con, spec.target, spec.entity)
+            enqueued_total = sum(statuses.values())
+            books = outbox_balance(statuses, enqueued_total, f"{spec.target}_{spec.entity}")
+            record_balance(con, run_id, spec.key.to_user_string(), "outbox", books)
+        if report.breaker_open:
+            context.log.error(report.breaker_reason)
+        yield dg.MaterializeResult(
+            metadata={
+                "candidates": plan.candidates,
+                "intents": len(plan.intents),
+                "enqueued": enqueued.enqueued,
+                "unchanged": enqueued.unchanged,
+                "superseded": len(enqueued.superseded_keys),
+                "awaiting_approval_new": enqueued.awaiting_approval,
+                "mapping_quarantined": len(plan.quarantined),
+                "failed_lookups": plan.failed_lookups(),
+                "lookups": dg.MetadataValue.json(dict(plan.lookups)),
+                "flags": dg.MetadataValue.json(dict(plan.flags)),
+                **report.as_metadata(),
+                "outbox_by_status": dg.MetadataValue.json(statuses),
+                "outbox_balance": books.as_text(),
+                **client.stats.as_metadata(),
+            }
+        )
+        yield dg.AssetCheckResult(
+            check_name=CHECK_TARGET_REACHABLE,
+            passed=not report.breaker_open,
+            severity=dg.AssetCheckSeverity.ERROR,
+            description=report.breaker_reason
+            or f"{report.attempted} write(s) attempted, the target answered",
+            metadata={
+                "deferred": report.deferred,
+                "retry_later": report.as_metadata()["retry_later"],
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name=CHECK_PLAN_BALANCE,
+            passed=bool(plan.balance().holds),
+            description=plan.balance().as_text(),
+        )
+
+    return _delivery

@@ -1,0 +1,1 @@
+"""Writing into the working systems (ERP, CRM, WMS) through the outbox: planning intents and draining them."""

@@ -1,0 +1,140 @@
+"""Drain the due rows of one (target, entity) through a client, recording every attempt in the outbox.
+
+Rows are sent oldest intent first. Outcomes are written back in small transactions as the drain goes,
+so a crash loses at most one chunk of bookkeeping, and even then nothing is doubled: every write is an
+upsert by external id, so sending it again changes nothing at the target.
+
+A circuit breaker stops a drain early when the target keeps failing (connection refused, timeouts,
+5xx after the client's own retries): the rest stay due, untouched, for the next run, rather than each
+burning an attempt against a target that is down. A credential the target refuses (even after one
+token refresh) stops the drain at once and is raised after the bookkeeping is written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from integration_assets.storage import outbox as store
+from integration_assets.storage.warehouse import Warehouse
+from integration_assets.streams import outbox as rules
+from integration_assets.systems.write_outcome import TargetError, WriteOutcome
+
+CHUNK = 100
+
+
+@dataclass(frozen=True)
+class DrainPolicy:
+    max_attempts: int = (
+        24  # a day of hourly runs before a write that keeps failing becomes a dead letter
+    )
+    breaker_threshold: int = 3  # consecutive "unavailable" outcomes that stop the drain
+
+
+@dataclass
+class DrainReport:
+    due: int = 0
+    attempted: int = 0
+    deferred: int = 0  # not attempted: the breaker opened first
+    outcomes: Counter = field(default_factory=Counter)  # delivered, rejected, conflict, ...
+    statuses: Counter = field(default_factory=Counter)  # the rows' statuses after the attempt
+    created: int = 0
+    auto_resolved: int = 0
+    breaker_open: bool = False
+    breaker_reason: str = ""
+    dead_letters: list[dict] = field(default_factory=list)
+
+    def as_metadata(self) -> dict[str, int | bool | str]:
+        return {
+            "due": self.due,
+            "attempted": self.attempted,
+            "delivered": self.outcomes["delivered"],
+            "documents_created": self.created,
+            "dead_lettered": self.statuses[rules.DEAD],
+            "retry_later": self.statuses[rules.FAILED],
+            "deferred_by_breaker": self.deferred,
+            "dead_letters_auto_resolved": self.auto_resolved,
+            "breaker_open": self.breaker_open,
+        }
+
+
+def drain(
+    warehouse: Warehouse,
+    target: str,
+    entity: str,
+    send: Callable[[store.OutboxRow], WriteOutcome],
+    run_id: str,
+    policy: DrainPolicy = DrainPolicy(),
+    keys: Iterable[str] | None = None,
+) -> DrainReport:
+    """Send every due row of target/entity (or only `keys`); return what happened."""
+    with warehouse.connect() as con:
+        rows = store.due(con, target, entity, keys)
+    report = DrainReport(due=len(rows))
+    pending: list[tuple[store.OutboxRow, rules.Transition]] = []
+    consecutive_unavailable = 0
+    try:
+        for row in rows:
+            if report.breaker_open:
+                report.deferred += 1
+                continue
+            outcome = send(row)
+            report.attempted += 1
+            report.outcomes[outcome.outcome] += 1
+            if outcome.created:
+                report.created += 1
+            transition = rules.after_attempt(
+                row.attempts,
+                outcome.outcome,
+                outcome.http_status,
+                outcome.message,
+                outcome.error_class,
+                outcome.target_record_id,
+                policy.max_attempts,
+            )
+            report.statuses[transition.status] += 1
+            if transition.status == rules.DEAD:
+                report.dead_letters.append(
+                    {
+                        "idempotency_key": row.idempotency_key,
+                        "external_id": row.external_id,
+                        "error_class": transition.error_class,
+                        "message": transition.target_message,
+                    }
+                )
+            pending.append((row, transition))
+            if outcome.outcome == rules.UNAVAILABLE:
+                consecutive_unavailable += 1
+                if consecutive_unavailable >= policy.breaker_threshold:
+                    report.breaker_open = True
+                    report.breaker_reason = (
+                        f"{target} unavailable for {consecutive_unavailable} writes in a row "
+                        f"({outcome.error_class}: {outcome.message})"
+                    )
+            else:
+                consecutive_unavailable = 0
+            if len(pending) >= CHUNK:
+                report.auto_resolved += _write(warehouse, pending, run_id)
+                pending = []
+    except (
+        TargetError
+    ):  # auth refused, or an answer nobody can classify: book what happened, then fail
+        report.auto_resolved += _write(warehouse, pending, run_id)
+        raise
+    report.auto_resolved += _write(warehouse, pending, run_id)
+    return report
+
+
+def _write(
+    warehouse: Warehouse,
+    attempts: list[tuple[store.OutboxRow, rules.Transition]],
+    run_id: str,
+) -> int:
+    if not attempts:
+        return 0
+    resolved = 0
+    with warehouse.transaction() as con:
+        for row, transition in attempts:
+            resolved += store.record_attempt(con, row, transition, run_id)
+    return resolved

@@ -1,0 +1,97 @@
+"""A planning pass for one (target, entity): the writes the pipeline wants, and the ones it could not build.
+
+Mapping functions (integration_assets/streams/target_mappings.py) say for each candidate record
+either a payload, or why it is quarantined (a failed lookup), plus every lookup they made. This
+module turns a list of those results into outbox intents and the counts an operator sees.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from integration_assets.storage.raw_log import RawLog
+from integration_assets.storage.warehouse import Warehouse
+from integration_assets.streams.balances import Balance
+from integration_assets.streams.mapped import Mapped
+from integration_assets.streams.outbox import WriteIntent
+
+
+@dataclass(frozen=True)
+class PlanSources:
+    """Where planners read: the warehouse (core tables, the outbox) and the raw log (source payloads)."""
+
+    warehouse: Warehouse
+    raw_log: RawLog
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    external_id: str
+    reason: str
+    source_ref: str
+
+
+@dataclass
+class PlanResult:
+    target: str
+    entity: str
+    intents: list[WriteIntent] = field(default_factory=list)
+    quarantined: list[Quarantined] = field(default_factory=list)
+    lookups: Counter = field(default_factory=Counter)  # "crm_owner_by_email:missing" -> count
+    flags: Counter = field(default_factory=Counter)  # "owner_defaulted" -> count
+    candidates: int = 0
+    nothing_to_write: int = 0  # e.g. an unpaid order has no reservation
+
+    def balance(self) -> Balance:
+        """Every candidate record becomes an intent, a quarantined mapping, or needs no write."""
+        return Balance(
+            "candidates_equal_intents_quarantined_nothing_to_write",
+            {"candidates": self.candidates},
+            {
+                "intents": len(self.intents),
+                "quarantined": len(self.quarantined),
+                "nothing_to_write": self.nothing_to_write,
+            },
+        )
+
+    def failed_lookups(self) -> int:
+        return sum(
+            count for key, count in self.lookups.items() if not key.endswith((":found", ":mapped"))
+        )
+
+
+def plan_from_mapped(
+    target: str, entity: str, results: Iterable[tuple[Mapped | None, str]]
+) -> PlanResult:
+    """Collect (mapping result, source reference) pairs into a plan; None means no write is needed."""
+    plan = PlanResult(target, entity)
+    for mapped, source_ref in results:
+        plan.candidates += 1
+        if mapped is None:  # the mapping says this record needs no write (e.g. an unpaid order)
+            plan.nothing_to_write += 1
+            continue
+        for name, outcome in mapped.lookups:
+            plan.lookups[f"{name}:{outcome}"] += 1
+        for flag in mapped.flags:
+            plan.flags[flag.split("=")[0]] += 1
+        if mapped.quarantine:
+            plan.quarantined.append(
+                Quarantined(str(mapped.external_id), mapped.quarantine, source_ref)
+            )
+            continue
+        if mapped.payload is None:
+            plan.nothing_to_write += 1
+            continue
+        plan.intents.append(
+            WriteIntent(
+                target,
+                entity,
+                str(mapped.external_id),
+                mapped.payload,
+                source_ref,
+                mapped.approval_rule,
+            )
+        )
+    return plan

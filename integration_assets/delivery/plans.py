@@ -1,0 +1,225 @@
+"""What each delivery maps from: read the core tables, call the pure mappings, collect a PlanResult.
+
+Reads use one short warehouse connection; lookups against a target (the CRM's users and picklists)
+happen after it is closed, so no warehouse lock is held while waiting on a network.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from integration_assets.delivery.planning import PlanResult, PlanSources, plan_from_mapped
+from integration_assets.storage.order_payloads import current_orders
+from integration_assets.storage.warehouse import Warehouse
+from integration_assets.streams import crm_mapping, erp_mapping, wms_mapping
+from integration_assets.streams.customers import GOLDEN_COLUMNS
+
+# Credit notes above this (in minor units of the order's currency) wait for a person.
+CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR = 50_000
+
+
+def _table_exists(con, qualified: str) -> bool:
+    schema, table = qualified.split(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
+def golden_customers(warehouse: Warehouse) -> list[dict[str, Any]]:
+    with warehouse.connect() as con:
+        if not _table_exists(con, "core.customers"):
+            return []
+        rows = con.execute(
+            f"SELECT {', '.join(GOLDEN_COLUMNS)} FROM core.customers ORDER BY customer_id"
+        ).fetchall()
+    return [dict(zip(GOLDEN_COLUMNS, row, strict=True)) for row in rows]
+
+
+def order_snapshots(sources: PlanSources) -> list[tuple[dict[str, Any], str]]:
+    """Every order's current version as the storefront sent it, with a reference to that version."""
+    with sources.warehouse.connect() as con:
+        orders = current_orders(con, sources.raw_log)
+    return [(order.payload, f"{order.ref} ({order.raw_ref})") for order in orders]
+
+
+def plan_crm_accounts(sources: PlanSources, crm: Any = None) -> PlanResult:
+    customers = golden_customers(sources.warehouse)
+    picklists = {
+        field: crm.picklist_values("Account", field)
+        for field in ("Industry", "Customer_Segment__c")
+    }
+    record_types = crm.record_type_ids("Account")
+    owners_by_email = {
+        email: crm.users_by_email(email)
+        for email in sorted(
+            {c["account_manager_email"] for c in customers if c["account_manager_email"]}
+        )
+    }
+    return plan_from_mapped(
+        "crm",
+        "account",
+        (
+            (
+                crm_mapping.crm_account(
+                    customer,
+                    owners_by_email,
+                    crm.default_owner_id,
+                    picklists,
+                    record_types.get("Person Account", ""),
+                    record_types.get("Business Account", ""),
+                ),
+                f"core/customers:{customer['customer_id']}",
+            )
+            for customer in customers
+        ),
+    )
+
+
+def plan_crm_contacts(sources: PlanSources, crm: Any = None) -> PlanResult:
+    customers = golden_customers(sources.warehouse)
+    owners_by_email = {
+        email: crm.users_by_email(email)
+        for email in sorted(
+            {
+                c["account_manager_email"]
+                for c in customers
+                if c["account_manager_email"] and c["is_company"]
+            }
+        )
+    }
+    return plan_from_mapped(
+        "crm",
+        "contact",
+        (
+            (
+                crm_mapping.crm_contact(customer, owners_by_email, crm.default_owner_id),
+                f"core/customers:{customer['customer_id']}",
+            )
+            for customer in customers
+        ),
+    )
+
+
+def plan_erp_customers(sources: PlanSources, erp: Any = None) -> PlanResult:
+    return plan_from_mapped(
+        "erp",
+        "customer",
+        (
+            (erp_mapping.erp_customer(c), f"core/customers:{c['customer_id']}")
+            for c in golden_customers(sources.warehouse)
+        ),
+    )
+
+
+def plan_erp_credit_limits(sources: PlanSources, erp: Any = None) -> PlanResult:
+    """Credit limit changes are requested by people (`integration-assets credit-limit request`), not mapped."""
+    return PlanResult("erp", "credit_limit")
+
+
+def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
+    known = {str(c["customer_id"]) for c in golden_customers(sources.warehouse)}
+    return plan_from_mapped(
+        "erp",
+        "sales_order",
+        (
+            (erp_mapping.erp_sales_order(snapshot, known), ref)
+            for snapshot, ref in order_snapshots(sources)
+        ),
+    )
+
+
+def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
+    return plan_from_mapped(
+        "erp",
+        "invoice",
+        ((erp_mapping.erp_invoice(snapshot), ref) for snapshot, ref in order_snapshots(sources)),
+    )
+
+
+def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
+    def credit_notes():
+        for snapshot, ref in order_snapshots(sources):
+            for refund in snapshot.get("refunds") or []:
+                yield (
+                    erp_mapping.erp_credit_note(
+                        refund, snapshot, CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR
+                    ),
+                    f"{ref}/refund:{refund.get('id')}",
+                )
+
+    return plan_from_mapped("erp", "credit_note", credit_notes())
+
+
+def succeeded_charges(warehouse: Warehouse) -> dict[int, list[dict[str, Any]]]:
+    """The newest version of every succeeded charge, by storefront order id."""
+    with warehouse.connect() as con:
+        if not _table_exists(con, "staging.payments_objects"):
+            return {}
+        rows = con.execute(
+            """
+            SELECT order_id, object_id, amount_minor, currency, created, payload FROM (
+                SELECT *, row_number() OVER (PARTITION BY object_id ORDER BY staged_at DESC, batch_id DESC) AS newest
+                FROM staging.payments_objects WHERE resource = 'charges' AND order_id IS NOT NULL)
+            WHERE newest = 1 AND status = 'succeeded' ORDER BY order_id, created
+            """
+        ).fetchall()
+    charges: dict[int, list[dict[str, Any]]] = {}
+    for order_id, object_id, amount_minor, currency, created, payload in rows:
+        details = orjson.loads(payload).get("payment_method_details") or {}
+        charges.setdefault(int(order_id), []).append(
+            {
+                "id": object_id,
+                "amount_minor": int(amount_minor),
+                "currency": currency,
+                "created": int(created.timestamp()) if hasattr(created, "timestamp") else created,
+                "payment_method": details.get("type") or "card",
+            }
+        )
+    return charges
+
+
+def plan_erp_payments_applied(sources: PlanSources, erp: Any = None) -> PlanResult:
+    charges = succeeded_charges(sources.warehouse)
+
+    def applied():
+        for snapshot, ref in order_snapshots(sources):
+            for charge in charges.get(int(snapshot.get("id") or 0), []):
+                yield (
+                    erp_mapping.erp_payment_applied(snapshot, charge),
+                    f"{ref}/charge:{charge['id']}",
+                )
+
+    return plan_from_mapped("erp", "payment_applied", applied())
+
+
+def plan_wms_reservations(sources: PlanSources, wms: Any = None) -> PlanResult:
+    """Reserve stock for paid orders; release (or adjust) on cancellation or edit.
+
+    A release for an order that never had a reservation is not sent: there is nothing to release.
+    """
+    with sources.warehouse.connect() as con:
+        reserved_before = {
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT external_id FROM ops.outbox WHERE target = 'wms' AND entity = 'reservation'"
+            ).fetchall()
+        }
+
+    def reservations():
+        for snapshot, ref in order_snapshots(sources):
+            mapped = wms_mapping.wms_reservation(snapshot)
+            if (
+                mapped is not None
+                and mapped.payload is not None
+                and mapped.payload.get("status") == "released"
+                and mapped.external_id not in reserved_before
+            ):
+                mapped = None
+            yield (mapped, ref)
+
+    return plan_from_mapped("wms", "reservation", reservations())

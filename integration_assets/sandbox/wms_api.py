@@ -1,0 +1,361 @@
+"""The warehouse's reservations REST API as a WSGI app (the WMS's small write API beside its file drops).
+
+`X-Api-Key` auth; `PUT /api/v1/reservations/{id}` upserts a reservation (201 created, 200 updated
+with version + 1, 200 with the same version when the body equals what is stored, so a retried
+delivery never makes a second document); `GET /api/v1/reservations/{id}` and `GET
+/api/v1/reservations`. Stock is a figure per SKU from the config: what a reservation cannot get is
+`backordered`, which is an answer, not an error; an unknown SKU is a 400. `/_sandbox/wms/stats`
+(requests, faults, reservations and versions written) needs no key.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import Map, Rule
+from werkzeug.serving import make_server
+from werkzeug.wrappers import Request, Response
+
+from integration_assets.sandbox.clock import ScenarioClock
+from integration_assets.sandbox.request_faults import parse_request_faults
+from integration_assets.sandbox.scenario import Fault, _Reader
+from integration_assets.sandbox.served_app import QuietRequestHandler, ServedApp
+from integration_assets.sandbox.storefront_app import RequestStats, json_response
+
+API_ENDPOINTS = {"reservation_put", "reservation_get", "reservations"}
+RESERVATION_STATUSES = ("reserved", "released")
+RESERVATION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,100}")
+WMS_FAULT_KINDS = {
+    "server_error": ({"after_requests"}, {"count", "status"}),
+    "rate_limit_burst": ({"after_requests"}, {"count", "retry_after"}),
+    "slow_response": ({"after_requests", "delay_seconds"}, {"count"}),
+}
+DEFAULT_RETRY_AFTER = 1.0
+
+URL_MAP = Map(
+    [
+        Rule("/api/v1/reservations/<reservation_id>", endpoint="reservation_put", methods=["PUT"]),
+        Rule("/api/v1/reservations/<reservation_id>", endpoint="reservation_get", methods=["GET"]),
+        Rule("/api/v1/reservations", endpoint="reservations", methods=["GET"]),
+        Rule("/_sandbox/wms/stats", endpoint="stats", methods=["GET"]),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class WmsApiConfig:
+    """The reservations API: its key, the stock it reserves against, the SKUs it knows, its faults."""
+
+    api_key: str = "wms_sandbox_key_not_a_secret"
+    stock: dict[str, int] = field(default_factory=dict)  # on hand per SKU
+    skus: frozenset[str] = frozenset()  # known SKUs with no stock figure (treated as 0 on hand)
+    faults: tuple[Fault, ...] = ()
+
+    @property
+    def known_skus(self) -> frozenset[str]:
+        return frozenset(self.stock) | self.skus
+
+
+def parse_wms_api(reader: _Reader, raw: Any, path: str = "wms_api") -> WmsApiConfig:
+    """The `wms_api:` section: `api_key`, `stock` {sku: quantity}, `skus` [...], `faults` [...]."""
+    data = reader.mapping(raw or {}, path, {"api_key", "stock", "skus", "faults"})
+    defaults = WmsApiConfig()
+    stock_raw = reader.mapping(data.get("stock") or {}, f"{path}.stock")
+    stock = {
+        reader.string(sku, f"{path}.stock"): reader.integer(quantity, f"{path}.stock.{sku}", 0)
+        for sku, quantity in stock_raw.items()
+    }
+    skus = frozenset(
+        reader.string(sku, f"{path}.skus[{index}]")
+        for index, sku in enumerate(reader.listing(data.get("skus"), f"{path}.skus"))
+    )
+    return WmsApiConfig(
+        api_key=reader.string(data.get("api_key", defaults.api_key), f"{path}.api_key"),
+        stock=stock,
+        skus=skus,
+        faults=parse_request_faults(reader, data.get("faults"), f"{path}.faults", WMS_FAULT_KINDS),
+    )
+
+
+class ReservationInvalid(Exception):
+    """A body the WMS refuses; `fields` are `{"field", "message"}` entries, as the API answers them."""
+
+    def __init__(self, fields: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{entry['field']}: {entry['message']}" for entry in fields))
+        self.fields = fields
+
+
+class ReservationConflict(Exception):
+    """A PUT that would move a reservation to another order: a different reservation, not an edit."""
+
+
+def validate_reservation(body: Any, known_skus: frozenset[str]) -> dict[str, Any]:
+    """The body reduced to `{order_id, status, lines}`, or ReservationInvalid listing every problem."""
+    if not isinstance(body, dict):
+        raise ReservationInvalid([{"field": "body", "message": "expected a JSON object"}])
+    problems: list[dict[str, str]] = []
+    unknown = sorted(set(body) - {"order_id", "status", "lines"})
+    problems += [{"field": key, "message": "unknown field"} for key in unknown]
+    order_id = body.get("order_id")
+    if not isinstance(order_id, str) or not order_id:
+        problems.append({"field": "order_id", "message": "required, a non-empty string"})
+    status = body.get("status")
+    if status not in RESERVATION_STATUSES:
+        problems.append(
+            {"field": "status", "message": f"must be one of {', '.join(RESERVATION_STATUSES)}"}
+        )
+    lines = body.get("lines")
+    normalized_lines: list[dict[str, Any]] = []
+    if not isinstance(lines, list):
+        problems.append({"field": "lines", "message": "required, a list of {sku, quantity}"})
+        lines = []
+    seen: set[str] = set()
+    for index, line in enumerate(lines):
+        where = f"lines[{index}]"
+        if not isinstance(line, dict) or set(line) != {"sku", "quantity"}:
+            problems.append({"field": where, "message": "expected exactly {sku, quantity}"})
+            continue
+        sku, quantity = line["sku"], line["quantity"]
+        if not isinstance(sku, str) or sku not in known_skus:
+            problems.append({"field": f"{where}.sku", "message": f"unknown sku {sku}"})
+        elif sku in seen:
+            problems.append({"field": f"{where}.sku", "message": f"sku {sku} appears twice"})
+        else:
+            seen.add(sku)
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity < 0:
+            problems.append({"field": f"{where}.quantity", "message": "must be an integer >= 0"})
+        normalized_lines.append({"sku": sku, "quantity": quantity})
+    if problems:
+        raise ReservationInvalid(problems)
+    return {"order_id": order_id, "status": status, "lines": normalized_lines}
+
+
+@dataclass
+class StoredReservation:
+    reservation_id: str
+    version: int
+    order_id: str
+    status: str
+    lines: list[dict[str, Any]]
+    backordered: list[dict[str, Any]]
+    updated_at: datetime
+
+    def request_body(self) -> dict[str, Any]:
+        return {"order_id": self.order_id, "status": self.status, "lines": self.lines}
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "reservation_id": self.reservation_id,
+            "version": self.version,
+            "order_id": self.order_id,
+            "status": self.status,
+            "lines": [dict(line) for line in self.lines],
+            "backordered": [dict(line) for line in self.backordered],
+            "updated_at": self.updated_at.isoformat(timespec="seconds"),
+        }
+
+
+class ReservationBook:
+    """Every reservation and the stock they hold; thread-safe (the server answers in threads)."""
+
+    def __init__(self, config: WmsApiConfig) -> None:
+        self.config = config
+        self._lock = threading.Lock()
+        self._reservations: dict[str, StoredReservation] = {}
+        self.versions_written = 0  # every stored version, first ones included
+
+    def put(
+        self, reservation_id: str, body: Any, now: datetime
+    ) -> tuple[bool | None, StoredReservation]:
+        """Upsert; returns (created: True | False when a new version was written | None for a no-op)."""
+        wanted = validate_reservation(body, self.config.known_skus)
+        with self._lock:
+            stored = self._reservations.get(reservation_id)
+            if stored is not None and stored.order_id != wanted["order_id"]:
+                raise ReservationConflict(
+                    f"reservation {reservation_id} belongs to order {stored.order_id}, "
+                    f"not {wanted['order_id']}"
+                )
+            if stored is not None and stored.request_body() == wanted:
+                return None, stored
+            backordered = self._backorders(reservation_id, wanted)
+            version = 1 if stored is None else stored.version + 1
+            self._reservations[reservation_id] = StoredReservation(
+                reservation_id=reservation_id,
+                version=version,
+                backordered=backordered,
+                updated_at=now,
+                **wanted,
+            )
+            self.versions_written += 1
+            return stored is None, self._reservations[reservation_id]
+
+    def _backorders(self, reservation_id: str, wanted: dict[str, Any]) -> list[dict[str, Any]]:
+        """What stock cannot cover, after what the OTHER reserved reservations already hold."""
+        if wanted["status"] != "reserved":
+            return []
+        held: dict[str, int] = {}
+        for other in self._reservations.values():
+            if other.reservation_id == reservation_id or other.status != "reserved":
+                continue
+            short = {line["sku"]: line["quantity"] for line in other.backordered}
+            for line in other.lines:
+                held[line["sku"]] = (
+                    held.get(line["sku"], 0) + line["quantity"] - short.get(line["sku"], 0)
+                )
+        backordered = []
+        for line in wanted["lines"]:
+            available = max(0, self.config.stock.get(line["sku"], 0) - held.get(line["sku"], 0))
+            if line["quantity"] > available:
+                backordered.append({"sku": line["sku"], "quantity": line["quantity"] - available})
+        return backordered
+
+    def get(self, reservation_id: str) -> StoredReservation | None:
+        with self._lock:
+            return self._reservations.get(reservation_id)
+
+    def all(self) -> list[StoredReservation]:
+        with self._lock:
+            return sorted(self._reservations.values(), key=lambda stored: stored.reservation_id)
+
+    def count(self) -> int:
+        with self._lock:
+            return len(self._reservations)
+
+
+class WmsApiApp:
+    """WSGI callable serving the reservations API of one config."""
+
+    def __init__(
+        self,
+        config: WmsApiConfig,
+        clock: ScenarioClock,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.config = config
+        self.clock = clock
+        self.sleep = sleep
+        self.book = ReservationBook(config)
+        self.stats = RequestStats(is_api_route=lambda route: route in API_ENDPOINTS)
+
+    def reservations(self) -> list[dict[str, Any]]:
+        """Every stored reservation as the API shows it (for tests and the demo)."""
+        return [stored.answer() for stored in self.book.all()]
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        request = Request(environ)
+        route = "unmatched"
+        try:
+            endpoint, arguments = URL_MAP.bind_to_environ(environ).match()
+            route = endpoint
+            if endpoint in API_ENDPOINTS:
+                response = self._api(request, endpoint, arguments)
+            else:
+                response = json_response(self.stats_payload())
+        except NotFound:
+            response = json_response({"error": "not_found"}, 404)
+        except MethodNotAllowed:
+            response = json_response({"error": "method_not_allowed"}, 405)
+        except HTTPException as error:
+            response = json_response({"error": error.name}, error.code or 500)
+        self.stats.record(route, response.status_code)
+        return response(environ, start_response)
+
+    def stats_payload(self) -> dict[str, Any]:
+        return {
+            **self.stats.snapshot(),
+            "reservations": self.book.count(),
+            "versions_written": self.book.versions_written,
+        }
+
+    def _api(self, request: Request, endpoint: str, arguments: dict[str, Any]) -> Response:
+        if request.headers.get("X-Api-Key") != self.config.api_key:
+            return json_response({"error": "unauthorized"}, 401)
+        request_number = self.stats.next_api_request()
+        for fault in self.config.faults:
+            if not fault.covers_request(request_number):
+                continue
+            self.stats.fault_fired(fault.kind)
+            if fault.kind == "slow_response":
+                self.sleep(fault.delay_seconds)
+                continue
+            if fault.kind == "rate_limit_burst":
+                wait = DEFAULT_RETRY_AFTER if fault.retry_after is None else fault.retry_after
+                return json_response(
+                    {"error": "rate_limited", "message": "too many requests"},
+                    429,
+                    {"Retry-After": f"{wait:g}"},
+                )
+            return json_response({"error": "server_error"}, fault.status)
+        if endpoint == "reservations":
+            return json_response({"reservations": self.reservations()})
+        reservation_id = arguments["reservation_id"]
+        if endpoint == "reservation_get":
+            stored = self.book.get(reservation_id)
+            if stored is None:
+                return json_response({"error": "not_found"}, 404)
+            return json_response(stored.answer())
+        return self._put(request, reservation_id)
+
+    def _put(self, request: Request, reservation_id: str) -> Response:
+        if not RESERVATION_ID_RE.fullmatch(reservation_id):
+            return _invalid(
+                [{"field": "reservation_id", "message": "use 1-100 of A-Z a-z 0-9 . _ : -"}]
+            )
+        try:
+            body = json.loads(request.get_data() or b"null")
+        except ValueError:
+            return _invalid([{"field": "body", "message": "not valid JSON"}])
+        try:
+            created, stored = self.book.put(reservation_id, body, self.clock.now())
+        except ReservationInvalid as error:
+            return _invalid(error.fields)
+        except ReservationConflict as error:
+            return json_response({"error": "conflict", "message": str(error)}, 409)
+        return json_response(stored.answer(), 201 if created else 200)
+
+
+def _invalid(fields: list[dict[str, str]]) -> Response:
+    return json_response({"error": "validation_failed", "fields": fields}, 400)
+
+
+class RunningWmsApi(ServedApp):
+    """The reservations API listening on a socket; `app` is the WmsApiApp."""
+
+    system_name = "wms"
+
+    @property
+    def api_key(self) -> str:
+        return self.app.config.api_key
+
+    def reservations(self) -> list[dict[str, Any]]:
+        return self.app.reservations()
+
+    def stats(self) -> dict[str, Any]:
+        return self.app.stats_payload()
+
+    def system(self) -> dict[str, str]:
+        return {"url": self.url, "api_key": self.api_key}
+
+
+def start_wms_api(
+    config: WmsApiConfig,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    clock: ScenarioClock | None = None,
+) -> RunningWmsApi:
+    """Serve the reservations API from a daemon thread (port 0 picks a free one); returns at once."""
+    clock = clock or ScenarioClock(datetime.now(UTC).replace(microsecond=0))
+    app = WmsApiApp(config, clock)
+    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
+    return RunningWmsApi(config, server, app)._start()

@@ -1,0 +1,172 @@
+"""A small business wired end to end: every sandbox system over HTTP, a temp raw log and warehouse.
+
+The scenario is `tiny` plus what delivery needs to show: a business customer with an account manager,
+a customer whose email the ERP refuses (our mapping lets it through; the ERP's validation does not),
+and a big refund whose credit note needs approval.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from integration_assets.definitions import defs
+from integration_assets.sandbox.scenario import load_scenario
+from integration_assets.sandbox.server import RunningSystems, start_sandbox_systems
+from integration_assets.storage.outbox import counts_by_status
+from integration_assets.storage.resources import (
+    RawLogResource,
+    WarehouseInboxResource,
+    WarehouseResource,
+)
+from integration_assets.storage.warehouse import Warehouse
+from integration_assets.systems.alert_sink import AlertSinkResource
+from integration_assets_tests.sandbox_clients import client_resources
+
+SCENARIOS = Path(__file__).resolve().parents[2] / "integration_assets" / "sandbox" / "scenarios"
+BAD_EMAIL = "dara.okafor@example..com"
+
+
+def delivery_scenario(folder: Path) -> Path:
+    raw = yaml.safe_load((SCENARIOS / "tiny.yaml").read_text())
+    raw["name"] = "delivery"
+    raw["customers"] += [
+        {
+            "id": 300000004,
+            "email": BAD_EMAIL,
+            "first_name": "Dara",
+            "last_name": "Okafor",
+            "address": {
+                "address1": "5 Lake Shore Drive",
+                "city": "Chicago",
+                "province_code": "IL",
+                "country_code": "US",
+                "zip": "60611",
+            },
+        },
+        {
+            "id": 300000006,
+            "email": "buyer@acme.example.com",
+            "first_name": "Lena",
+            "last_name": "Fischer",
+            "company": "Acme Retail Ltd",
+            "tags": ["segment:wholesale", "account-manager:sam.seller@shop.example"],
+            "address": {
+                "address1": "1 Market Street",
+                "city": "Denver",
+                "province_code": "CO",
+                "country_code": "US",
+                "zip": "80202",
+            },
+        },
+    ]
+    raw["stories"] += [
+        {
+            "name": "bad_email_paid",
+            "customer": 300000004,
+            "events": [
+                {"at": "+1h", "type": "created", "lines": [{"sku": "CASE-SLIM", "quantity": 1}]},
+                {"at": "+1h5m", "type": "paid"},
+            ],
+        },
+        {
+            "name": "wholesale_big_refund",
+            "customer": 300000006,
+            "events": [
+                {
+                    "at": "+1h",
+                    "type": "created",
+                    "lines": [{"sku": "IPOD2008GREEN", "quantity": 4}],
+                },
+                {"at": "+1h10m", "type": "paid"},
+                {
+                    "at": "+3h",
+                    "type": "refunded",
+                    "lines": [{"sku": "IPOD2008GREEN", "quantity": 3}],
+                    "restock": True,
+                },
+            ],
+        },
+    ]
+    raw["crm"] = {
+        "users": [
+            {
+                "id": "005000000000001AAA",
+                "name": "Integration User",
+                "email": "integration@shop.example",
+                "active": True,
+            },
+            {
+                "id": "005000000000002AAA",
+                "name": "Sam Seller",
+                "email": "sam.seller@shop.example",
+                "active": True,
+            },
+        ],
+        "default_owner": "005000000000001AAA",
+    }
+    path = folder / "delivery.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+@dataclass
+class Stack:
+    systems: RunningSystems
+    resources: dict
+    warehouse: Warehouse
+    instance: dg.DagsterInstance
+
+    def run(self, *groups: str, **resource_overrides) -> dg.ExecuteInProcessResult:
+        return dg.materialize(
+            [*defs.assets, *defs.asset_checks],
+            resources={**self.resources, **resource_overrides},
+            instance=self.instance,
+            raise_on_error=False,
+            selection=dg.AssetSelection.groups(*groups),
+        )
+
+    def deliver(self, **resource_overrides) -> dg.ExecuteInProcessResult:
+        return self.run("delivery", "ops", **resource_overrides)
+
+    def outbox(self, target: str | None = None, entity: str | None = None) -> dict[str, int]:
+        with self.warehouse.connect() as con:
+            return counts_by_status(con, target, entity)
+
+    def erp_documents(self) -> dict[str, int]:
+        return {
+            kind: len(self.systems.erp.app.documents(kind))
+            for kind in ("customer", "sales_order", "invoice", "credit_note", "payment_applied")
+        }
+
+    def crm_documents(self) -> dict[str, int]:
+        return {
+            sobject: len(self.systems.crm.records(sobject)) for sobject in ("Account", "Contact")
+        }
+
+
+@pytest.fixture
+def stack(tmp_path) -> Iterator[Stack]:
+    scenario = load_scenario(delivery_scenario(tmp_path))
+    with start_sandbox_systems(scenario) as systems:
+        resources = {
+            **client_resources(systems, scenario),
+            "raw_log": RawLogResource(root=str(tmp_path / "raw")),
+            "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+            "warehouse_inbox": WarehouseInboxResource(path=str(tmp_path / "inbox")),
+            "alert_sink": AlertSinkResource(log_path=str(tmp_path / "alerts.log")),
+        }
+        stack = Stack(
+            systems,
+            resources,
+            Warehouse(tmp_path / "warehouse.duckdb"),
+            dg.DagsterInstance.ephemeral(),
+        )
+        systems.clock.advance(timedelta(hours=12))
+        result = stack.run("orders", "payments", "finance", "customers")
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+        yield stack

@@ -1,0 +1,77 @@
+"""The drain loop over a real DuckDB outbox, with a send function standing in for the target's answers."""
+
+import pytest
+
+from integration_assets.delivery.drain import DrainPolicy, drain
+from integration_assets.storage import outbox as store
+from integration_assets.storage.warehouse import Warehouse
+from integration_assets.streams.outbox import WriteIntent
+from integration_assets.systems.write_outcome import TargetAuthError, WriteOutcome
+
+DELIVERED = WriteOutcome("delivered", 201, "created", created=True)
+DOWN = WriteOutcome("unavailable", None, "connection refused", "connection")
+
+
+@pytest.fixture
+def warehouse(tmp_path) -> Warehouse:
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    intents = [
+        WriteIntent("erp", "customer", str(n), {"name": f"customer {n}"}, f"src:{n}")
+        for n in range(6)
+    ]
+    with warehouse.transaction() as con:
+        store.enqueue(con, "erp", "customer", intents, "run-0")
+    return warehouse
+
+
+def statuses(warehouse) -> dict[str, int]:
+    with warehouse.connect() as con:
+        return store.counts_by_status(con, "erp", "customer")
+
+
+def test_one_refusal_is_dead_lettered_while_the_others_are_delivered(warehouse):
+    def send(row):
+        if row.external_id == "3":
+            return WriteOutcome("rejected", 400, "email: invalid", "validation")
+        return DELIVERED
+
+    report = drain(warehouse, "erp", "customer", send, "run-1")
+    assert statuses(warehouse) == {"sent": 5, "dead": 1}
+    assert report.as_metadata()["dead_lettered"] == 1 and report.created == 5
+    assert report.dead_letters[0]["message"] == "email: invalid"
+    sent_twice = drain(warehouse, "erp", "customer", send, "run-2")
+    assert sent_twice.attempted == 0  # nothing delivered is ever sent again
+
+
+def test_a_target_that_is_down_opens_the_breaker_and_nothing_is_lost(warehouse):
+    calls = []
+
+    def send(row):
+        calls.append(row.external_id)
+        return DOWN
+
+    report = drain(warehouse, "erp", "customer", send, "run-1", DrainPolicy(breaker_threshold=3))
+    assert len(calls) == 3 and report.deferred == 3 and report.breaker_open
+    assert statuses(warehouse) == {"failed": 3, "pending": 3}
+    recovered = drain(warehouse, "erp", "customer", lambda row: DELIVERED, "run-2")
+    assert recovered.attempted == 6 and statuses(warehouse) == {"sent": 6}
+
+
+def test_retries_run_out_into_a_dead_letter(warehouse):
+    policy = DrainPolicy(max_attempts=2, breaker_threshold=100)
+    drain(warehouse, "erp", "customer", lambda row: DOWN, "run-1", policy)
+    drain(warehouse, "erp", "customer", lambda row: DOWN, "run-2", policy)
+    with warehouse.connect() as con:
+        rows = store.list_rows(con, status="dead")
+    assert len(rows) == 6 and {row["error_class"] for row in rows} == {"retries_exhausted"}
+
+
+def test_an_auth_failure_books_what_was_done_then_fails(warehouse):
+    def send(row):
+        if row.external_id == "2":
+            raise TargetAuthError("the ERP refused the client credentials; check ERP_CLIENT_SECRET")
+        return DELIVERED
+
+    with pytest.raises(TargetAuthError, match="ERP_CLIENT_SECRET"):
+        drain(warehouse, "erp", "customer", send, "run-1")
+    assert statuses(warehouse) == {"sent": 2, "pending": 4}
