@@ -34,6 +34,12 @@ TABLES = {
     "core/returns": "core.returns",
     "staging/storefront/products": "staging.storefront_products",
     "core/product_history": "core.product_history",
+    "staging/customers/references": "staging.customer_references",
+    "core/customers": "core.customers",
+    "core/customer_conflicts": "core.customer_conflicts",
+    "ops/outbox": "ops.outbox",
+    "ops/mapping_quarantine": "ops.mapping_quarantine",
+    "ops/audit_log": "ops.audit_log",
     "reporting/orders_per_day": "reporting.orders_per_day",
     "reporting/order_lifecycle": "reporting.order_lifecycle",
 }
@@ -128,6 +134,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             ).fetchall()
         }
         money = _money_section(con) if _table_exists(con, "core.payment_reconciliation") else None
+        outbox = _outbox_section(con) if _table_exists(con, "ops.outbox") else None
         files = (
             [
                 {"file": name, "status": status, "reason": reason}
@@ -198,6 +205,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             else None
         )
     return {
+        "outbox": outbox,
         "returns": returns,
         "inventory": inventory,
         "money": money,
@@ -207,6 +215,80 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
         "gate_verdicts": gates,
         "quarantine": quarantine,
         "staging_totals": staged_totals,
+    }
+
+
+def outbox_books(statuses: dict[str, int]) -> Balance:
+    """promoted = delivered + dead-lettered + awaiting approval + pending (+ retry later, rejected, superseded)."""
+    return Balance(
+        "promoted_equals_delivered_dead_awaiting_pending",
+        {"promoted": sum(statuses.values())},
+        {
+            "delivered": statuses.get("sent", 0),
+            "dead_lettered": statuses.get("dead", 0),
+            "awaiting_approval": statuses.get("awaiting_approval", 0),
+            "pending": statuses.get("pending", 0),
+            "retry_later": statuses.get("failed", 0),
+            "rejected": statuses.get("rejected", 0),
+            "superseded": statuses.get("superseded", 0),
+        },
+    )
+
+
+def _outbox_section(con) -> dict[str, Any]:
+    """Every intended write by target and entity, its books, and what waits for a person."""
+    by_pair: dict[str, dict[str, int]] = {}
+    for target, entity, status, n in con.execute(
+        "SELECT target, entity, status, count(*) FROM ops.outbox GROUP BY ALL ORDER BY ALL"
+    ).fetchall():
+        by_pair.setdefault(f"{target}/{entity}", {})[status] = int(n)
+    books = {pair: outbox_books(statuses) for pair, statuses in by_pair.items()}
+    dead = [
+        {
+            "idempotency_key": key,
+            "target": target,
+            "entity": entity,
+            "external_id": external_id,
+            "error_class": error_class,
+            "message": message,
+        }
+        for key, target, entity, external_id, error_class, message in con.execute(
+            "SELECT idempotency_key, target, entity, external_id, error_class, target_message FROM ops.outbox "
+            "WHERE status = 'dead' AND resolved_at IS NULL ORDER BY dead_at"
+        ).fetchall()
+    ]
+    awaiting = [
+        {
+            "idempotency_key": key,
+            "target": target,
+            "entity": entity,
+            "external_id": eid,
+            "rule": rule,
+        }
+        for key, target, entity, eid, rule in con.execute(
+            "SELECT idempotency_key, target, entity, external_id, approval_rule FROM ops.outbox "
+            "WHERE status = 'awaiting_approval' ORDER BY enqueued_at"
+        ).fetchall()
+    ]
+    not_built = {
+        f"{target}/{entity}: {reason}": int(n)
+        for target, entity, reason, n in con.execute(
+            "SELECT target, entity, reason, count(*) FROM ops.mapping_quarantine GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    }
+    audit = {
+        f"{system} {direction}": int(n)
+        for system, direction, n in con.execute(
+            "SELECT system, direction, count(*) FROM ops.audit_log GROUP BY ALL ORDER BY ALL"
+        ).fetchall()
+    }
+    return {
+        "by_target_entity": by_pair,
+        "books": {pair: balance.as_dict() for pair, balance in books.items()},
+        "dead_letters_open": dead,
+        "awaiting_approval": awaiting,
+        "writes_not_built": not_built,
+        "audit_log": audit,
     }
 
 
@@ -289,6 +371,12 @@ def build_report(
         **section["counts"],
     }
     balances = raw_balances(log) + section.pop("balances")
+    outbox = section.get("outbox")
+    if outbox:  # the outbox's books as they stand now, one equation per target and entity
+        balances += [
+            {"asset_key": "ops/outbox", "scope": f"now:{pair}", **book}
+            for pair, book in outbox["books"].items()
+        ]
     extract_seconds = sum(float(m.details.get("seconds", 0)) for m in manifests)
     report = {
         "counts": section["counts"],
@@ -304,6 +392,7 @@ def build_report(
             else None,
         },
         "money": section["money"],
+        "outbox": section["outbox"],
         "inventory": section["inventory"],
         "returns": section["returns"],
         "warehouse_files": section["warehouse_files"],
@@ -390,6 +479,25 @@ def render_text(report: dict[str, Any]) -> str:
             lines.append(
                 f"  stuck {item['return_id']} (order {item['order_id']}, {item['sku']}): {item['stage']} for "
                 f"{item['age_hours']:.0f} h, {', '.join(item['flags'])}"
+            )
+    outbox = report.get("outbox")
+    if outbox:
+        lines.append(
+            "Writes to the working systems (ops.outbox), promoted = delivered + dead + awaiting + pending:"
+        )
+        for pair, book in outbox["books"].items():
+            lines.append(f"  {pair:<24} {book['text']}")
+        for item in outbox["dead_letters_open"]:
+            lines.append(
+                f"  dead letter {item['idempotency_key']}: {item['error_class']}: {item['message']}"
+            )
+        for item in outbox["awaiting_approval"]:
+            lines.append(f"  awaiting approval {item['idempotency_key']} ({item['rule']})")
+        for reason, n in outbox["writes_not_built"].items():
+            lines.append(f"  not built (a failed lookup or unmappable record): {n} x {reason}")
+        if outbox["dead_letters_open"] or outbox["awaiting_approval"]:
+            lines.append(
+                "  act on them: integration-assets dlq list|show|retry|resolve, integration-assets approvals list|approve|reject"
             )
     if report.get("warehouse_files"):
         lines.append("Warehouse files not staged (staging.warehouse_files):")
