@@ -17,6 +17,8 @@ from integration_assets.storage.resources import default_data_dir
 JOB_NAME = "storefront_hourly_sync"
 WAREHOUSE_JOB = "warehouse_file_sync"
 WAREHOUSE_SENSOR = "warehouse_inbox_sensor"
+# The daemon would tick these in `make dev`; the demo ticks them after every poll.
+ALERT_SENSORS = ("alert_on_run_failure", "alert_on_failed_checks", "alert_on_dead_letters")
 # The full event log is in the Dagster UI; the terminal shows warnings (quarantine, blocked batches) and errors.
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -25,7 +27,8 @@ def reset_pipeline_state(data_dir: Path) -> None:
     """Start the demo's data from nothing (raw log, WMS inbox, warehouse); Dagster's run history stays."""
     shutil.rmtree(data_dir / "raw", ignore_errors=True)
     shutil.rmtree(data_dir / "inbox", ignore_errors=True)
-    for name in ("warehouse.duckdb", "warehouse.duckdb.wal"):
+    shutil.rmtree(data_dir / "audit", ignore_errors=True)
+    for name in ("warehouse.duckdb", "warehouse.duckdb.wal", "alerts.log", "alerts_received.jsonl"):
         (data_dir / name).unlink(missing_ok=True)
 
 
@@ -62,6 +65,34 @@ def _run(job, instance, tags: dict, label: str) -> dict:
     }
 
 
+def tick_alert_sensors(defs, instance, cursors: dict[str, str | None]) -> dict[str, str | None]:
+    """One tick of each alert sensor, as the daemon would run them between polls."""
+    import dagster as dg
+
+    updated = {}
+    for name in ALERT_SENSORS:
+        sensor = defs.resolve_sensor_def(name)
+        context = dg.build_sensor_context(
+            instance=instance, cursor=cursors.get(name), resources=defs.resources
+        )
+        updated[name] = sensor.evaluate_tick(context).cursor
+    return updated
+
+
+def alerts_summary(data_dir: Path) -> str:
+    from integration_assets.systems.alert_sink import read_alert_log
+
+    lines = read_alert_log(data_dir / "alerts.log")
+    alerts = [line for line in lines if line.get("event", "alert") == "alert" and line.get("title")]
+    text = [
+        f"Alerts: {len(alerts)} posted (data/alerts.log, and the sandbox's Slack-compatible receiver)"
+    ]
+    text += [f"  [{line.get('severity')}] {line.get('title')}" for line in alerts[:8]]
+    if len(alerts) > 8:
+        text.append(f"  ... and {len(alerts) - 8} more")
+    return "\n".join(text)
+
+
 def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict:
     started = time.monotonic()
     apply_dagster_environment()
@@ -91,10 +122,11 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
             )
         os.environ.update(sandbox.environment())
         systems = ", ".join(
-            f"{name} {info.get('url') or info.get('inbox')}"
+            f"{name} {info.get('url') or info.get('inbox') or info.get('hook_url')}"
             for name, info in sandbox.systems.items()
         )
         print(f"Sandbox systems: {systems}")
+        alert_cursors = tick_alert_sensors(defs, instance, {})
         cursor = None
         for poll, step in enumerate(steps, start=1):
             now = sandbox.advance_clock(step)
@@ -125,6 +157,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
                     f"poll {poll}/{len(steps)} at {now}: {JOB_NAME}",
                 )
             )
+            alert_cursors = tick_alert_sensors(defs, instance, alert_cursors)
     from integration_assets.storage.raw_log import RawLog
     from integration_assets.storage.warehouse import Warehouse
 
@@ -134,6 +167,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
     failed = sum(len(run["checks_failed"]) for run in runs)
     print(f"\nCheck evaluations across the {len(runs)} runs: {passed} passed, {failed} failed.")
     print(render_text(report))
+    print(alerts_summary(data_dir))
     extraction = report["extraction"]
     print(
         f"\nExtraction: {extraction['records']} order versions in {extraction['seconds']}s "

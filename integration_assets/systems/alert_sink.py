@@ -97,7 +97,7 @@ class AlertSinkResource(RetryingHttpResource):
     def _auth_headers(self) -> dict[str, str]:
         return {}
 
-    def _auth_error(self, path: str, status: int) -> Exception:
+    def _auth_error(self, path: str, status: int, response_text: str | None = None) -> Exception:
         return AlertSinkError(f"the alert webhook refused the request ({status})")
 
     def _error(self, message: str) -> Exception:

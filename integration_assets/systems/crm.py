@@ -15,7 +15,6 @@ run), the owner lookup by email (SOQL-quoted) and the incremental Account read (
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -79,7 +78,6 @@ class CrmClient(OAuthClientCredentialsResource):
 
     _instance_url: str | None = PrivateAttr(default=None)
     _describes: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
-    _last_answer: threading.local = PrivateAttr(default_factory=threading.local)
 
     # ---- OAuth hooks ----------------------------------------------------------------------------
     def _token_endpoint(self) -> str:
@@ -96,36 +94,16 @@ class CrmClient(OAuthClientCredentialsResource):
         self._instance_url = instance_url.rstrip("/")
         return token, expires_in
 
-    def _audit(
-        self,
-        direction: str,
-        method: str,
-        url: str,
-        status: int | str,
-        started: float,
-        attempt: int,
-        idempotency_key: str | None,
-        body: tuple[str, bytes] | None,
-        response_text: str | None,
-    ) -> None:
-        # Keep this thread's latest answer: `_auth_error` gets only the status, and a Salesforce
-        # 403 is either a spent daily API allowance or a refused permission; only the body says.
-        self._last_answer.text = response_text
-        super()._audit(
-            direction, method, url, status, started, attempt, idempotency_key, body, response_text
-        )
-
-    def _auth_error(self, path: str, status: int) -> Exception:
-        if status == 403 and "REQUEST_LIMIT_EXCEEDED" in _error_codes(
-            getattr(self._last_answer, "text", None)
-        ):
+    def _auth_error(self, path: str, status: int, response_text: str | None = None) -> Exception:
+        # A Salesforce 403 is either a spent daily API allowance or a refused permission: the body says.
+        if status == 403 and "REQUEST_LIMIT_EXCEEDED" in _error_codes(response_text):
             return TargetUnavailableError(
                 f"{path} answered 403 REQUEST_LIMIT_EXCEEDED: the CRM org's API request "
                 "allowance is spent; not retrying in this run",
                 error_class="rate_limited",
                 http_status=403,
             )
-        return super()._auth_error(path, status)
+        return super()._auth_error(path, status, response_text)
 
     # ---- URLs -----------------------------------------------------------------------------------
     def data_url(self, path: str) -> str:

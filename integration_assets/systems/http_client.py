@@ -52,8 +52,11 @@ class RetryingHttpResource(dg.ConfigurableResource):
     def _auth_headers(self) -> dict[str, str]:
         raise NotImplementedError
 
-    def _auth_error(self, path: str, status: int) -> Exception:
-        """The exception for a refused credential; names the environment variable, never the secret."""
+    def _auth_error(self, path: str, status: int, response_text: str | None = None) -> Exception:
+        """The exception for a refused credential; names the environment variable, never the secret.
+
+        `response_text` is the target's answer, for systems whose 401/403 can mean something else
+        (Salesforce answers a spent daily API allowance with 403)."""
         raise NotImplementedError
 
     def _error(self, message: str) -> Exception:
@@ -206,7 +209,7 @@ class RetryingHttpResource(dg.ConfigurableResource):
                 refreshed = True
                 continue
             if authenticate and status in (401, 403):
-                raise self._auth_error(path, status)
+                raise self._auth_error(path, status, response.text)
             if status in RETRYABLE_STATUSES:
                 if retries >= max_retries:
                     raise TargetUnavailableError(

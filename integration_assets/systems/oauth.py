@@ -102,7 +102,7 @@ class OAuthClientCredentialsResource(RetryingHttpResource):
             self._fetch_token_locked()
         return True
 
-    def _auth_error(self, path: str, status: int) -> Exception:
+    def _auth_error(self, path: str, status: int, response_text: str | None = None) -> Exception:
         return TargetAuthError(
             f"{path} answered {status} with a freshly issued token: the {self.system_name} "
             f"refuses this client (revoked, or missing a permission). Check "

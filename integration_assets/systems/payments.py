@@ -69,7 +69,7 @@ class PaymentsClient(RetryingHttpResource):
     def _auth_headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.secret_key}"}
 
-    def _auth_error(self, path: str, status: int) -> Exception:
+    def _auth_error(self, path: str, status: int, response_text: str | None = None) -> Exception:
         return PaymentsAuthError(
             f"GET {path} answered {status}: the payments API refused the secret key (wrong, revoked, "
             f"of the other mode, or restricted). Check {SECRET_KEY_ENV_VAR}; not retrying."

@@ -60,7 +60,7 @@ class StorefrontClient(RetryingHttpResource):
     def _auth_headers(self) -> dict[str, str]:
         return {"X-Shopify-Access-Token": self.access_token}
 
-    def _auth_error(self, path: str, status: int) -> Exception:
+    def _auth_error(self, path: str, status: int, response_text: str | None = None) -> Exception:
         return StorefrontAuthError(
             f"GET {path} answered {status}: the storefront refused the access token "
             "(wrong, revoked, or missing a scope). Check STOREFRONT_ACCESS_TOKEN; not retrying."

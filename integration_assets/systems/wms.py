@@ -44,7 +44,7 @@ class WmsClient(RetryingHttpResource):
     def _auth_headers(self) -> dict[str, str]:
         return {"X-Api-Key": self.api_key}
 
-    def _auth_error(self, path: str, status: int) -> Exception:
+    def _auth_error(self, path: str, status: int, response_text: str | None = None) -> Exception:
         return TargetAuthError(
             f"{path} answered {status}: the WMS refused the API key. Check {API_KEY_ENV_VAR}; "
             "not retrying."

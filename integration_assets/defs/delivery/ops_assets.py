@@ -129,6 +129,7 @@ def build_outbox_asset(delivery_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinit
 
 @dg.asset(
     key=AUDIT_LOG,
+    deps=[OUTBOX],  # last in a run, so the run's own deliveries are in it
     group_name=OPS_GROUP,
     owners=[OWNER],
     kinds={"duckdb", "jsonl"},
@@ -140,8 +141,9 @@ def ops_audit_log(context: dg.AssetExecutionContext, warehouse: WarehouseResourc
     key, request hash, status, short response, duration, attempt, run id and time; secrets redacted.
 
     The clients append to files under `data/audit/` as they go (so auditing never waits for the
-    warehouse); this loads what was appended since the last load. A run's own exchanges appear at
-    the latest with the next materialization.
+    warehouse); this loads what was appended since the last load, resuming each file where it
+    stopped. It runs after ops/outbox, so a run's own deliveries are in it; a run that failed before
+    it has its exchanges loaded by the next one (the files keep them).
     """
     with warehouse.warehouse().transaction() as con:
         report = load_audit_files(con, audit_dir())
