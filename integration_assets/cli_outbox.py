@@ -118,6 +118,63 @@ def _decide(args: argparse.Namespace, approve: bool) -> int:
     return 0
 
 
+def _cmd_credit_limit_request(args: argparse.Namespace) -> int:
+    from integration_assets.streams.erp_mapping import erp_credit_limit
+    from integration_assets.streams.money import MoneyFormatError, to_minor_units
+    from integration_assets.streams.outbox import WriteIntent
+
+    currency = args.currency.upper()
+    try:
+        limit_minor = to_minor_units(args.amount, currency)
+    except MoneyFormatError:
+        raise store.OutboxError(f"{args.amount!r} is not an amount like 5000.00") from None
+    with _warehouse().transaction() as con:
+        row = con.execute(
+            "SELECT credit_limit_minor, currency FROM core.customers WHERE customer_id = ?",
+            [str(args.customer_id)],
+        ).fetchone()
+        if row is None:
+            raise store.OutboxError(
+                f"no customer {args.customer_id} in core.customers: run the pipeline first, or check the id"
+            )
+        previous = row[0] if row[1] in (None, currency) else None
+        mapped = erp_credit_limit(
+            {
+                "customer_id": str(args.customer_id),
+                "credit_limit_minor": limit_minor,
+                "currency": currency,
+                "requested_by": args.by,
+                "reason": args.reason,
+            },
+            None if previous is None else int(previous),
+        )
+        if mapped is None:
+            print(f"customer {args.customer_id} already has that credit limit: nothing to request")
+            return 0
+        if mapped.quarantine:
+            raise store.OutboxError(f"cannot request it: {mapped.quarantine}")
+        plan = store.request_write(
+            con,
+            WriteIntent(
+                "erp",
+                "credit_limit",
+                mapped.external_id,
+                mapped.payload,
+                f"operator:{args.by}",
+                mapped.approval_rule,
+            ),
+            args.by,
+            args.reason,
+        )
+    for new in plan.new_rows:
+        print(
+            f"{new.idempotency_key} awaits approval by another person (integration-assets approvals approve)"
+        )
+    if not plan.new_rows:
+        print("the same request is already in the outbox")
+    return 0
+
+
 def _operator_arguments(parser: argparse.ArgumentParser, reason_required: bool) -> None:
     parser.add_argument("--by", required=True, help="who decides (kept in ops.operator_actions)")
     parser.add_argument("--reason", required=reason_required, default=None, help="why")
@@ -172,3 +229,14 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         decision.add_argument("key")
         _operator_arguments(decision, reason_required=True)
         decision.set_defaults(handler=lambda args, approve=approve: _decide(args, approve))
+
+    credit = commands.add_parser("credit-limit", help="request a customer's credit limit change")
+    credit_commands = credit.add_subparsers(dest="credit_command", required=True)
+    request = credit_commands.add_parser(
+        "request", help="queue a change for approval by another person (four eyes)"
+    )
+    request.add_argument("customer_id")
+    request.add_argument("amount", help="the new limit, e.g. 5000.00")
+    request.add_argument("--currency", default="USD")
+    _operator_arguments(request, reason_required=True)
+    request.set_defaults(handler=_cmd_credit_limit_request)

@@ -317,6 +317,11 @@ def decide(
     row = get_row(con, key)
     if row["status"] != rules.AWAITING_APPROVAL:
         raise OutboxError(f"{key} is {row['status']}, not awaiting approval: nothing to decide")
+    requested_by = {a["actor"] for a in actions(con, key) if a["action"] == "request"}
+    if approve and actor in requested_by:
+        raise OutboxError(
+            f"{actor} requested this write and cannot also approve it: another person must (four eyes)"
+        )
     status = rules.PENDING if approve else rules.REJECTED
     now = _now()
     con.execute(

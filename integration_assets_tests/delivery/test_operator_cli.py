@@ -123,3 +123,37 @@ def test_approve_and_reject_need_a_person_and_a_reason(delivered, capsys):
 def test_an_unknown_key_is_a_sentence_not_a_traceback(delivered, capsys):
     code, _, err = cli(capsys, "dlq", "show", "no-such-key")
     assert code == 1 and "no outbox row whose idempotency key starts with 'no-such-key'" in err
+
+
+def test_a_credit_limit_change_needs_a_second_person_then_reaches_the_erp(delivered, capsys):
+    code, out, _ = cli(
+        capsys,
+        "credit-limit",
+        "request",
+        "207119551",
+        "7500.00",
+        "--by",
+        "sam",
+        "--reason",
+        "wholesale terms agreed",
+    )
+    assert code == 0 and "awaits approval" in out
+    key = out.split()[0]
+    code, _, err = cli(capsys, "approvals", "approve", key, "--by", "sam", "--reason", "ok")
+    assert code == 1 and "four eyes" in err
+    code, out, _ = cli(
+        capsys, "approvals", "approve", key, "--by", "maria", "--reason", "checked with finance"
+    )
+    assert code == 0
+    delivered.deliver()
+    (customer,) = [
+        d
+        for d in delivered.systems.erp.app.documents("customer")
+        if d["external_id"] == "207119551"
+    ]
+    assert customer["record"]["credit_limit"] == "7500.00"
+    with delivered.warehouse.connect() as con:
+        assert [(a["actor"], a["action"]) for a in store.actions(con, key)] == [
+            ("sam", "request"),
+            ("maria", "approve"),
+        ]
