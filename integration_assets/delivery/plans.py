@@ -13,7 +13,7 @@ import orjson
 from integration_assets.delivery.planning import PlanResult, PlanSources, plan_from_mapped
 from integration_assets.storage.order_payloads import current_orders
 from integration_assets.storage.warehouse import Warehouse
-from integration_assets.streams import crm_mapping, erp_mapping, wms_mapping
+from integration_assets.streams import crm_mapping, erp_adjustments, erp_mapping, wms_mapping
 from integration_assets.streams.customers import GOLDEN_COLUMNS
 
 # Credit notes above this (in minor units of the order's currency) wait for a person.
@@ -121,27 +121,76 @@ def plan_erp_credit_limits(sources: PlanSources, erp: Any = None) -> PlanResult:
     return PlanResult("erp", "credit_limit")
 
 
-def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
-    known = {str(c["customer_id"]) for c in golden_customers(sources.warehouse)}
-    return plan_from_mapped(
-        "erp",
-        "sales_order",
-        (
-            (erp_mapping.erp_sales_order(snapshot, known), ref)
-            for snapshot, ref in order_snapshots(sources)
-        ),
+def invoiced_orders(sources: PlanSources) -> dict[str, erp_adjustments.InvoicedOrder]:
+    """Orders whose invoice the ERP holds, with what was delivered for them, read from ops.outbox.
+
+    Only delivered rows and adjustments are read: the rest of the outbox does not change what an
+    invoiced order's documents are.
+    """
+    with sources.warehouse.connect() as con:
+        rows = con.execute(
+            "SELECT entity, external_id, sequence, status, payload, override FROM ops.outbox "
+            "WHERE target = 'erp' AND entity IN ('sales_order', 'invoice', 'credit_note') "
+            "AND (status = 'sent' OR starts_with(external_id, 'CN-ADJ-') "
+            "OR (entity = 'invoice' AND contains(external_id, '-ADJ')))"
+        ).fetchall()
+    return erp_adjustments.invoiced_orders(
+        erp_adjustments.OutboxRecord(
+            entity,
+            external_id,
+            int(sequence),
+            status,
+            orjson.loads(payload),
+            None if override is None else orjson.loads(override),
+        )
+        for entity, external_id, sequence, status, payload, override in rows
     )
+
+
+def _order_key(snapshot: dict[str, Any]) -> str:
+    return str(snapshot.get("id")).strip()
+
+
+def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
+    """Sales orders as sold; once invoiced, their lines and amounts stay as delivered (the ERP
+    refuses to change them, and later edits are booked as adjustments)."""
+    known = {str(c["customer_id"]) for c in golden_customers(sources.warehouse)}
+    invoiced = invoiced_orders(sources)
+
+    def sales_orders():
+        for snapshot, ref in order_snapshots(sources):
+            mapped = erp_mapping.erp_sales_order(snapshot, known)
+            delivered = invoiced.get(_order_key(snapshot))
+            if delivered is not None and delivered.sales_order is not None:
+                mapped = erp_adjustments.invoiced_sales_order(mapped, delivered.sales_order)
+            yield mapped, ref
+
+    return plan_from_mapped("erp", "sales_order", sales_orders())
 
 
 def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
-    return plan_from_mapped(
-        "erp",
-        "invoice",
-        ((erp_mapping.erp_invoice(snapshot), ref) for snapshot, ref in order_snapshots(sources)),
-    )
+    """One invoice per paid order, never rewritten once delivered; an order edited up after that
+    gets a supplementary invoice for the difference."""
+    invoiced = invoiced_orders(sources)
+
+    def invoices():
+        for snapshot, ref in order_snapshots(sources):
+            delivered = invoiced.get(_order_key(snapshot))
+            if delivered is None:
+                yield erp_mapping.erp_invoice(snapshot), ref
+                continue
+            yield erp_adjustments.issued_invoice(delivered), ref
+            supplementary = erp_adjustments.erp_supplementary_invoice(snapshot, delivered)
+            if supplementary is not None:
+                yield supplementary, f"{ref}/adjustment"
+
+    return plan_from_mapped("erp", "invoice", invoices())
 
 
 def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
+    """A credit note per refund that moved money, and one per invoiced order edited down."""
+    invoiced = invoiced_orders(sources)
+
     def credit_notes():
         for snapshot, ref in order_snapshots(sources):
             for refund in snapshot.get("refunds") or []:
@@ -151,6 +200,13 @@ def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
                     ),
                     f"{ref}/refund:{refund.get('id')}",
                 )
+            delivered = invoiced.get(_order_key(snapshot))
+            if delivered is not None:
+                adjustment = erp_adjustments.erp_adjustment_credit_note(
+                    snapshot, delivered, CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR
+                )
+                if adjustment is not None:
+                    yield adjustment, f"{ref}/adjustment"
 
     return plan_from_mapped("erp", "credit_note", credit_notes())
 

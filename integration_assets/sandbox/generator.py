@@ -45,6 +45,7 @@ def generate_stories(
         return []
     rng = random.Random(volume_spec.seed)
     catalog = [item for item in catalog if item.in_volume]
+    customers = [customer for customer in customers if customer.in_volume]
     span = max(0.0, (volume_spec.end - volume_spec.start).total_seconds())
     created_times = sorted(
         volume_spec.start + timedelta(seconds=int(rng.uniform(0, span)))

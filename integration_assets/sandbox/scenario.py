@@ -155,9 +155,9 @@ class Customer:
     address: dict[str, Any] = field(default_factory=dict)
     phone: str | None = None
     company: str | None = None  # set: a business customer (a CRM business account plus a contact)
-    tags: tuple[
-        str, ...
-    ] = ()  # Shopify customer tags, e.g. "segment:wholesale", "account-manager:<email>"
+    # Shopify customer tags, e.g. "segment:wholesale", "account-manager:<email>"
+    tags: tuple[str, ...] = ()
+    in_volume: bool = True  # False: generated orders never pick this customer (only the stories do)
 
 
 @dataclass(frozen=True)
@@ -739,7 +739,17 @@ def _parse_customers(reader: _Reader, raw: Any) -> tuple[Customer, ...]:
         data = reader.mapping(
             entry,
             path,
-            {"id", "email", "first_name", "last_name", "address", "phone", "company", "tags"},
+            {
+                "id",
+                "email",
+                "first_name",
+                "last_name",
+                "address",
+                "phone",
+                "company",
+                "tags",
+                "in_volume",
+            },
         )
         for key in ("id", "email", "first_name", "last_name"):
             if key not in data:
@@ -765,6 +775,7 @@ def _parse_customers(reader: _Reader, raw: Any) -> tuple[Customer, ...]:
                     reader.string(tag, f"{path}.tags[{i}]")
                     for i, tag in enumerate(reader.listing(data.get("tags"), f"{path}.tags"))
                 ),
+                in_volume=_flag(reader, data.get("in_volume", True), f"{path}.in_volume"),
             )
         )
     return tuple(customers)

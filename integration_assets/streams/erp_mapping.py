@@ -271,10 +271,22 @@ def erp_sales_order(
     return guarded(TARGET, "sales_order", external_id, build)
 
 
+def invoiceable_minor(order: Mapping[str, Any], currency: str) -> int:
+    """What the order is worth to invoice, in minor units: its total as sold.
+
+    Shopify's `total_price` follows edits (a quantity changed, a line removed or added) but not
+    refunds, which leave the sale as it was and become credit notes of their own. So the invoice,
+    and any adjustment after it (`erp_adjustments`), count each edit once and leave every refund to
+    its credit note.
+    """
+    return minor(order.get("total_price"), currency, "total_price")
+
+
 def erp_invoice(order_snapshot: Mapping[str, Any]) -> Mapped | None:
     """The invoice (INV-<order id>) of a paid order, for the amount sold; None until money is taken.
 
-    Invoiced once and never changed (the ERP refuses a changed amount): refunds become credit notes.
+    Invoiced once and never changed (the ERP refuses a changed amount): refunds become credit notes,
+    and edits made after the invoice was delivered become adjustments (`erp_adjustments`).
     """
     if order_snapshot.get("financial_status") not in INVOICED_STATUSES:
         return None
@@ -284,7 +296,7 @@ def erp_invoice(order_snapshot: Mapping[str, Any]) -> Mapped | None:
         eid = order_id(order_snapshot)
         currency = order_currency(order_snapshot)
         customer_id = order_customer_id(order_snapshot)
-        amount = minor(order_snapshot.get("total_price"), currency, "total_price")
+        amount = invoiceable_minor(order_snapshot, currency)
         quarantine = None
         if customer_id is None:
             quarantine = "no_customer"

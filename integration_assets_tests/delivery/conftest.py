@@ -6,6 +6,7 @@ and a big refund whose credit note needs approval.
 """
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -149,9 +150,10 @@ class Stack:
         }
 
 
-@pytest.fixture
-def stack(tmp_path) -> Iterator[Stack]:
-    scenario = load_scenario(delivery_scenario(tmp_path))
+@contextmanager
+def open_stack(tmp_path: Path, scenario_path: Path) -> Iterator[Stack]:
+    """Every system of `scenario_path` served, the orders, payments and customers already in core."""
+    scenario = load_scenario(scenario_path)
     with start_sandbox_systems(scenario) as systems:
         resources = {
             **client_resources(systems, scenario),
@@ -169,4 +171,10 @@ def stack(tmp_path) -> Iterator[Stack]:
         systems.clock.advance(timedelta(hours=12))
         result = stack.run("orders", "payments", "finance", "customers")
         assert result.success, [e.message for e in result.all_events if e.is_failure]
+        yield stack
+
+
+@pytest.fixture
+def stack(tmp_path) -> Iterator[Stack]:
+    with open_stack(tmp_path, delivery_scenario(tmp_path)) as stack:
         yield stack

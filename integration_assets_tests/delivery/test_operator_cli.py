@@ -157,3 +157,18 @@ def test_a_credit_limit_change_needs_a_second_person_then_reaches_the_erp(delive
             ("sam", "request"),
             ("maria", "approve"),
         ]
+
+
+def test_report_json_balances_promoted_against_delivered_dead_awaiting_pending(delivered, capsys):
+    code, out, _ = cli(capsys, "report", "--json", "--no-instance")
+    report = json.loads(out)
+    books = report["outbox"]["books"]
+    assert {"erp/customer", "erp/sales_order", "crm/account", "wms/reservation"} <= set(books)
+    for pair, book in books.items():
+        right = book["right"]
+        assert book["holds"], (pair, book["text"])
+        assert book["left"]["promoted"] == sum(right.values())
+    assert books["erp/customer"]["right"]["dead_lettered"] == 1
+    assert books["erp/credit_note"]["right"]["awaiting_approval"] == 1
+    assert report["all_balances_hold"] is True
+    assert any(balance["asset_key"] == "ops/outbox" for balance in report["balances"])
