@@ -8,7 +8,7 @@ module turns a list of those results into outbox intents and the counts an opera
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from integration_assets.storage.raw_log import RawLog
@@ -43,6 +43,30 @@ class PlanResult:
     flags: Counter = field(default_factory=Counter)  # "owner_defaulted" -> count
     candidates: int = 0
     nothing_to_write: int = 0  # e.g. an unpaid order has no reservation
+    # external id -> the (target, entity, external id) writes it references
+    depends_on: dict[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
+
+    def hold_children_of_unbuilt(self, unbuilt: Mapping[tuple[str, str, str], str]) -> int:
+        """Quarantine the intents that reference a write that was not built or is a dead letter.
+
+        A sales order whose customer could not be mapped (or was refused) would only ever be refused
+        as a missing reference until its retries ran out; it is held here instead, naming the parent
+        and why, and it is built again on every run, so it goes out as soon as the parent does.
+        """
+        held = 0
+        kept = []
+        for intent in self.intents:
+            parents = [p for p in self.depends_on.get(intent.external_id, ()) if p in unbuilt]
+            if not parents:
+                kept.append(intent)
+                continue
+            parent = parents[0]
+            reason = f"parent_not_built: {'/'.join(parent)} ({unbuilt[parent]})"
+            self.quarantined.append(Quarantined(intent.external_id, reason, intent.source_ref))
+            self.lookups[f"parent_write:{parent[1]}:held"] += 1
+            held += 1
+        self.intents = kept
+        return held
 
     def balance(self) -> Balance:
         """Every candidate record becomes an intent, a quarantined mapping, or needs no write."""
@@ -84,6 +108,7 @@ def plan_from_mapped(
         if mapped.payload is None:
             plan.nothing_to_write += 1
             continue
+        plan.depends_on[str(mapped.external_id)] = tuple(mapped.depends_on)
         plan.intents.append(
             WriteIntent(
                 target,

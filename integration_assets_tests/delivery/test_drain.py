@@ -75,3 +75,37 @@ def test_an_auth_failure_books_what_was_done_then_fails(warehouse):
     with pytest.raises(TargetAuthError, match="ERP_CLIENT_SECRET"):
         drain(warehouse, "erp", "customer", send, "run-1")
     assert statuses(warehouse) == {"sent": 2, "pending": 4}
+
+
+def test_a_child_of_a_write_that_could_not_be_built_is_held_not_sent():
+    from integration_assets.delivery.planning import plan_from_mapped
+    from integration_assets.streams.mapped import Mapped
+
+    orders = [
+        (
+            Mapped(
+                "erp",
+                "sales_order",
+                "1",
+                {"customer_eid": "c1"},
+                depends_on=(("erp", "customer", "c1"),),
+            ),
+            "o1",
+        ),
+        (
+            Mapped(
+                "erp",
+                "sales_order",
+                "2",
+                {"customer_eid": "c2"},
+                depends_on=(("erp", "customer", "c2"),),
+            ),
+            "o2",
+        ),
+    ]
+    plan = plan_from_mapped("erp", "sales_order", orders)
+    held = plan.hold_children_of_unbuilt({("erp", "customer", "c2"): "name_missing"})
+    assert held == 1 and [intent.external_id for intent in plan.intents] == ["1"]
+    (quarantined,) = plan.quarantined
+    assert quarantined.reason == "parent_not_built: erp/customer/c2 (name_missing)"
+    assert plan.balance().holds  # held writes stay in the books as quarantined, not lost

@@ -104,6 +104,21 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
         run_id = context.run_id
         raw_log: RawLogResource = context.resources.raw_log
         plan = spec.plan(PlanSources(wh, raw_log.log()), client)
+        with wh.connect() as con:
+            unbuilt = {
+                (target_name, entity, external_id): reason
+                for target_name, entity, external_id, reason in con.execute(
+                    "SELECT target, entity, external_id, reason FROM ops.mapping_quarantine "
+                    "WHERE NOT (target = ? AND entity = ?) "
+                    "UNION ALL SELECT target, entity, external_id, 'dead letter: ' || error_class "
+                    "FROM ops.outbox WHERE status = 'dead' AND resolved_at IS NULL "
+                    "AND NOT (target = ? AND entity = ?)",
+                    [spec.target, spec.entity, spec.target, spec.entity],
+                ).fetchall()
+            }
+        # A child of a write that was not built, or is a dead letter, waits in mapping quarantine
+        # (naming its parent) instead of burning its attempts on "reference not found".
+        plan.hold_children_of_unbuilt(unbuilt)
         with wh.transaction() as con:
             enqueued = store.enqueue(con, spec.target, spec.entity, plan.intents, run_id)
             _replace_quarantine(con, plan, run_id)
