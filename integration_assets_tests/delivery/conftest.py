@@ -151,7 +151,7 @@ class Stack:
 
 
 @contextmanager
-def open_stack(tmp_path: Path, scenario_path: Path) -> Iterator[Stack]:
+def open_stack(tmp_path: Path, scenario_path: Path, hours: float = 12) -> Iterator[Stack]:
     """Every system of `scenario_path` served, the orders, payments and customers already in core."""
     scenario = load_scenario(scenario_path)
     with start_sandbox_systems(scenario) as systems:
@@ -168,7 +168,7 @@ def open_stack(tmp_path: Path, scenario_path: Path) -> Iterator[Stack]:
             Warehouse(tmp_path / "warehouse.duckdb"),
             dg.DagsterInstance.ephemeral(),
         )
-        systems.clock.advance(timedelta(hours=12))
+        systems.clock.advance(timedelta(hours=hours))
         result = stack.run("orders", "payments", "finance", "customers")
         assert result.success, [e.message for e in result.all_events if e.is_failure]
         yield stack
