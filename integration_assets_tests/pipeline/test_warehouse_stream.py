@@ -5,6 +5,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
+import orjson
 import pytest
 
 from integration_assets.defs.warehouse.assets import (
@@ -150,6 +151,21 @@ def test_balances_hold_per_file_and_per_run(stream):
     metadata = raw.materialization.metadata
     assert metadata["files_dropped"].value == 12 and metadata["duplicate_drops"].value == 1
     assert metadata["balance_holds"].value is True
+
+
+def test_every_inbound_file_is_in_the_audit_trail(stream, tmp_path, monkeypatch):
+    monkeypatch.setenv("INTEGRATION_ASSETS_AUDIT_DIR", str(tmp_path / "audit"))
+    stream.drop_until(10)
+    result = stream.run()
+    (audit,) = (tmp_path / "audit").glob(f"{result.run_id}.*.jsonl")
+    lines = [orjson.loads(line) for line in audit.read_bytes().splitlines()]
+    assert {(line["system"], line["direction"], line["method"]) for line in lines} == {
+        ("warehouse", "inbound", "FILE")
+    }
+    assert sorted(line["status"] for line in lines) == ["duplicate"] + ["landed"] * 11
+    (duplicate,) = [line for line in lines if line["status"] == "duplicate"]
+    assert "same bytes as" in duplicate["response_short"]
+    assert {line["run_id"] for line in lines} == {result.run_id}
 
 
 def test_runs_are_incremental_and_a_file_is_never_applied_twice(stream):

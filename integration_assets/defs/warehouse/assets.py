@@ -1,6 +1,7 @@
 """raw/warehouse/files and staging/warehouse/*: WMS CSV drops landed by hash, staged whole or quarantined whole."""
 
 import os
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,6 +45,7 @@ from integration_assets.streams.warehouse_files import (
     read_warehouse_file,
     sha256_of,
 )
+from integration_assets.systems.audit import audit_exchange
 
 FILE_BALANCE = "rows_in_file_equal_staged_or_quarantined_whole"
 RUN_DROPS_BALANCE = "files_dropped_equal_landed_plus_duplicates"
@@ -212,8 +214,23 @@ def raw_warehouse_files(
     Safe to re-run: a file already seen (same name and bytes) is skipped.
     """
     inbox = warehouse_inbox.folder()
+    started = time.monotonic()
     sweep = sweep_inbox(inbox, raw_log.log(), context.run_id)
     balance = sweep.balance
+    seconds = time.monotonic() - started
+    for drop in sweep.drops:  # the audit trail: every inbound file, as every inbound fetch
+        audit_exchange(
+            system="warehouse",
+            direction="inbound",
+            method="FILE",
+            url=str(inbox / drop["name"]),
+            status=drop["outcome"],
+            duration_ms=1000 * seconds / max(1, len(sweep.drops)),
+            attempt=1,
+            run_id=context.run_id,
+            response_text=f"sha256 {drop['sha256']}, {drop['size']} bytes"
+            + (f", same bytes as {drop['duplicate_of']}" if drop.get("duplicate_of") else ""),
+        )
     for drop in sweep.drops:
         if drop["outcome"] == "duplicate":
             context.log.warning(
