@@ -9,6 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+
+def load_yaml_file(file: Path, error_class: type[Exception], what: str) -> Any:
+    """The parsed YAML of `file`; a missing file or broken YAML is one `error_class` sentence
+    naming the file (`what` says which kind of file was expected: "scenario", "ownership")."""
+    try:
+        return yaml.safe_load(file.read_text())
+    except FileNotFoundError:
+        raise error_class(f"{file}: the {what} file does not exist") from None
+    except yaml.YAMLError as error:
+        raise error_class(f"{file}: not valid YAML: {error}") from None
+
 
 class StrictYamlReader:
     """Typed access to parsed YAML; subclasses set `error_class` to their own ValueError."""

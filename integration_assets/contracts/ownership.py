@@ -15,10 +15,8 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from integration_assets.contracts.loader import CONTRACTS_DIR
-from integration_assets.strict_yaml import StrictYamlReader
+from integration_assets.strict_yaml import StrictYamlReader, load_yaml_file
 
 OWNERSHIP_FILE = CONTRACTS_DIR / "ownership.yaml"
 
@@ -158,12 +156,7 @@ class _OwnershipReader(StrictYamlReader):
 def load_ownership(path: str | Path = OWNERSHIP_FILE) -> OwnershipRegistry:
     """Read and validate an ownership file; raises OwnershipError naming the file and the path."""
     file = Path(path)
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except FileNotFoundError:
-        raise OwnershipError(f"{file}: the ownership file does not exist") from None
-    except yaml.YAMLError as error:
-        raise OwnershipError(f"{file}: not valid YAML: {error}") from None
+    raw = load_yaml_file(file, OwnershipError, "ownership")
     reader = _OwnershipReader(file)
     top = reader.mapping(raw, "", {"version", "owners", "systems", "entities", "deliveries"})
     reader.integer(reader.required(top, "version", ""), "version", minimum=1)

@@ -20,11 +20,12 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from integration_assets.sandbox.request_faults import answering_fault
+from integration_assets.sandbox.routing import answer_routed
 from integration_assets.sandbox.scenario import Fault
-from integration_assets.sandbox.served_app import QuietRequestHandler, ServedApp
+from integration_assets.sandbox.served_app import ServedApp, serve
 from integration_assets.sandbox.storefront_app import RequestStats
 
 HOOK_PATH = "/hooks/alerts"
@@ -42,6 +43,14 @@ URL_MAP = Map(
 
 def _text(body: str, status: int) -> Response:
     return Response(body, status=status, content_type="text/plain; charset=utf-8")
+
+
+def _refusal(request: Request, error: HTTPException) -> Response:
+    if isinstance(error, NotFound):
+        return _text("no_service", 404)
+    if isinstance(error, MethodNotAllowed):
+        return _text("invalid_method", 405)
+    return _text(error.name.lower().replace(" ", "_"), error.code or 400)  # e.g. a body too large
 
 
 class AlertReceiverApp:
@@ -73,36 +82,18 @@ class AlertReceiverApp:
     ) -> Iterable[bytes]:
         request = Request(environ)
         request.max_content_length = MAX_BODY_BYTES
-        route = "unmatched"
-        try:
-            endpoint, arguments = URL_MAP.bind_to_environ(environ).match()
-            route = endpoint
-            if endpoint == "stats":
-                response = Response(
-                    json.dumps(self.stats.snapshot()), content_type="application/json"
-                )
-            else:
-                response = self._hook(request, arguments.get("token"))
-        except NotFound:
-            response = _text("no_service", 404)
-        except MethodNotAllowed:
-            response = _text("invalid_method", 405)
-        except HTTPException as error:  # e.g. a chunked body over the size limit
-            response = _text(error.name.lower().replace(" ", "_"), error.code or 400)
-        self.stats.record(route, response.status_code)
-        return response(environ, start_response)
+        return answer_routed(request, start_response, URL_MAP, self.stats, self._route, _refusal)
+
+    def _route(self, request: Request, endpoint: str, arguments: dict[str, Any]) -> Response:
+        if endpoint == "stats":
+            return Response(json.dumps(self.stats.snapshot()), content_type="application/json")
+        return self._hook(request, arguments.get("token"))
 
     def _hook(self, request: Request, token: str | None) -> Response:
         if token != self.token:
             return _text("no_service", 404)
-        request_number = self.stats.next_api_request()
-        for fault in self.faults:
-            if not fault.covers_request(request_number):
-                continue
-            self.stats.fault_fired(fault.kind)
-            if fault.kind == "slow_response":
-                self.sleep(fault.delay_seconds)
-                continue
+        fault = answering_fault(self.stats, self.faults, self.sleep)
+        if fault is not None:
             return _text("server_error", fault.status)
         if (request.content_length or 0) > MAX_BODY_BYTES:
             return _text("request_too_large", 413)
@@ -161,6 +152,5 @@ def start_alert_receiver(
     With `token`, only `/hooks/alerts/<token>` is accepted, as a Slack webhook URL carries its secret.
     """
     app = AlertReceiverApp(Path(log_path), token=token, faults=faults)
-    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
     # No scenario: the receiver serves whatever is posted to it.
-    return RunningAlertReceiver(None, server, app)._start()  # type: ignore[arg-type]
+    return serve(RunningAlertReceiver, None, app, host, port)

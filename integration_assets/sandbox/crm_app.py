@@ -25,12 +25,10 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from integration_assets.sandbox.clock import ScenarioClock
@@ -44,7 +42,9 @@ from integration_assets.sandbox.crm_soql import (
     parse_query,
 )
 from integration_assets.sandbox.oauth_server import TokenIssuer
-from integration_assets.sandbox.served_app import QuietRequestHandler, ServedApp
+from integration_assets.sandbox.request_faults import answering_fault
+from integration_assets.sandbox.routing import answer_routed
+from integration_assets.sandbox.served_app import ServedApp, serve, standalone_clock
 from integration_assets.sandbox.storefront_app import RequestStats, json_response
 
 __all__ = ["CrmApp", "CrmConfig", "RunningCrm", "parse_crm", "start_crm"]
@@ -132,34 +132,16 @@ class CrmApp:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        request = Request(environ)
-        route = "unmatched"
-        try:
-            endpoint, arguments = URL_MAP.bind_to_environ(environ).match()
-            route = endpoint
-            if endpoint == "token":
-                response = self._token(request)
-            elif endpoint == "stats":
-                response = json_response(self.stats_payload())
-            else:
-                response = self._api(request, endpoint, arguments)
-        except NotFound:
-            response = json_response(NOT_FOUND, 404)
-        except MethodNotAllowed as error:
-            allowed = ",".join(sorted(error.valid_methods or ()))
-            response = json_response(
-                [
-                    sf_error(
-                        "METHOD_NOT_ALLOWED",
-                        f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}",
-                    )
-                ],
-                405,
-            )
-        except HTTPException as error:
-            response = json_response([sf_error("UNKNOWN_EXCEPTION", error.name)], error.code or 500)
-        self.stats.record(route, response.status_code)
-        return response(environ, start_response)
+        return answer_routed(
+            Request(environ), start_response, URL_MAP, self.stats, self._route, _refusal
+        )
+
+    def _route(self, request: Request, endpoint: str, arguments: dict[str, Any]) -> Response:
+        if endpoint == "token":
+            return self._token(request)
+        if endpoint == "stats":
+            return json_response(self.stats_payload())
+        return self._api(request, endpoint, arguments)
 
     # ---- OAuth ------------------------------------------------------------------------------
     def _token(self, request: Request) -> Response:
@@ -195,14 +177,10 @@ class CrmApp:
         self._fire_session_expiry()
         if self.issuer.check(request.headers.get("Authorization")) != "ok":
             return json_response(INVALID_SESSION, 401, {"WWW-Authenticate": "Token"})
-        request_number = self.stats.next_api_request()
-        for fault in self.config.faults:
-            if fault.kind == "expire_sessions" or not fault.covers_request(request_number):
-                continue
-            self.stats.fault_fired(fault.kind)
-            if fault.kind == "slow_response":
-                self.sleep(fault.delay_seconds)
-                continue
+        fault = answering_fault(
+            self.stats, self.config.faults, self.sleep, passive_kinds={"expire_sessions"}
+        )
+        if fault is not None:
             if fault.kind == "daily_limit":
                 return json_response(REQUEST_LIMIT_EXCEEDED, 403)
             if fault.kind == "server_error" and fault.status != 503:
@@ -314,6 +292,23 @@ class CrmApp:
         return row
 
 
+def _refusal(request: Request, error: HTTPException) -> Response:
+    if isinstance(error, NotFound):
+        return json_response(NOT_FOUND, 404)
+    if isinstance(error, MethodNotAllowed):
+        allowed = ",".join(sorted(error.valid_methods or ()))
+        return json_response(
+            [
+                sf_error(
+                    "METHOD_NOT_ALLOWED",
+                    f"HTTP Method '{request.method}' not allowed. Allowed are {allowed}",
+                )
+            ],
+            405,
+        )
+    return json_response([sf_error("UNKNOWN_EXCEPTION", error.name)], error.code or 500)
+
+
 def _user_attributes(user_id: str) -> dict[str, str]:
     return {"type": "User", "url": f"/services/data/{API_VERSION}/sobjects/User/{user_id}"}
 
@@ -359,7 +354,4 @@ def start_crm(
     clock: ScenarioClock | None = None,
 ) -> RunningCrm:
     """Serve the CRM from a daemon thread (port 0 picks a free one); returns once it listens."""
-    clock = clock or ScenarioClock(datetime.now(UTC).replace(microsecond=0))
-    app = CrmApp(config, clock)
-    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
-    return RunningCrm(config, server, app)._start()
+    return serve(RunningCrm, config, CrmApp(config, standalone_clock(clock)), host, port)

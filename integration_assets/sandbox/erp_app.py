@@ -28,7 +28,6 @@ from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from integration_assets.sandbox.clock import ScenarioClock
@@ -50,8 +49,9 @@ from integration_assets.sandbox.erp_store import (
 from integration_assets.sandbox.leaky_bucket import LeakyBuckets
 from integration_assets.sandbox.oauth_server import TokenIssuer
 from integration_assets.sandbox.request_faults import parse_request_faults
+from integration_assets.sandbox.routing import answer_routed
 from integration_assets.sandbox.scenario import Fault, _Reader
-from integration_assets.sandbox.served_app import QuietRequestHandler, ServedApp
+from integration_assets.sandbox.served_app import ServedApp, serve, standalone_clock
 from integration_assets.sandbox.storefront_app import RequestStats, json_response
 
 FAULT_KINDS = {
@@ -239,7 +239,7 @@ class ErpApp:
     ) -> None:
         self.config = config
         # The scenario clock stamps `updated_at`; a standalone ERP gets a frozen one at "now".
-        self.clock = clock or ScenarioClock(datetime.now(UTC).replace(microsecond=0), 0.0)
+        self.clock = standalone_clock(clock)
         self.wall_clock = wall_clock
         self.sleep = sleep
         self.tokens = TokenIssuer(
@@ -301,26 +301,20 @@ class ErpApp:
         with self._idle:
             self._in_flight += 1
         try:
-            request = Request(environ)
-            route = "unmatched"
-            try:
-                endpoint, arguments = URL_MAP.bind_to_environ(environ).match()
-                route = endpoint
-                response = self._dispatch(request, endpoint, arguments)
-            except NotFound:
-                response = (
-                    self._unavailable() if self._down else _error(404, "not_found", "Not Found")
-                )
-            except MethodNotAllowed:
-                response = _error(405, "method_not_allowed", "Method Not Allowed")
-            except HTTPException as error:
-                response = _error(error.code or 500, "http_error", error.name)
-            self.stats.record(route, response.status_code)
-            return response(environ, start_response)
+            return answer_routed(
+                Request(environ), start_response, URL_MAP, self.stats, self._dispatch, self._refusal
+            )
         finally:
             with self._idle:
                 self._in_flight -= 1
                 self._idle.notify_all()
+
+    def _refusal(self, request: Request, error: HTTPException) -> Response:
+        if isinstance(error, NotFound):
+            return self._unavailable() if self._down else _error(404, "not_found", "Not Found")
+        if isinstance(error, MethodNotAllowed):
+            return _error(405, "method_not_allowed", "Method Not Allowed")
+        return _error(error.code or 500, "http_error", error.name)
 
     def _dispatch(self, request: Request, endpoint: str, arguments: dict[str, Any]) -> Response:
         if endpoint == "stats":
@@ -544,6 +538,4 @@ def start_erp(
     clock: ScenarioClock | None = None,
 ) -> RunningErp:
     """Serve the ERP on host:port (0: a free port) from a daemon thread; returns once it listens."""
-    app = ErpApp(config, clock)
-    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
-    return RunningErp(config, server, app)._start()
+    return serve(RunningErp, config, ErpApp(config, clock), host, port)

@@ -1,19 +1,18 @@
-"""Request-numbered faults for the target sandboxes (CRM, WMS reservations API).
+"""Request-numbered faults for the target sandboxes (ERP, CRM, WMS reservations API).
 
 Each target sandbox names its own fault kinds (the CRM's `daily_limit`, the WMS's
 `rate_limit_burst`...) but they all share one YAML shape: `{kind, after_requests, count?, ...}`,
-covering API requests `after_requests + 1 .. after_requests + count`. Parsing them here keeps the
-error messages (file, path, problem) the same as the storefront's faults.
+covering API requests `after_requests + 1 .. after_requests + count`. They are parsed by the
+scenario's own `parse_fault`, so the error messages (file, path, problem) are the storefront's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
-from integration_assets.sandbox.scenario import SERVER_ERROR_STATUSES, Fault, _Reader
-
-# kind -> (required keys, optional keys) besides `kind`
-FaultKinds = dict[str, tuple[set[str], set[str]]]
+from integration_assets.sandbox.scenario import Fault, FaultKinds, _Reader, parse_fault
+from integration_assets.sandbox.storefront_app import RequestStats
 
 
 def parse_request_faults(
@@ -21,36 +20,30 @@ def parse_request_faults(
 ) -> tuple[Fault, ...]:
     """A list of faults of `kinds`; anything else fails with the path of the offending entry."""
     return tuple(
-        _parse_fault(reader, entry, f"{path}[{index}]", kinds)
+        parse_fault(reader, entry, f"{path}[{index}]", kinds)
         for index, entry in enumerate(reader.listing(raw, path))
     )
 
 
-def _parse_fault(reader: _Reader, raw: Any, path: str, kinds: FaultKinds) -> Fault:
-    data = reader.mapping(raw, path)
-    kind = data.get("kind")
-    if kind not in kinds:
-        raise reader.fail(
-            f"{path}.kind", f"unknown fault kind {kind!r} (expected one of: {', '.join(kinds)})"
-        )
-    required, optional = kinds[kind]
-    reader.mapping(data, path, required | optional | {"kind"})
-    for key in sorted(required):
-        if key not in data:
-            raise reader.fail(f"{path}.{key}", f"required for a '{kind}' fault")
-    status = reader.integer(data.get("status", 503), f"{path}.status")
-    if status not in SERVER_ERROR_STATUSES:
-        raise reader.fail(
-            f"{path}.status", f"expected one of {sorted(SERVER_ERROR_STATUSES)}, got {status}"
-        )
-    retry_after = data.get("retry_after")
-    return Fault(
-        kind=kind,
-        after_requests=reader.integer(data["after_requests"], f"{path}.after_requests", 0),
-        count=reader.integer(data.get("count", 1), f"{path}.count", 1),
-        retry_after=None
-        if retry_after is None
-        else reader.number(retry_after, f"{path}.retry_after", 0),
-        status=status,
-        delay_seconds=reader.number(data.get("delay_seconds", 0), f"{path}.delay_seconds", 0),
-    )
+def answering_fault(
+    stats: RequestStats,
+    faults: Iterable[Fault],
+    sleep: Callable[[float], None],
+    passive_kinds: Collection[str] = (),
+) -> Fault | None:
+    """Number this API request and fire the faults that cover it; the fault that answers, if any.
+
+    A `slow_response` delays the answer and lets the next fault speak; the first other fault is
+    the answer (None: answer normally). `passive_kinds` fire elsewhere (the CRM's session expiry
+    happens before the session check) and are passed over here.
+    """
+    request_number = stats.next_api_request()
+    for fault in faults:
+        if fault.kind in passive_kinds or not fault.covers_request(request_number):
+            continue
+        stats.fault_fired(fault.kind)
+        if fault.kind == "slow_response":
+            sleep(fault.delay_seconds)
+            continue
+        return fault
+    return None

@@ -15,10 +15,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
 from integration_assets.sandbox.clock import parse_duration
-from integration_assets.strict_yaml import StrictYamlReader
+from integration_assets.strict_yaml import StrictYamlReader, load_yaml_file
 
 if TYPE_CHECKING:
     from integration_assets.sandbox.warehouse_files import WarehouseSpec
@@ -56,7 +54,9 @@ MIX_KEYS = (
     "address_updated",
     "pending",
 )
-FAULT_KINDS = {
+# kind -> (required keys, optional keys) besides `kind`
+FaultKinds = dict[str, tuple[set[str], set[str]]]
+FAULT_KINDS: FaultKinds = {
     "rate_limit_burst": ({"after_requests"}, {"count", "retry_after"}),
     "server_error": ({"after_requests"}, {"count", "status"}),
     "slow_response": ({"after_requests", "delay_seconds"}, {"count"}),
@@ -389,13 +389,7 @@ class _Reader(StrictYamlReader):
 def load_scenario(path: str | Path) -> Scenario:
     """Read, validate and dry-run a scenario file; raises ScenarioError naming file, path and problem."""
     file = Path(path)
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except FileNotFoundError:
-        raise ScenarioError(f"{file}: the scenario file does not exist") from None
-    except yaml.YAMLError as error:
-        raise ScenarioError(f"{file}: not valid YAML: {error}") from None
-    scenario = parse_scenario(raw, file)
+    scenario = parse_scenario(load_yaml_file(file, ScenarioError, "scenario"), file)
     # Dry-run every story so an impossible event (refunding a SKU the order never had) fails now,
     # with its path, instead of as a 500 in the middle of a test.
     from integration_assets.sandbox.storefront_orders import OrderBook, StoryError
@@ -479,7 +473,7 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
         volume=volume,
         fixture_orders=_parse_fixture_orders(reader, top.get("fixture_orders")),
         faults=tuple(
-            _parse_fault(reader, fault, f"faults[{index}]")
+            parse_fault(reader, fault, f"faults[{index}]")
             for index, fault in enumerate(reader.listing(top.get("faults"), "faults"))
         ),
         demo=_parse_demo(reader, top.get("demo") or {}),
@@ -998,15 +992,18 @@ def _parse_fixture_orders(reader: _Reader, raw: Any) -> tuple[FixtureOrderRef, .
     return tuple(refs)
 
 
-def _parse_fault(reader: _Reader, raw: Any, path: str) -> Fault:
+def parse_fault(reader: _Reader, raw: Any, path: str, kinds: FaultKinds = FAULT_KINDS) -> Fault:
+    """One fault of `kinds` (the storefront's unless a sandbox names its own): request-numbered
+    (`after_requests`, `count`, ...) or, for the storefront, a `schema_change` at a time.
+    Anything else fails with the path of the offending key, the same for every sandbox."""
     data = reader.mapping(raw, path)
     kind = data.get("kind")
-    if kind not in FAULT_KINDS:
+    if kind not in kinds:
         raise reader.fail(
             f"{path}.kind",
-            f"unknown fault kind {kind!r} (expected one of: {', '.join(FAULT_KINDS)})",
+            f"unknown fault kind {kind!r} (expected one of: {', '.join(kinds)})",
         )
-    required, optional = FAULT_KINDS[kind]
+    required, optional = kinds[kind]
     reader.mapping(data, path, required | optional | {"kind"})
     for key in sorted(required):
         if key not in data:
@@ -1028,8 +1025,9 @@ def _parse_fault(reader: _Reader, raw: Any, path: str) -> Fault:
             ),
             add=dict(add),
         )
+    # Only a `server_error` may name its status; every other kind keeps the default 503.
     status = reader.integer(data.get("status", 503), f"{path}.status")
-    if kind == "server_error" and status not in SERVER_ERROR_STATUSES:
+    if status not in SERVER_ERROR_STATUSES:
         raise reader.fail(
             f"{path}.status", f"expected one of {sorted(SERVER_ERROR_STATUSES)}, got {status}"
         )

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Self, TypeVar
 
-from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from integration_assets.sandbox.clock import ScenarioClock
 
@@ -23,7 +24,31 @@ class QuietRequestHandler(WSGIRequestHandler):
         return None
 
 
-class ServedApp:
+def standalone_clock(clock: ScenarioClock | None = None) -> ScenarioClock:
+    """`clock`, or for a target sandbox started on its own, a clock frozen at now (whole seconds):
+    it stamps what the system stores, and a test moves it explicitly instead of sleeping."""
+    return clock or ScenarioClock(datetime.now(UTC).replace(microsecond=0))
+
+
+class StopsOnExit:
+    """A context manager whose exit calls `stop()`: a served system, or a group of them."""
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class ServedApp(StopsOnExit):
     """A WSGI app served from a daemon thread on its own socket; a context manager."""
 
     system_name = "sandbox"
@@ -53,7 +78,7 @@ class ServedApp:
         """Requests by route and status, API requests counted, faults fired."""
         return self.app.stats.snapshot()
 
-    def _start(self):
+    def _start(self) -> Self:
         self._thread.start()
         return self
 
@@ -65,13 +90,30 @@ class ServedApp:
         self._server.server_close()
         self._thread.join(timeout=10)
 
-    def __enter__(self):
-        return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+Served = TypeVar("Served", bound=ServedApp)
+
+
+def serve(
+    running_class: type[Served],
+    subject: Any,
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    wsgi: Any = None,
+) -> Served:
+    """Listen on host:port (0 = a free port) and serve from a daemon thread; returns once it listens.
+
+    `subject` is what the app serves (a scenario, a system's config, or None) and becomes the
+    running system's `scenario`; `wsgi` is what answers requests when it is not `app` itself
+    (e.g. `app` wrapped by the WMS inbox), while stats and the clock still come from `app`.
+    """
+    server = make_server(
+        host,
+        port,
+        app if wsgi is None else wsgi,
+        threaded=True,
+        request_handler=QuietRequestHandler,
+    )
+    return running_class(subject, server, app)._start()

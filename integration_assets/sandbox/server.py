@@ -14,9 +14,9 @@ import os
 import signal
 import threading
 from pathlib import Path
-from types import FrameType, TracebackType
+from types import FrameType
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer
 
 from integration_assets.sandbox.alert_receiver import RunningAlertReceiver, start_alert_receiver
 from integration_assets.sandbox.clock import ScenarioClock
@@ -25,7 +25,7 @@ from integration_assets.sandbox.erp_app import RunningErp, start_erp
 from integration_assets.sandbox.payments_app import PaymentsApp
 from integration_assets.sandbox.payments_ledger import PaymentsLedger
 from integration_assets.sandbox.scenario import Scenario, load_scenario
-from integration_assets.sandbox.served_app import QuietRequestHandler, ServedApp
+from integration_assets.sandbox.served_app import ServedApp, StopsOnExit, serve
 from integration_assets.sandbox.storefront_app import StorefrontApp
 from integration_assets.sandbox.warehouse_files import WarehouseInbox
 from integration_assets.sandbox.wms_api import RunningWmsApi, start_wms_api
@@ -89,10 +89,9 @@ def start_storefront(
     app = StorefrontApp(scenario, clock)
     wms = None if warehouse_inbox is None else WarehouseInbox(scenario, clock, warehouse_inbox)
     wsgi = app if wms is None else wms.wrap(app)
-    server = make_server(host, port, wsgi, threaded=True, request_handler=QuietRequestHandler)
-    sandbox = RunningSandbox(scenario, server, app)
+    sandbox = serve(RunningSandbox, scenario, app, host, port, wsgi=wsgi)
     sandbox.warehouse = wms
-    return sandbox._start()
+    return sandbox
 
 
 class RunningPayments(ServedApp):
@@ -112,7 +111,7 @@ class RunningPayments(ServedApp):
         return {"url": self.url, "secret_key": self.secret_key}
 
 
-class RunningSystems:
+class RunningSystems(StopsOnExit):
     """Every sandbox system of one scenario, sharing one clock; a context manager.
 
     The storefront and payment provider are the sources; the ERP, CRM and WMS reservations API are
@@ -173,17 +172,6 @@ class RunningSystems:
         for system in self._served():
             system.stop()
 
-    def __enter__(self) -> RunningSystems:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
 
 def start_sandbox_systems(
     scenario: Scenario | str | Path,
@@ -212,30 +200,26 @@ def start_sandbox_systems(
     storefront_app = StorefrontApp(scenario, clock, order_book=ledger.order_book)
     payments_app = PaymentsApp(scenario, clock, ledger)
     wms = None if warehouse_inbox is None else WarehouseInbox(scenario, clock, warehouse_inbox)
-    storefront_server = make_server(
+    storefront = serve(
+        RunningSandbox,
+        scenario,
+        storefront_app,
         host,
         storefront_port,
-        storefront_app if wms is None else wms.wrap(storefront_app),
-        threaded=True,
-        request_handler=QuietRequestHandler,
+        wsgi=storefront_app if wms is None else wms.wrap(storefront_app),
     )
+    storefront.warehouse = wms
+    started: list[ServedApp] = [storefront]
     try:
-        payments_server = make_server(
+        payments = serve(
+            RunningPayments,
+            scenario,
+            payments_app,
             host,
             payments_port,
-            payments_app if wms is None else wms.wrap(payments_app),
-            threaded=True,
-            request_handler=QuietRequestHandler,
+            wsgi=payments_app if wms is None else wms.wrap(payments_app),
         )
-    except OSError:
-        storefront_server.server_close()
-        raise
-    storefront = RunningSandbox(scenario, storefront_server, storefront_app)
-    storefront.warehouse = wms
-    storefront._start()
-    payments = RunningPayments(scenario, payments_server, payments_app)._start()
-    started: list[ServedApp] = [storefront, payments]
-    try:
+        started.append(payments)
         erp = start_erp(scenario.erp_config(), host, erp_port, clock)
         started.append(erp)
         crm = start_crm(scenario.crm_config(), host, crm_port, clock)

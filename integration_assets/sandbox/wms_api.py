@@ -16,18 +16,18 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
-from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from integration_assets.sandbox.clock import ScenarioClock
-from integration_assets.sandbox.request_faults import parse_request_faults
+from integration_assets.sandbox.request_faults import answering_fault, parse_request_faults
+from integration_assets.sandbox.routing import answer_routed
 from integration_assets.sandbox.scenario import Fault, _Reader
-from integration_assets.sandbox.served_app import QuietRequestHandler, ServedApp
+from integration_assets.sandbox.served_app import ServedApp, serve, standalone_clock
 from integration_assets.sandbox.storefront_app import RequestStats, json_response
 
 API_ENDPOINTS = {"reservation_put", "reservation_get", "reservations"}
@@ -253,23 +253,14 @@ class WmsApiApp:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        request = Request(environ)
-        route = "unmatched"
-        try:
-            endpoint, arguments = URL_MAP.bind_to_environ(environ).match()
-            route = endpoint
-            if endpoint in API_ENDPOINTS:
-                response = self._api(request, endpoint, arguments)
-            else:
-                response = json_response(self.stats_payload())
-        except NotFound:
-            response = json_response({"error": "not_found"}, 404)
-        except MethodNotAllowed:
-            response = json_response({"error": "method_not_allowed"}, 405)
-        except HTTPException as error:
-            response = json_response({"error": error.name}, error.code or 500)
-        self.stats.record(route, response.status_code)
-        return response(environ, start_response)
+        return answer_routed(
+            Request(environ), start_response, URL_MAP, self.stats, self._route, _refusal
+        )
+
+    def _route(self, request: Request, endpoint: str, arguments: dict[str, Any]) -> Response:
+        if endpoint in API_ENDPOINTS:
+            return self._api(request, endpoint, arguments)
+        return json_response(self.stats_payload())
 
     def stats_payload(self) -> dict[str, Any]:
         return {
@@ -281,14 +272,8 @@ class WmsApiApp:
     def _api(self, request: Request, endpoint: str, arguments: dict[str, Any]) -> Response:
         if request.headers.get("X-Api-Key") != self.config.api_key:
             return json_response({"error": "unauthorized"}, 401)
-        request_number = self.stats.next_api_request()
-        for fault in self.config.faults:
-            if not fault.covers_request(request_number):
-                continue
-            self.stats.fault_fired(fault.kind)
-            if fault.kind == "slow_response":
-                self.sleep(fault.delay_seconds)
-                continue
+        fault = answering_fault(self.stats, self.config.faults, self.sleep)
+        if fault is not None:
             if fault.kind == "rate_limit_burst":
                 wait = DEFAULT_RETRY_AFTER if fault.retry_after is None else fault.retry_after
                 return json_response(
@@ -325,6 +310,14 @@ class WmsApiApp:
         return json_response(stored.answer(), 201 if created else 200)
 
 
+def _refusal(request: Request, error: HTTPException) -> Response:
+    if isinstance(error, NotFound):
+        return json_response({"error": "not_found"}, 404)
+    if isinstance(error, MethodNotAllowed):
+        return json_response({"error": "method_not_allowed"}, 405)
+    return json_response({"error": error.name}, error.code or 500)
+
+
 def _invalid(fields: list[dict[str, str]]) -> Response:
     return json_response({"error": "validation_failed", "fields": fields}, 400)
 
@@ -355,7 +348,4 @@ def start_wms_api(
     clock: ScenarioClock | None = None,
 ) -> RunningWmsApi:
     """Serve the reservations API from a daemon thread (port 0 picks a free one); returns at once."""
-    clock = clock or ScenarioClock(datetime.now(UTC).replace(microsecond=0))
-    app = WmsApiApp(config, clock)
-    server = make_server(host, port, app, threaded=True, request_handler=QuietRequestHandler)
-    return RunningWmsApi(config, server, app)._start()
+    return serve(RunningWmsApi, config, WmsApiApp(config, standalone_clock(clock)), host, port)

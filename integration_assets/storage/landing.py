@@ -7,9 +7,20 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import dagster as dg
+
 from integration_assets.storage.raw_log import BatchManifest, RawLog
+from integration_assets.streams.balances import Balance
 from integration_assets.streams.hashing import payload_hash
 from integration_assets.streams.timestamps import to_iso_utc
+
+# What a client's `stats.as_metadata()` adds to the details: requests sent and retries by cause.
+HTTP_STATS_KEYS = (
+    "http_requests",
+    "retries_rate_limited",
+    "retries_server_error",
+    "retries_network",
+)
 
 
 class PageLike(Protocol):
@@ -100,6 +111,34 @@ def land_pages(
         writer.abort()
         raise
     return manifest, all_details
+
+
+def landed_batch_metadata(
+    manifest: BatchManifest, details: dict[str, Any], detail_keys: Iterable[str] = ()
+) -> dict[str, Any]:
+    """What an extract asset reports about the batch it landed, so the UI shows every poll's books:
+    where the batch is, how many records it holds, how far the cursor moved (and from which window
+    start, for polls that have one), and the balance of records on the pages against records
+    landed. `detail_keys` names the further `land_pages` details this asset reports as they are.
+    """
+    balance = Balance(
+        "records_landed",
+        {"records_from_pages": details["records_from_pages"]},
+        {"records_landed": manifest.records},
+    )
+    window = {"window_start": details["window_start"]} if "window_start" in details else {}
+    return {
+        "batch_id": manifest.batch_id,
+        "raw_file": dg.MetadataValue.path(str(manifest.path)),
+        "records_landed": manifest.records,
+        "pages": len(details["pages"]),
+        **window,
+        "cursor_before": details["cursor_before"],
+        "cursor_after": details["cursor_after"],
+        "balance": balance.as_text(),
+        "balance_holds": balance.holds,
+        **{key: details[key] for key in detail_keys},
+    }
 
 
 # --- streams polled by `updated_at` (Shopify orders, products): the cursor lives in the raw log ---

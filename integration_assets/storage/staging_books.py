@@ -3,9 +3,13 @@ staging.batches, and its count balance (records read = staged + quarantined + du
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import duckdb
+import pandas as pd
 
 from integration_assets.contracts import Contract
 from integration_assets.storage.balances import record_balance
@@ -66,10 +70,56 @@ def record_batch_outcome(
             now,
         ],
     )
-    balance = Balance(
-        "read_equals_staged_quarantined_duplicates",
-        {"records_read": manifest.records},
-        {"staged": int(staged), "quarantined": len(quarantined), "duplicates": int(duplicates)},
-    )
+    balance = staged_balance(manifest.records, int(staged), len(quarantined), int(duplicates))
     record_balance(con, run_id, asset_key, balance_scope or manifest.batch_id, balance)
     return balance
+
+
+def insert_new_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    frame: pd.DataFrame,
+    columns: Sequence[str],
+    key_columns: Sequence[str],
+) -> int:
+    """Insert the rows of `frame` that `table` does not hold yet (the same `key_columns`: a record
+    version and its payload hash); returns how many were new. The rest are exact re-reads, which
+    the caller counts as duplicates, so re-staging a batch never doubles a row."""
+    same_key = " AND ".join(f"s.{column} = i.{column}" for column in key_columns)
+    con.register("incoming", frame)
+    new_rows = con.execute(
+        f"INSERT INTO {table} ({', '.join(columns)}) "
+        f"SELECT {', '.join('i.' + column for column in columns)} FROM incoming i "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {same_key})"
+    ).fetchone()[0]
+    con.unregister("incoming")
+    return int(new_rows)
+
+
+STAGED_COUNTS = ("records_read", "staged", "quarantined", "duplicates")
+
+
+def staged_balance(records_read: int, staged: int, quarantined: int, duplicates: int) -> Balance:
+    """Every record read is accounted for: read = staged + quarantined + duplicates."""
+    return Balance(
+        "read_equals_staged_quarantined_duplicates",
+        {"records_read": records_read},
+        {"staged": staged, "quarantined": quarantined, "duplicates": duplicates},
+    )
+
+
+def staging_run_books(
+    results: Sequence[Mapping[str, Any]],
+    reasons_key: str,
+    count_keys: Sequence[str] = STAGED_COUNTS,
+) -> tuple[dict[str, int], Counter[str], Balance]:
+    """A staging run's books over the batches it staged (each batch's counts, as its stager
+    returned them): the totals of `count_keys`, the quarantine reasons under `reasons_key` added
+    up, and the run's balance, so the asset's metadata shows that nothing was lost in the run.
+    """
+    totals = {key: sum(result[key] for result in results) for key in count_keys}
+    reasons: Counter[str] = sum((result[reasons_key] for result in results), Counter())
+    balance = staged_balance(
+        totals["records_read"], totals["staged"], totals["quarantined"], totals["duplicates"]
+    )
+    return totals, reasons, balance

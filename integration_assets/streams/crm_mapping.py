@@ -16,12 +16,10 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from integration_assets.contracts.loader import CONTRACTS_DIR
 from integration_assets.streams.customers import GOLDEN_COLUMNS, LINEAGE_COLUMNS
 from integration_assets.streams.mapped import Mapped, guarded
-from integration_assets.strict_yaml import StrictYamlReader
+from integration_assets.strict_yaml import StrictYamlReader, load_yaml_file
 
 CRM_MAPPING_FILE = CONTRACTS_DIR / "crm_mapping.yaml"
 TARGET = "crm"
@@ -60,12 +58,7 @@ class _MappingReader(StrictYamlReader):
 def load_crm_mapping(path: str | Path = CRM_MAPPING_FILE) -> CrmMapping:
     """Read and validate the picklist mapping table; raises CrmMappingError naming file and path."""
     file = Path(path)
-    try:
-        raw = yaml.safe_load(file.read_text())
-    except FileNotFoundError:
-        raise CrmMappingError(f"{file}: the CRM mapping file does not exist") from None
-    except yaml.YAMLError as error:
-        raise CrmMappingError(f"{file}: not valid YAML: {error}") from None
+    raw = load_yaml_file(file, CrmMappingError, "CRM mapping")
     reader = _MappingReader(file)
     top = reader.mapping(raw, "", {"version", "picklists"})
     reader.integer(top.get("version"), "version", minimum=1)

@@ -124,23 +124,27 @@ class CrmClient(OAuthClientCredentialsResource):
         if not external_id:
             raise ValueError("a CRM upsert needs a non-empty external id")
         url = self.data_url(f"sobjects/{sobject}/External_Id__c/{quote(external_id, safe='')}")
-        try:
-            response = self.send("PATCH", url, json_body=fields, idempotency_key=idempotency_key)
-        except TargetUnavailableError as error:
-            return WriteOutcome.unavailable(error)
+        return self.write(
+            "PATCH",
+            url,
+            json_body=fields,
+            idempotency_key=idempotency_key,
+            read_answer=lambda response, body: self._upsert_outcome(
+                sobject, external_id, url, response, body
+            ),
+            unknown_answer_hint="check the sObject name and the CRM URL",
+        )
+
+    def _upsert_outcome(
+        self, sobject: str, external_id: str, url: str, response: requests.Response, body: Any
+    ) -> WriteOutcome | None:
         status = response.status_code
-        body = _json_or_none(response)
         if status in (200, 201):
             if not isinstance(body, dict) or not isinstance(body.get("id"), str):
                 raise TargetError(f"PATCH {urlsplit(url).path} answered {status} without an id")
             created = bool(body.get("created", status == 201))
-            return WriteOutcome(
-                outcome="delivered",
-                http_status=status,
-                message=f"{'created' if created else 'updated'} {sobject} {body['id']}",
-                target_record_id=body["id"],
-                created=created,
-            )
+            message = f"{'created' if created else 'updated'} {sobject} {body['id']}"
+            return WriteOutcome.delivered(status, message, body["id"], created)
         errors = (
             [entry for entry in body or [] if isinstance(entry, dict)]
             if isinstance(body, list)
@@ -152,23 +156,16 @@ class CrmClient(OAuthClientCredentialsResource):
                 and str(entry.get("message", "")).startswith(FOREIGN_KEY_NOT_FOUND)
                 for entry in errors
             )
-            return WriteOutcome(
-                outcome="missing_reference" if missing else "rejected",
-                http_status=status,
-                message=self._scrub(salesforce_errors_message(errors)),
-                error_class="missing_reference" if missing else "validation",
+            return WriteOutcome.refused(
+                "missing_reference" if missing else "rejected",
+                status,
+                self._scrub(salesforce_errors_message(errors)),
             )
         if status == 300:  # the external id matches several records: a human must merge them
-            return WriteOutcome(
-                outcome="conflict",
-                http_status=status,
-                message=f"several {sobject} records have External_Id__c {external_id}",
-                error_class="conflict",
+            return WriteOutcome.refused(
+                "conflict", status, f"several {sobject} records have External_Id__c {external_id}"
             )
-        raise TargetError(
-            f"PATCH {urlsplit(url).path} answered {status} ({self._error_detail(response)}); "
-            "check the sObject name and the CRM URL"
-        )
+        return None
 
     # ---- reads ----------------------------------------------------------------------------------
     def describe(self, sobject: str) -> dict[str, Any]:
@@ -236,14 +233,7 @@ class CrmClient(OAuthClientCredentialsResource):
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        response = self.send("GET", url, params=params, headers=headers)
-        body = _json_or_none(response)
-        if response.status_code != 200 or not isinstance(body, dict):
-            raise TargetError(
-                f"GET {urlsplit(url).path} answered {response.status_code}: "
-                f"{self._error_detail(response)}"
-            )
-        return body
+        return self.json_object(url, self.send("GET", url, params=params, headers=headers))
 
 
 def _error_codes(text: str | None) -> set[str]:
@@ -255,10 +245,3 @@ def _error_codes(text: str | None) -> set[str]:
     if not isinstance(body, list):
         return set()
     return {str(entry.get("errorCode")) for entry in body if isinstance(entry, dict)}
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -18,12 +18,9 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
+from integration_assets.systems.http_client import json_or_none
 from integration_assets.systems.oauth import OAuthClientCredentialsResource, target_error_detail
-from integration_assets.systems.write_outcome import (
-    TargetError,
-    TargetUnavailableError,
-    WriteOutcome,
-)
+from integration_assets.systems.write_outcome import TargetError, WriteOutcome
 
 RECORD_TYPES = ("customer", "sales_order", "invoice", "credit_note", "payment_applied")
 REFERENCE_NOT_FOUND = "reference_not_found"
@@ -78,47 +75,42 @@ class ErpClient(OAuthClientCredentialsResource):
         and `TargetError` when the ERP answers something no write outcome describes (a wrong URL).
         """
         url = self.record_url(record_type, external_id)
-        try:
-            response = self.send("PUT", url, json_body=payload, idempotency_key=idempotency_key)
-        except TargetUnavailableError as error:
-            return WriteOutcome.unavailable(error)
+        return self.write(
+            "PUT",
+            url,
+            json_body=payload,
+            idempotency_key=idempotency_key,
+            read_answer=lambda response, body: self._upsert_outcome(
+                record_type, url, response, body
+            ),
+            unknown_answer_hint="check the ERP base URL",
+        )
+
+    def _upsert_outcome(
+        self, record_type: str, url: str, response: requests.Response, body: Any
+    ) -> WriteOutcome | None:
         status = response.status_code
-        body = _json_or_none(response)
         if status in (200, 201):
             if not isinstance(body, dict) or not isinstance(body.get("id"), str):
                 raise TargetError(f"PUT {urlsplit(url).path} answered {status} without a record id")
             created = bool(body.get("created", status == 201))
             version = body.get("version")
-            return WriteOutcome(
-                outcome="delivered",
-                http_status=status,
-                message=f"{'created' if created else 'updated'} {record_type} version {version}",
-                target_record_id=body["id"],
-                created=created,
-            )
+            message = f"{'created' if created else 'updated'} {record_type} version {version}"
+            return WriteOutcome.delivered(status, message, body["id"], created)
         if status == 409:
-            return WriteOutcome(
-                outcome="conflict",
-                http_status=status,
-                message=self._error_detail(response),
-                error_class="conflict",
-            )
+            return WriteOutcome.refused("conflict", status, self._error_detail(response))
         if status in (400, 422):
             fields = body.get("fields") if isinstance(body, dict) else None
             fields = [entry for entry in fields or [] if isinstance(entry, dict)]
             only_missing_references = bool(fields) and all(
                 entry.get("code") == REFERENCE_NOT_FOUND for entry in fields
             )
-            return WriteOutcome(
-                outcome="missing_reference" if only_missing_references else "rejected",
-                http_status=status,
-                message=field_errors_message(fields) if fields else self._error_detail(response),
-                error_class="missing_reference" if only_missing_references else "validation",
+            return WriteOutcome.refused(
+                "missing_reference" if only_missing_references else "rejected",
+                status,
+                field_errors_message(fields) if fields else self._error_detail(response),
             )
-        raise TargetError(
-            f"PUT {urlsplit(url).path} answered {status} ({self._error_detail(response)}); "
-            "check the ERP base URL"
-        )
+        return None
 
     def get(self, record_type: str, external_id: str) -> dict[str, Any] | None:  # type: ignore[override]
         """One record (`{"id", "external_id", "type", "version", "record"}`), or None if absent."""
@@ -166,17 +158,10 @@ class ErpClient(OAuthClientCredentialsResource):
         return response
 
     def _json_object(self, url: str, response: requests.Response) -> dict[str, Any]:
-        body = _json_or_none(response)
+        body = json_or_none(response)
         if not isinstance(body, dict):
             raise TargetError(
                 f"GET {urlsplit(url).path} answered {response.status_code} with a body that is "
                 f"not a JSON object: {target_error_detail(response)[:200]}"
             )
         return body
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -31,7 +31,11 @@ from integration_assets.systems.http_retry import (
     backoff_seconds,
     retry_after_seconds,
 )
-from integration_assets.systems.write_outcome import TargetUnavailableError
+from integration_assets.systems.write_outcome import TargetUnavailableError, WriteOutcome
+
+# A system's reading of a write's answer (the response and its JSON body, None when it has none):
+# the outcome, or None when no write outcome describes the answer.
+WriteAnswerReader = Callable[[requests.Response, Any], WriteOutcome | None]
 
 
 class RetryingHttpResource(dg.ConfigurableResource):
@@ -258,6 +262,46 @@ class RetryingHttpResource(dg.ConfigurableResource):
             response_text=response_text,
         )
 
+    def write(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any,
+        idempotency_key: str,
+        read_answer: WriteAnswerReader,
+        unknown_answer_hint: str,
+    ) -> WriteOutcome:
+        """One write to a working system, its answer turned into a `WriteOutcome`.
+
+        Retries that run out are `unavailable`; every other answer is the system's to read
+        (`read_answer`), since each words success and refusal its own way. An answer it cannot
+        read (e.g. a 404 from a wrong URL) raises the subclass's error with `unknown_answer_hint`,
+        because no outcome the outbox acts on would be true.
+        """
+        try:
+            response = self.send(method, url, json_body=json_body, idempotency_key=idempotency_key)
+        except TargetUnavailableError as error:
+            return WriteOutcome.unavailable(error)
+        outcome = read_answer(response, json_or_none(response))
+        if outcome is not None:
+            return outcome
+        raise self._error(
+            f"{method} {urlsplit(url).path} answered {response.status_code} "
+            f"({self._error_detail(response)}); {unknown_answer_hint}"
+        )
+
+    def json_object(self, url: str, response: requests.Response) -> dict[str, Any]:
+        """The JSON object a GET of `url` was answered with; anything but a 200 with an object
+        raises the subclass's error with the target's own words."""
+        body = json_or_none(response)
+        if response.status_code != 200 or not isinstance(body, dict):
+            raise self._error(
+                f"GET {urlsplit(url).path} answered {response.status_code}: "
+                f"{self._error_detail(response)}"
+            )
+        return body
+
     def get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
         """GET with retries for transient faults; raises the subclass's error with a clear message otherwise."""
         try:
@@ -281,3 +325,11 @@ def _encode_body(json_body: Any, form: Mapping[str, str] | None) -> tuple[str, b
     if form is not None:
         return "application/x-www-form-urlencoded", urlencode(dict(form)).encode()
     return None
+
+
+def json_or_none(response: requests.Response) -> Any:
+    """The answer's JSON body, or None when it has none (an HTML error page, an empty body)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

@@ -15,13 +15,8 @@ from urllib.parse import quote, urlsplit
 
 import requests
 
-from integration_assets.systems.http_client import RetryingHttpResource
-from integration_assets.systems.write_outcome import (
-    TargetAuthError,
-    TargetError,
-    TargetUnavailableError,
-    WriteOutcome,
-)
+from integration_assets.systems.http_client import RetryingHttpResource, json_or_none
+from integration_assets.systems.write_outcome import TargetAuthError, TargetError, WriteOutcome
 
 API_KEY_ENV_VAR = "WMS_API_KEY"
 
@@ -54,7 +49,7 @@ class WmsClient(RetryingHttpResource):
         return TargetError(message)
 
     def _error_detail(self, response: requests.Response) -> str:
-        body = _json_or_none(response)
+        body = json_or_none(response)
         if isinstance(body, dict):
             if isinstance(body.get("fields"), list):
                 return wms_fields_message([e for e in body["fields"] if isinstance(e, dict)])
@@ -79,12 +74,21 @@ class WmsClient(RetryingHttpResource):
         outcome describes (a wrong URL).
         """
         url = self.reservation_url(reservation_id)
-        try:
-            response = self.send("PUT", url, json_body=body, idempotency_key=idempotency_key)
-        except TargetUnavailableError as error:
-            return WriteOutcome.unavailable(error)
+        return self.write(
+            "PUT",
+            url,
+            json_body=body,
+            idempotency_key=idempotency_key,
+            read_answer=lambda response, answer: self._reservation_outcome(
+                reservation_id, url, response, answer
+            ),
+            unknown_answer_hint="check the WMS base URL",
+        )
+
+    def _reservation_outcome(
+        self, reservation_id: str, url: str, response: requests.Response, answer: Any
+    ) -> WriteOutcome | None:
         status = response.status_code
-        answer = _json_or_none(response)
         if status in (200, 201):
             if not isinstance(answer, dict) or "version" not in answer:
                 raise TargetError(f"PUT {urlsplit(url).path} answered {status} without a version")
@@ -97,31 +101,13 @@ class WmsClient(RetryingHttpResource):
                 message += "; backordered " + ", ".join(
                     f"{entry.get('sku')} x{entry.get('quantity')}" for entry in backordered
                 )
-            return WriteOutcome(
-                outcome="delivered",
-                http_status=status,
-                message=message,
-                target_record_id=str(answer.get("reservation_id") or reservation_id),
-                created=created,
-            )
+            target_record_id = str(answer.get("reservation_id") or reservation_id)
+            return WriteOutcome.delivered(status, message, target_record_id, created)
         if status == 409:
-            return WriteOutcome(
-                outcome="conflict",
-                http_status=status,
-                message=self._error_detail(response),
-                error_class="conflict",
-            )
+            return WriteOutcome.refused("conflict", status, self._error_detail(response))
         if status in (400, 422):
-            return WriteOutcome(
-                outcome="rejected",
-                http_status=status,
-                message=self._error_detail(response),
-                error_class="validation",
-            )
-        raise TargetError(
-            f"PUT {urlsplit(url).path} answered {status} ({self._error_detail(response)}); "
-            "check the WMS base URL"
-        )
+            return WriteOutcome.refused("rejected", status, self._error_detail(response))
+        return None
 
     def get_reservation(self, reservation_id: str) -> dict[str, Any] | None:
         """The reservation as the WMS holds it (with `version` and `backordered`), or None."""
@@ -129,17 +115,4 @@ class WmsClient(RetryingHttpResource):
         response = self.send("GET", url)
         if response.status_code == 404:
             return None
-        answer = _json_or_none(response)
-        if response.status_code != 200 or not isinstance(answer, dict):
-            raise TargetError(
-                f"GET {urlsplit(url).path} answered {response.status_code}: "
-                f"{self._error_detail(response)}"
-            )
-        return answer
-
-
-def _json_or_none(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
+        return self.json_object(url, response)

@@ -26,6 +26,12 @@ ERROR_CLASSES = frozenset(
 )
 # Outcomes that a later attempt can turn into `delivered` without anyone changing the data.
 RETRYABLE_OUTCOMES = frozenset({"unavailable", "missing_reference"})
+# A target that answered but did not take the write: the error class each refusal carries.
+REFUSAL_ERROR_CLASSES = {
+    "rejected": "validation",
+    "conflict": "conflict",
+    "missing_reference": "missing_reference",
+}
 MESSAGE_CHARS = 500
 
 
@@ -61,6 +67,34 @@ class WriteOutcome:
     def retryable(self) -> bool:
         """True when trying again later can succeed with the same payload."""
         return self.outcome in RETRYABLE_OUTCOMES
+
+    @classmethod
+    def delivered(
+        cls, http_status: int, message: str, target_record_id: str, created: bool
+    ) -> WriteOutcome:
+        """The target took the write; `target_record_id` is its id for the record."""
+        return cls(
+            outcome="delivered",
+            http_status=http_status,
+            message=message,
+            target_record_id=target_record_id,
+            created=created,
+        )
+
+    @classmethod
+    def refused(cls, outcome: str, http_status: int, message: str) -> WriteOutcome:
+        """The target answered but did not take the write: `rejected`, `conflict` or
+        `missing_reference`, each with the error class the outbox routes it by."""
+        if outcome not in REFUSAL_ERROR_CLASSES:
+            raise ValueError(
+                f"{outcome!r} is not a refusal (expected one of {sorted(REFUSAL_ERROR_CLASSES)})"
+            )
+        return cls(
+            outcome=outcome,
+            http_status=http_status,
+            message=message,
+            error_class=REFUSAL_ERROR_CLASSES[outcome],
+        )
 
     @classmethod
     def unavailable(cls, error: TargetUnavailableError) -> WriteOutcome:

@@ -6,6 +6,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -99,8 +101,9 @@ def _graphql(port: int, query: str) -> dict:
     return response.json()["data"]
 
 
-def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
-    env, _ = demo_home
+@contextmanager
+def running_webserver(env: dict) -> Iterator[int]:
+    """`dagster-webserver` on a free port with `env`, up and answering; stopped (by its pid) on exit."""
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -128,6 +131,19 @@ def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
             assert server.poll() is None, "the webserver exited"
             assert time.monotonic() < deadline, "the webserver did not come up"
             time.sleep(0.5)
+        yield port
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=10)
+
+
+def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
+    env, _ = demo_home
+    with running_webserver(env) as port:
         nodes = _graphql(
             port,
             "{ assetNodes { assetKey { path } groupName dependencyKeys { path } "
@@ -153,13 +169,6 @@ def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
         ]["results"]
         assert runs and "storefront_hourly_sync" in {r["jobName"] for r in runs}
         assert {r["status"] for r in runs} == {"SUCCESS"}
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
 
 def test_sandbox_serve_refuses_a_missing_scenario_with_a_clear_message(tmp_path):

@@ -2,7 +2,6 @@
 "Materialize" sends), then "Re-execute" it, and count the documents at the sandbox ERP, CRM and WMS."""
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,7 @@ import pytest
 import requests
 
 from integration_assets.local_stack import SCENARIOS_DIR, start_sandbox
-from integration_assets_tests.e2e.test_cli_and_ui import _free_port, _graphql
+from integration_assets_tests.e2e.test_cli_and_ui import _graphql, running_webserver
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -72,65 +71,29 @@ def test_launching_then_re_executing_from_the_ui_creates_no_second_document(tmp_
         sandbox = start_sandbox(SCENARIOS_DIR / "tiny.yaml")
     finally:
         del os.environ["INTEGRATION_ASSETS_DATA_DIR"]
-    port = _free_port()
-    with sandbox:
+    with sandbox, running_webserver({**env, **sandbox.environment()}) as port:
         sandbox.advance_clock("12h")
-        server = subprocess.Popen(
-            [
-                str(BIN / "dagster-webserver"),
-                "-w",
-                "workspace.yaml",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            cwd=ROOT,
-            env={**env, **sandbox.environment()},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 180
-            while True:
-                try:
-                    if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert server.poll() is None, "the webserver exited"
-                assert time.monotonic() < deadline, "the webserver did not come up"
-                time.sleep(0.5)
-            location = _graphql(
-                port, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
-            )["workspaceOrError"]["locationEntries"][0]["name"]
-            params = {
-                "selector": {
-                    "repositoryLocationName": location,
-                    "repositoryName": "__repository__",
-                    "jobName": "storefront_hourly_sync",
-                },
-                "runConfigData": IN_PROCESS,
-            }
-            launched = _gql(port, LAUNCH, {"params": params})["launchRun"]
-            assert launched["__typename"] == "LaunchRunSuccess", launched
-            first = launched["run"]["runId"]
-            assert _wait_for(port, first) == "SUCCESS"
-            after_first = _documents(sandbox.systems)
-            assert after_first["erp"]["sales_order"] >= 3 and after_first["crm"]["Account"] >= 2
-            assert after_first["wms"] >= 2
+        location = _graphql(
+            port, "{ workspaceOrError { ... on Workspace { locationEntries { name } } } }"
+        )["workspaceOrError"]["locationEntries"][0]["name"]
+        params = {
+            "selector": {
+                "repositoryLocationName": location,
+                "repositoryName": "__repository__",
+                "jobName": "storefront_hourly_sync",
+            },
+            "runConfigData": IN_PROCESS,
+        }
+        launched = _gql(port, LAUNCH, {"params": params})["launchRun"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        first = launched["run"]["runId"]
+        assert _wait_for(port, first) == "SUCCESS"
+        after_first = _documents(sandbox.systems)
+        assert after_first["erp"]["sales_order"] >= 3 and after_first["crm"]["Account"] >= 2
+        assert after_first["wms"] >= 2
 
-            again = _gql(
-                port, REEXECUTE, {"params": {"parentRunId": first, "strategy": "ALL_STEPS"}}
-            )
-            again = again["launchRunReexecution"]
-            assert again["__typename"] == "LaunchRunSuccess", again
-            assert _wait_for(port, again["run"]["runId"]) == "SUCCESS"
-            assert _documents(sandbox.systems) == after_first
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=10)
+        again = _gql(port, REEXECUTE, {"params": {"parentRunId": first, "strategy": "ALL_STEPS"}})
+        again = again["launchRunReexecution"]
+        assert again["__typename"] == "LaunchRunSuccess", again
+        assert _wait_for(port, again["run"]["runId"]) == "SUCCESS"
+        assert _documents(sandbox.systems) == after_first

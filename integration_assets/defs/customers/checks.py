@@ -13,6 +13,7 @@ from integration_assets.defs.customers.names import (
     STAGING_REFERENCES,
     STREAMS,
 )
+from integration_assets.defs.gate_run import GateRun, count_balance_verdict
 from integration_assets.quality import gx_runner
 from integration_assets.storage import gates
 from integration_assets.storage.resources import WarehouseResource
@@ -83,8 +84,7 @@ def staging_customers_gate(context: dg.AssetCheckExecutionContext, warehouse: Wa
     A failed batch stays out of core/customers, in this run and every later one, until someone fixes
     the cause and runs `integration-assets gate recheck <stream> <batch>`.
     """
-    run_id = context.op_execution_context.run_id
-    verdicts: dict[str, list[tuple[str, bool, str]]] = {name: [] for name in GATING_CHECKS}
+    gate = GateRun(GATING_CHECKS, context.op_execution_context.run_id)
     with warehouse.warehouse().connect() as con:
         for stream in STREAMS:
             max_ratio = load_contract(CONTRACTS[stream]).batch_rules.get(
@@ -96,11 +96,6 @@ def staging_customers_gate(context: dg.AssetCheckExecutionContext, warehouse: Wa
                     "FROM staging.customer_references WHERE batch_id = ?",
                     [batch_id],
                 ).df()
-                holds, text = con.execute(
-                    "SELECT bool_and(holds), string_agg(text, '; ') FROM ops.count_balances "
-                    "WHERE asset_key = ? AND scope = ?",
-                    [STAGING_REFERENCES.to_user_string(), f"{stream}:{batch_id}"],
-                ).fetchone()
                 records_read = con.execute(
                     "SELECT records_read FROM staging.batches WHERE stream = ? AND batch_id = ?",
                     [stream, batch_id],
@@ -114,29 +109,12 @@ def staging_customers_gate(context: dg.AssetCheckExecutionContext, warehouse: Wa
                 )
                 judged = {
                     CHECK_KEYS_UNIQUE: judge_keys(frame),
-                    CHECK_COUNT_BALANCE: (
-                        bool(holds),
-                        text or "no balance recorded for this batch",
+                    CHECK_COUNT_BALANCE: count_balance_verdict(
+                        con, STAGING_REFERENCES, f"{stream}:{batch_id}"
                     ),
                     CHECK_QUARANTINE_SHARE: judge_quarantine_share(
                         int(records_read), reasons, max_ratio
                     ),
                 }
-                for name, (passed, reason) in judged.items():
-                    gates.record_verdict(con, stream, batch_id, name, bool(passed), reason, run_id)
-                    verdicts[name].append((f"{stream}:{batch_id}", bool(passed), reason))
-    for name in GATING_CHECKS:
-        failed = [(b, r) for b, ok, r in verdicts[name] if not ok]
-        yield dg.AssetCheckResult(
-            check_name=name,
-            asset_key=STAGING_REFERENCES,
-            passed=not failed,
-            description="; ".join(f"batch {b} blocked: {r}" for b, r in failed) or None,
-            metadata={
-                "batches_judged": len(verdicts[name]),
-                "batches_failed": len(failed),
-                "verdicts": dg.MetadataValue.json(
-                    [{"batch": b, "passed": ok, "reason": r} for b, ok, r in verdicts[name]]
-                ),
-            },
-        )
+                gate.record(con, stream, batch_id, judged, label=f"{stream}:{batch_id}")
+    yield from gate.results(STAGING_REFERENCES, verdicts_batch_key="batch")

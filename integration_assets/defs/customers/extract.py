@@ -1,6 +1,6 @@
 """raw/crm/accounts and raw/erp/customers: poll what changed and land every page in the raw log."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,13 +19,13 @@ from integration_assets.defs.customers.names import (
 )
 from integration_assets.storage.landing import (
     DEFAULT_START,
+    HTTP_STATS_KEYS,
     land_pages,
+    landed_batch_metadata,
     updated_at_cursor,
     updated_at_of,
 )
-from integration_assets.storage.raw_log import BatchManifest
 from integration_assets.storage.resources import RawLogResource
-from integration_assets.streams.balances import Balance
 from integration_assets.streams.timestamps import TimestampFormatError, parse_utc, to_iso_utc
 from integration_assets.systems.crm import CrmClient
 from integration_assets.systems.erp import ErpClient
@@ -90,37 +90,39 @@ def window_start(cursor: datetime, lookback_minutes: int) -> datetime:
     return cursor - timedelta(minutes=lookback_minutes)
 
 
-def _result(manifest: BatchManifest, details: dict[str, Any]) -> dg.MaterializeResult:
-    balance = Balance(
-        "records_landed",
-        {"records_from_pages": details["records_from_pages"]},
-        {"records_landed": manifest.records},
+def land_changes(
+    context: dg.AssetExecutionContext,
+    config: CustomerExtractConfig,
+    raw_log: RawLogResource,
+    client: CrmClient | ErpClient,
+    source: str,
+    stream: str,
+    url: str,
+    changed_pages: Callable[[datetime], Iterator[FetchedPage]],
+    position_of: Callable[[Any], datetime | None],
+) -> dg.MaterializeResult:
+    """Land what changed since the newest change seen (minus the lookback) as one batch.
+
+    `changed_pages(since)` reads the client's pages from `since` on; the cursor lives in the raw
+    log's manifests, so a failed poll lands nothing and asks for the same window again.
+    """
+    log = raw_log.log()
+    cursor = updated_at_cursor(log, source, stream, config.initial_modified_after)
+    since = window_start(cursor, config.lookback_minutes)
+    manifest, details = land_pages(
+        log,
+        source,
+        stream,
+        context.run_id,
+        changed_pages(since),
+        position_of=position_of,
+        cursor_before=cursor,
+        render=to_iso_utc,
+        details={"endpoint": url, "window_start": to_iso_utc(since)},
+        late_details=lambda: {**client.stats.as_metadata(), "token_fetches": client.token_fetches},
     )
-    return dg.MaterializeResult(
-        metadata={
-            "batch_id": manifest.batch_id,
-            "raw_file": dg.MetadataValue.path(str(manifest.path)),
-            "records_landed": manifest.records,
-            "pages": len(details["pages"]),
-            "window_start": details["window_start"],
-            "cursor_before": details["cursor_before"],
-            "cursor_after": details["cursor_after"],
-            "unreadable_positions": details["unreadable_positions"],
-            "balance": balance.as_text(),
-            "balance_holds": balance.holds,
-            **{
-                key: details[key]
-                for key in (
-                    "http_requests",
-                    "retries_rate_limited",
-                    "retries_server_error",
-                    "retries_network",
-                    "token_fetches",
-                )
-                if key in details
-            },
-        }
-    )
+    detail_keys = ("unreadable_positions", *HTTP_STATS_KEYS, "token_fetches")
+    return dg.MaterializeResult(metadata=landed_batch_metadata(manifest, details, detail_keys))
 
 
 @dg.asset(
@@ -146,24 +148,22 @@ def raw_crm_accounts(
     back as exact duplicates that staging counts and drops.
     If this fails, re-materialize it: nothing was landed and the cursor did not move.
     """
-    log = raw_log.log()
-    cursor = updated_at_cursor(log, CRM_SOURCE, CRM_STREAM_NAME, config.initial_modified_after)
-    since = window_start(cursor, config.lookback_minutes)
     url = crm.data_url("query")  # the first call fetches a session and learns the instance
-    params = {"sobject": "Account", "LastModifiedDate_after": to_iso_utc(since)}
-    manifest, details = land_pages(
-        log,
+    return land_changes(
+        context,
+        config,
+        raw_log,
+        crm,
         CRM_SOURCE,
         CRM_STREAM_NAME,
-        context.run_id,
-        as_pages(crm.iter_accounts(modified_after=since), url, params),
+        url,
+        lambda since: as_pages(
+            crm.iter_accounts(modified_after=since),
+            url,
+            {"sobject": "Account", "LastModifiedDate_after": to_iso_utc(since)},
+        ),
         position_of=last_modified_of,
-        cursor_before=cursor,
-        render=to_iso_utc,
-        details={"endpoint": url, "window_start": to_iso_utc(since)},
-        late_details=lambda: {**crm.stats.as_metadata(), "token_fetches": crm.token_fetches},
     )
-    return _result(manifest, details)
 
 
 @dg.asset(
@@ -189,21 +189,20 @@ def raw_erp_customers(
     back as exact duplicates that staging counts and drops.
     If this fails, re-materialize it: nothing was landed and the cursor did not move.
     """
-    log = raw_log.log()
-    cursor = updated_at_cursor(log, ERP_SOURCE, ERP_STREAM_NAME, config.initial_modified_after)
-    since = window_start(cursor, config.lookback_minutes)
     url = erp.record_url("customer")
-    params = {"updated_since": to_iso_utc(since), "limit": str(erp.page_limit)}
-    manifest, details = land_pages(
-        log,
+    return land_changes(
+        context,
+        config,
+        raw_log,
+        erp,
         ERP_SOURCE,
         ERP_STREAM_NAME,
-        context.run_id,
-        as_pages(erp.iter_records("customer", updated_since=since), url, params, "offset"),
+        url,
+        lambda since: as_pages(
+            erp.iter_records("customer", updated_since=since),
+            url,
+            {"updated_since": to_iso_utc(since), "limit": str(erp.page_limit)},
+            "offset",
+        ),
         position_of=updated_at_of,
-        cursor_before=cursor,
-        render=to_iso_utc,
-        details={"endpoint": url, "window_start": to_iso_utc(since)},
-        late_details=lambda: {**erp.stats.as_metadata(), "token_fetches": erp.token_fetches},
     )
-    return _result(manifest, details)

@@ -20,9 +20,12 @@ from integration_assets.defs.customers.names import (
 )
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
-from integration_assets.storage.staging_books import record_batch_outcome
+from integration_assets.storage.staging_books import (
+    insert_new_rows,
+    record_batch_outcome,
+    staging_run_books,
+)
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, Warehouse
-from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation
 from integration_assets.streams.customer_references import record_key, stage_reference
 from integration_assets.streams.money import is_currency_code
@@ -100,15 +103,13 @@ def stage_references_batch(
     # Typed explicitly: an all-NULL column (no ERP limit in the batch) must still insert as text/time.
     frame = frame.astype({"modified_at": "datetime64[us]", "currency": "string"})
     with warehouse.transaction() as con:
-        con.register("incoming", frame)
-        staged_count = con.execute(
-            f"""INSERT INTO staging.customer_references
-                SELECT {", ".join("i." + c for c in COLUMNS)} FROM incoming i
-                WHERE NOT EXISTS (SELECT 1 FROM staging.customer_references s
-                                  WHERE s.system = i.system AND s.source_record_id = i.source_record_id
-                                    AND s.payload_hash = i.payload_hash)"""
-        ).fetchone()[0]
-        con.unregister("incoming")
+        staged_count = insert_new_rows(
+            con,
+            "staging.customer_references",
+            frame,
+            COLUMNS,
+            ("system", "source_record_id", "payload_hash"),
+        )
         duplicates += len(frame) - staged_count
         balance = record_batch_outcome(
             con,
@@ -190,22 +191,9 @@ def staging_customer_references(
         )
         for stream, manifest in unstaged_batches(wh, log)
     ]
-    totals = {
-        key: sum(r[key] for r in results)
-        for key in ("records_read", "staged", "quarantined", "duplicates")
-    }
-    reasons = sum((r["reasons"] for r in results), Counter())
+    totals, reasons, balance = staging_run_books(results, "reasons")
     for reason, count in reasons.most_common():
         context.log.warning(f"quarantined {count} record(s): {reason}")
-    balance = Balance(
-        "read_equals_staged_quarantined_duplicates",
-        {"records_read": totals["records_read"]},
-        {
-            "staged": totals["staged"],
-            "quarantined": totals["quarantined"],
-            "duplicates": totals["duplicates"],
-        },
-    )
     return dg.MaterializeResult(
         metadata={
             "batches_staged": len(results),

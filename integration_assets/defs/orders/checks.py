@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from integration_assets.contracts import Contract, load_contract
+from integration_assets.defs.gate_run import GateRun, count_balance_verdict
 from integration_assets.defs.orders.names import (
     CHECK_COUNT_BALANCE,
     CHECK_KEYS_AND_VALUES,
@@ -157,7 +158,7 @@ def staging_orders_gate(
     """Judge every batch staged since the last gate, record each verdict, and report per check."""
     contract = load_contract(CONTRACT_NAME)
     log, wh = raw_log.log(), warehouse.warehouse()
-    verdicts: dict[str, list[tuple[str, bool, str]]] = {name: [] for name in CHECK_DESCRIPTIONS}
+    gate = GateRun(CHECK_DESCRIPTIONS, context.op_execution_context.run_id)
     quirks: dict[str, int] = {}
     with wh.connect() as con:
         batches = gates.pending_batches(con, STREAM, GATING_CHECKS)
@@ -178,10 +179,6 @@ def staging_orders_gate(
                     [STREAM, batch_id],
                 ).fetchall()
             ]
-            balance = con.execute(
-                "SELECT bool_and(holds), string_agg(text, '; ') FROM ops.count_balances WHERE asset_key = ? AND scope = ?",
-                [STAGING_ORDERS.to_user_string(), batch_id],
-            ).fetchone()
             judged = {
                 CHECK_REQUIRED_FIELDS: judge_required_fields(
                     _raw_presence(log, raw_file, contract), contract
@@ -189,51 +186,24 @@ def staging_orders_gate(
                 CHECK_KEYS_AND_VALUES: judge_keys_and_values(staged, contract),
                 CHECK_TOTALS: judge_totals(staged, contract),
                 CHECK_VOLUME: judge_volume(records_read, history, contract),
-                CHECK_COUNT_BALANCE: (
-                    bool(balance[0]),
-                    balance[1] or "no balance recorded for this batch",
-                ),
+                CHECK_COUNT_BALANCE: count_balance_verdict(con, STAGING_ORDERS, batch_id),
             }
-            for name, (passed, reason) in judged.items():
-                gates.record_verdict(
-                    con,
-                    STREAM,
-                    batch_id,
-                    name,
-                    bool(passed),
-                    reason,
-                    context.op_execution_context.run_id,
-                )
-                verdicts[name].append((batch_id, bool(passed), reason))
+            gate.record(con, STREAM, batch_id, judged)
             for flags in staged["quality_flags"]:
                 for flag in flags:
                     quirks[flag] = quirks.get(flag, 0) + 1
 
-    for name in (
-        CHECK_REQUIRED_FIELDS,
-        CHECK_KEYS_AND_VALUES,
-        CHECK_TOTALS,
-        CHECK_VOLUME,
-        CHECK_COUNT_BALANCE,
-    ):
-        failed = [(b, r) for b, ok, r in verdicts[name] if not ok]
-        yield dg.AssetCheckResult(
-            check_name=name,
-            asset_key=STAGING_ORDERS,
-            passed=not failed,
-            severity=dg.AssetCheckSeverity.ERROR,
-            description=(
-                "; ".join(f"batch {b} blocked: {r}" for b, r in failed) if failed else None
-            ),
-            metadata={
-                "batches_judged": len(verdicts[name]),
-                "batches_failed": len(failed),
-                "contract": contract.label,
-                "verdicts": dg.MetadataValue.json(
-                    [{"batch_id": b, "passed": ok, "reason": r} for b, ok, r in verdicts[name]]
-                ),
-            },
-        )
+    yield from gate.results(
+        STAGING_ORDERS,
+        check_names=(
+            CHECK_REQUIRED_FIELDS,
+            CHECK_KEYS_AND_VALUES,
+            CHECK_TOTALS,
+            CHECK_VOLUME,
+            CHECK_COUNT_BALANCE,
+        ),
+        metadata={"contract": contract.label},
+    )
     yield dg.AssetCheckResult(
         check_name=CHECK_KNOWN_QUIRKS,
         asset_key=STAGING_ORDERS,

@@ -7,13 +7,14 @@ import dagster as dg
 from integration_assets.defs.orders.names import OWNER, RAW_ORDERS, SOURCE, STREAM_NAME
 from integration_assets.storage.landing import (
     DEFAULT_START,
+    HTTP_STATS_KEYS,
     land_pages,
+    landed_batch_metadata,
     updated_at_cursor,
     updated_at_of,
 )
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
-from integration_assets.streams.balances import Balance
 from integration_assets.streams.timestamps import parse_utc, to_iso_utc
 from integration_assets.systems.storefront import StorefrontClient
 
@@ -106,36 +107,15 @@ def raw_storefront_orders(
         config.initial_updated_at_min,
         full_sweep=config.full_sweep,
     )
-    balance = Balance(
-        "records_landed",
-        {"records_from_pages": details["records_from_pages"]},
-        {"records_landed": manifest.records},
-    )
     seconds = max(details["seconds"], 1e-6)
     return dg.MaterializeResult(
         metadata={
-            "batch_id": manifest.batch_id,
-            "raw_file": dg.MetadataValue.path(str(manifest.path)),
-            "records_landed": manifest.records,
+            **landed_batch_metadata(
+                manifest, details, detail_keys=(*HTTP_STATS_KEYS, "retry_wait_seconds")
+            ),
             "orders_at_source": details["orders_at_source"],
-            "pages": len(details["pages"]),
             "bytes": manifest.bytes,
-            "window_start": details["window_start"],
-            "cursor_before": details["cursor_before"],
-            "cursor_after": details["cursor_after"],
             "orders_per_second": round(manifest.records / seconds, 1),
             "api_versions_served": ", ".join(details["api_versions_served"]) or "none",
-            "balance": balance.as_text(),
-            "balance_holds": balance.holds,
-            **{
-                key: details[key]
-                for key in (
-                    "http_requests",
-                    "retries_rate_limited",
-                    "retries_server_error",
-                    "retries_network",
-                    "retry_wait_seconds",
-                )
-            },
         }
     )

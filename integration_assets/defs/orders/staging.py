@@ -18,9 +18,12 @@ from integration_assets.defs.orders.names import (
 )
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
-from integration_assets.storage.staging_books import record_batch_outcome
+from integration_assets.storage.staging_books import (
+    insert_new_rows,
+    record_batch_outcome,
+    staging_run_books,
+)
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
-from integration_assets.streams.balances import Balance
 from integration_assets.streams.order_records import StagedOrder, Violation, stage_order
 from integration_assets.streams.timestamps import naive_utc
 
@@ -134,17 +137,13 @@ def stage_batch(
     rows, quarantined, duplicates_in_batch = split_batch(log, manifest, contract)
     frame = _staged_frame(rows, manifest, contract, run_id)
     with warehouse.transaction() as con:
-        con.register("incoming", frame)
-        new_rows = con.execute(
-            f"""
-            INSERT INTO staging.storefront_orders ({", ".join(STAGED_COLUMNS)})
-            SELECT {", ".join("i." + c for c in STAGED_COLUMNS)} FROM incoming i
-            WHERE NOT EXISTS (
-                SELECT 1 FROM staging.storefront_orders s
-                WHERE s.order_id = i.order_id AND s.updated_at = i.updated_at AND s.payload_hash = i.payload_hash)
-            """
-        ).fetchone()[0]
-        con.unregister("incoming")
+        new_rows = insert_new_rows(
+            con,
+            "staging.storefront_orders",
+            frame,
+            STAGED_COLUMNS,
+            ("order_id", "updated_at", "payload_hash"),
+        )
         duplicates = duplicates_in_batch + (len(frame) - new_rows)
         balance = record_batch_outcome(
             con,
@@ -225,21 +224,8 @@ def staging_storefront_orders(
         stage_batch(wh, log, manifest, contract, context.run_id)
         for manifest in unstaged_batches(wh, log)
     ]
-    totals = {
-        key: sum(r[key] for r in results)
-        for key in ("records_read", "staged", "quarantined", "duplicates")
-    }
-    reasons = sum((r["quarantine_reasons"] for r in results), Counter())
+    totals, reasons, balance = staging_run_books(results, "quarantine_reasons")
     flags = sum((r["quality_flags"] for r in results), Counter())
-    balance = Balance(
-        "read_equals_staged_quarantined_duplicates",
-        {"records_read": totals["records_read"]},
-        {
-            "staged": totals["staged"],
-            "quarantined": totals["quarantined"],
-            "duplicates": totals["duplicates"],
-        },
-    )
     for reason, count in reasons.most_common():
         context.log.warning(f"quarantined {count} record(s): {reason}")
     return dg.MaterializeResult(

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from integration_assets.defs.gate_run import GateRun, count_balance_verdict
 from integration_assets.defs.payments.names import (
     CHECK_COUNT_BALANCE,
     CHECK_KEYS_AND_VALUES,
@@ -46,8 +47,7 @@ def judge_keys_and_values(frame) -> tuple[bool, str]:
 )
 def staging_payments_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     """Judge every payments batch staged since the last gate; record each verdict for core to respect."""
-    run_id = context.op_execution_context.run_id
-    verdicts = {name: [] for name in GATING_CHECKS}
+    gate = GateRun(GATING_CHECKS, context.op_execution_context.run_id)
     with warehouse.warehouse().connect() as con:
         streams = [
             row[0]
@@ -61,26 +61,11 @@ def staging_payments_gate(context: dg.AssetCheckExecutionContext, warehouse: War
                     "SELECT resource, object_id, payload_hash, currency, amount_minor FROM staging.payments_objects WHERE batch_id = ?",
                     [batch_id],
                 ).df()
-                holds, text = con.execute(
-                    "SELECT bool_and(holds), string_agg(text, '; ') FROM ops.count_balances WHERE asset_key = ? AND scope LIKE ?",
-                    [STAGING_PAYMENTS.to_user_string(), f"%:{batch_id}"],
-                ).fetchone()
                 judged = {
                     CHECK_KEYS_AND_VALUES: judge_keys_and_values(frame),
-                    CHECK_COUNT_BALANCE: (
-                        bool(holds),
-                        text or "no balance recorded for this batch",
+                    CHECK_COUNT_BALANCE: count_balance_verdict(
+                        con, STAGING_PAYMENTS, f"%:{batch_id}", scope_like=True
                     ),
                 }
-                for name, (passed, reason) in judged.items():
-                    gates.record_verdict(con, stream, batch_id, name, bool(passed), reason, run_id)
-                    verdicts[name].append((f"{stream}:{batch_id}", bool(passed), reason))
-    for name in GATING_CHECKS:
-        failed = [(b, r) for b, ok, r in verdicts[name] if not ok]
-        yield dg.AssetCheckResult(
-            check_name=name,
-            asset_key=STAGING_PAYMENTS,
-            passed=not failed,
-            description="; ".join(f"batch {b} blocked: {r}" for b, r in failed) or None,
-            metadata={"batches_judged": len(verdicts[name]), "batches_failed": len(failed)},
-        )
+                gate.record(con, stream, batch_id, judged, label=f"{stream}:{batch_id}")
+    yield from gate.results(STAGING_PAYMENTS, verdicts_batch_key=None)

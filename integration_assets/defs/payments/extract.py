@@ -1,6 +1,7 @@
 """raw/payments/*: poll the payment provider's list endpoints and land every page in the raw log."""
 
 from datetime import timedelta
+from typing import Any
 
 import dagster as dg
 
@@ -11,10 +12,9 @@ from integration_assets.defs.payments.names import (
     RESOURCES,
     SOURCE,
 )
-from integration_assets.storage.landing import land_pages
-from integration_assets.storage.raw_log import RawLog
+from integration_assets.storage.landing import HTTP_STATS_KEYS, land_pages, landed_batch_metadata
+from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
-from integration_assets.streams.balances import Balance
 from integration_assets.systems.payments import PaymentsClient
 
 DAY = 86_400
@@ -30,33 +30,9 @@ def previous_cursor(log: RawLog, stream: str) -> int:
     return int(latest.details["cursor_after"]) if latest is not None else 0
 
 
-def _result(manifest, details) -> dg.MaterializeResult:
-    balance = Balance(
-        "records_landed",
-        {"records_from_pages": details["records_from_pages"]},
-        {"records_landed": manifest.records},
-    )
+def _result(manifest: BatchManifest, details: dict[str, Any]) -> dg.MaterializeResult:
     return dg.MaterializeResult(
-        metadata={
-            "batch_id": manifest.batch_id,
-            "raw_file": dg.MetadataValue.path(str(manifest.path)),
-            "records_landed": manifest.records,
-            "pages": len(details["pages"]),
-            "cursor_before": details["cursor_before"],
-            "cursor_after": details["cursor_after"],
-            "balance": balance.as_text(),
-            "balance_holds": balance.holds,
-            **{
-                k: details[k]
-                for k in (
-                    "http_requests",
-                    "retries_rate_limited",
-                    "retries_server_error",
-                    "retries_network",
-                )
-                if k in details
-            },
-        }
+        metadata=landed_batch_metadata(manifest, details, detail_keys=HTTP_STATS_KEYS)
     )
 
 

@@ -18,9 +18,12 @@ from integration_assets.defs.payments.names import (
 )
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
-from integration_assets.storage.staging_books import record_batch_outcome
+from integration_assets.storage.staging_books import (
+    insert_new_rows,
+    record_batch_outcome,
+    staging_run_books,
+)
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
-from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation, typed_fields
 from integration_assets.streams.hashing import payload_hash
 
@@ -95,13 +98,13 @@ def stage_payments_batch(
         )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     with warehouse.transaction() as con:
-        con.register("incoming", frame)
-        staged = con.execute(
-            f"""INSERT INTO staging.payments_objects SELECT {", ".join("i." + c for c in COLUMNS)} FROM incoming i
-                WHERE NOT EXISTS (SELECT 1 FROM staging.payments_objects s WHERE s.resource = i.resource
-                                  AND s.object_id = i.object_id AND s.payload_hash = i.payload_hash)"""
-        ).fetchone()[0]
-        con.unregister("incoming")
+        staged = insert_new_rows(
+            con,
+            "staging.payments_objects",
+            frame,
+            COLUMNS,
+            ("resource", "object_id", "payload_hash"),
+        )
         duplicates += len(frame) - staged
         balance = record_batch_outcome(
             con,
@@ -159,22 +162,9 @@ def staging_payments_objects(
         for manifest in log.batches(SOURCE, resource)
         if manifest.batch_id not in done
     ]
-    totals = {
-        k: sum(r[k] for r in results)
-        for k in ("records_read", "staged", "quarantined", "duplicates")
-    }
-    reasons = sum((r["reasons"] for r in results), Counter())
+    totals, reasons, balance = staging_run_books(results, "reasons")
     for reason, count in reasons.most_common():
         context.log.warning(f"quarantined {count} record(s): {reason}")
-    balance = Balance(
-        "read_equals_staged_quarantined_duplicates",
-        {"records_read": totals["records_read"]},
-        {
-            "staged": totals["staged"],
-            "quarantined": totals["quarantined"],
-            "duplicates": totals["duplicates"],
-        },
-    )
     return dg.MaterializeResult(
         metadata={
             "batches_staged": len(results),

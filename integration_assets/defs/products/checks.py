@@ -4,6 +4,7 @@ the history's shape."""
 import dagster as dg
 import pandas as pd
 
+from integration_assets.defs.gate_run import GateRun, count_balance_verdict
 from integration_assets.defs.products.names import (
     CHECK_COUNT_BALANCE,
     CHECK_HISTORY_WELL_FORMED,
@@ -56,8 +57,7 @@ def judge_product_keys_and_values(frame: pd.DataFrame) -> tuple[bool, str]:
 )
 def staging_products_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     """Judge every product batch staged since the last gate; record each verdict for core to respect."""
-    run_id = context.op_execution_context.run_id
-    verdicts: dict[str, list[tuple[str, bool, str]]] = {name: [] for name in GATING_CHECKS}
+    gate = GateRun(GATING_CHECKS, context.op_execution_context.run_id)
     with warehouse.warehouse().connect() as con:
         for batch_id in gates.pending_batches(con, STREAM, GATING_CHECKS):
             frame = con.execute(
@@ -65,32 +65,12 @@ def staging_products_gate(context: dg.AssetCheckExecutionContext, warehouse: War
                 "FROM staging.storefront_products WHERE batch_id = ?",
                 [batch_id],
             ).df()
-            holds, text = con.execute(
-                "SELECT bool_and(holds), string_agg(text, '; ') FROM ops.count_balances WHERE asset_key = ? AND scope = ?",
-                [STAGING_PRODUCTS.to_user_string(), batch_id],
-            ).fetchone()
             judged = {
                 CHECK_KEYS_AND_VALUES: judge_product_keys_and_values(frame),
-                CHECK_COUNT_BALANCE: (bool(holds), text or "no balance recorded for this batch"),
+                CHECK_COUNT_BALANCE: count_balance_verdict(con, STAGING_PRODUCTS, batch_id),
             }
-            for name, (passed, reason) in judged.items():
-                gates.record_verdict(con, STREAM, batch_id, name, bool(passed), reason, run_id)
-                verdicts[name].append((batch_id, bool(passed), reason))
-    for name in GATING_CHECKS:
-        failed = [(b, r) for b, ok, r in verdicts[name] if not ok]
-        yield dg.AssetCheckResult(
-            check_name=name,
-            asset_key=STAGING_PRODUCTS,
-            passed=not failed,
-            description="; ".join(f"batch {b} blocked: {r}" for b, r in failed) or None,
-            metadata={
-                "batches_judged": len(verdicts[name]),
-                "batches_failed": len(failed),
-                "verdicts": dg.MetadataValue.json(
-                    [{"batch_id": b, "passed": ok, "reason": r} for b, ok, r in verdicts[name]]
-                ),
-            },
-        )
+            gate.record(con, STREAM, batch_id, judged)
+    yield from gate.results(STAGING_PRODUCTS)
 
 
 @dg.asset_check(

@@ -14,12 +14,12 @@ from integration_assets.defs.products.names import (
 from integration_assets.storage.landing import (
     DEFAULT_START,
     land_pages,
+    landed_batch_metadata,
     updated_at_cursor,
     updated_at_of,
 )
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
-from integration_assets.streams.balances import Balance
 from integration_assets.streams.timestamps import to_iso_utc
 from integration_assets.systems.storefront import StorefrontClient
 
@@ -86,22 +86,6 @@ def raw_storefront_products(
         timedelta(minutes=config.lookback_minutes),
         config.initial_updated_at_min,
     )
-    balance = Balance(
-        "records_landed",
-        {"records_from_pages": details["records_from_pages"]},
-        {"records_landed": manifest.records},
-    )
     return dg.MaterializeResult(
-        metadata={
-            "batch_id": manifest.batch_id,
-            "raw_file": dg.MetadataValue.path(str(manifest.path)),
-            "records_landed": manifest.records,
-            "pages": len(details["pages"]),
-            "window_start": details["window_start"],
-            "cursor_before": details["cursor_before"],
-            "cursor_after": details["cursor_after"],
-            "balance": balance.as_text(),
-            "balance_holds": balance.holds,
-            "http_requests": details.get("http_requests", 0),
-        }
+        metadata=landed_batch_metadata(manifest, details, detail_keys=("http_requests",))
     )

@@ -20,9 +20,8 @@ from integration_assets.defs.products.names import (
 )
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
-from integration_assets.storage.staging_books import record_batch_outcome
+from integration_assets.storage.staging_books import record_batch_outcome, staging_run_books
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
-from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation
 from integration_assets.streams.money import is_currency_code
 from integration_assets.streams.product_records import StagedVariant, stage_product
@@ -219,22 +218,13 @@ def staging_storefront_products(
         stage_products_batch(wh, log, manifest, contract, config.shop_currency, context.run_id)
         for manifest in unstaged_product_batches(wh, log)
     ]
-    totals = {
-        key: sum(r[key] for r in results)
-        for key in ("records_read", "staged", "variant_rows", "quarantined", "duplicates")
-    }
-    reasons = sum((r["quarantine_reasons"] for r in results), Counter())
+    totals, reasons, balance = staging_run_books(
+        results,
+        "quarantine_reasons",
+        ("records_read", "staged", "variant_rows", "quarantined", "duplicates"),
+    )
     for reason, count in reasons.most_common():
         context.log.warning(f"quarantined {count} product version(s): {reason}")
-    balance = Balance(
-        "read_equals_staged_quarantined_duplicates",
-        {"records_read": totals["records_read"]},
-        {
-            "staged": totals["staged"],
-            "quarantined": totals["quarantined"],
-            "duplicates": totals["duplicates"],
-        },
-    )
     return dg.MaterializeResult(
         metadata={
             "batches_staged": len(results),
