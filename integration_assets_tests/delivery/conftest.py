@@ -5,6 +5,7 @@ a customer whose email the ERP refuses (our mapping lets it through; the ERP's v
 and a big refund whose credit note needs approval.
 """
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,24 +155,34 @@ class Stack:
 def open_stack(tmp_path: Path, scenario_path: Path, hours: float = 12) -> Iterator[Stack]:
     """Every system of `scenario_path` served, the orders, payments and customers already in core."""
     scenario = load_scenario(scenario_path)
-    with start_sandbox_systems(scenario) as systems:
-        resources = {
-            **client_resources(systems, scenario),
-            "raw_log": RawLogResource(root=str(tmp_path / "raw")),
-            "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
-            "warehouse_inbox": WarehouseInboxResource(path=str(tmp_path / "inbox")),
-            "alert_sink": AlertSinkResource(log_path=str(tmp_path / "alerts.log")),
-        }
-        stack = Stack(
-            systems,
-            resources,
-            Warehouse(tmp_path / "warehouse.duckdb"),
-            dg.DagsterInstance.ephemeral(),
-        )
-        systems.clock.advance(timedelta(hours=hours))
-        result = stack.run("orders", "payments", "finance", "customers")
-        assert result.success, [e.message for e in result.all_events if e.is_failure]
-        yield stack
+    # This stack's audit files only: ops/audit_log loads every file in the folder.
+    previous_audit_dir = os.environ.get("INTEGRATION_ASSETS_AUDIT_DIR")
+    os.environ["INTEGRATION_ASSETS_AUDIT_DIR"] = str(tmp_path / "audit")
+    try:
+        with start_sandbox_systems(scenario) as systems:
+            yield from _stack_on(systems, scenario, tmp_path, hours)
+    finally:
+        if previous_audit_dir is None:
+            os.environ.pop("INTEGRATION_ASSETS_AUDIT_DIR", None)
+        else:
+            os.environ["INTEGRATION_ASSETS_AUDIT_DIR"] = previous_audit_dir
+
+
+def _stack_on(systems, scenario, tmp_path: Path, hours: float) -> Iterator[Stack]:
+    resources = {
+        **client_resources(systems, scenario),
+        "raw_log": RawLogResource(root=str(tmp_path / "raw")),
+        "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+        "warehouse_inbox": WarehouseInboxResource(path=str(tmp_path / "inbox")),
+        "alert_sink": AlertSinkResource(log_path=str(tmp_path / "alerts.log")),
+    }
+    stack = Stack(
+        systems, resources, Warehouse(tmp_path / "warehouse.duckdb"), dg.DagsterInstance.ephemeral()
+    )
+    systems.clock.advance(timedelta(hours=hours))
+    result = stack.run("orders", "payments", "finance", "customers")
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    yield stack
 
 
 @pytest.fixture

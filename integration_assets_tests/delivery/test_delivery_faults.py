@@ -20,7 +20,8 @@ def test_a_token_that_expires_mid_run_is_refreshed_once_and_the_run_continues(tm
         assert result.success
         with stack.warehouse.connect() as con:
             refused = con.execute(
-                "SELECT count(*) FROM ops.audit_log WHERE system = 'erp' AND status = '401'"
+                "SELECT count(*) FROM ops.audit_log WHERE system = 'erp' AND status = '401' AND run_id = ?",
+                [result.run_id],
             ).fetchone()[0]
         assert refused == 1  # the expired token was refused once, refreshed, and the write retried
         assert stack.erp_documents()["sales_order"] == 5
