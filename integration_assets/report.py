@@ -6,7 +6,7 @@ from typing import Any
 
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
 from integration_assets.storage.raw_log import RawLog
-from integration_assets.storage.warehouse import Warehouse
+from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams.balances import Balance
 
 TABLES = {
@@ -65,22 +65,12 @@ def raw_balances(log: RawLog) -> list[dict]:
     return balances
 
 
-def _table_exists(con, qualified: str) -> bool:
-    schema, table = qualified.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
 def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
     with warehouse.connect(read_only=True) as con:
         counts = {
             name: (
                 con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-                if _table_exists(con, table)
+                if table_exists(con, table)
                 else None
             )
             for name, table in TABLES.items()
@@ -133,8 +123,8 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
                 "FROM staging.batches GROUP BY stream ORDER BY stream"
             ).fetchall()
         }
-        money = _money_section(con) if _table_exists(con, "core.payment_reconciliation") else None
-        outbox = _outbox_section(con) if _table_exists(con, "ops.outbox") else None
+        money = _money_section(con) if table_exists(con, "core.payment_reconciliation") else None
+        outbox = _outbox_section(con) if table_exists(con, "ops.outbox") else None
         files = (
             [
                 {"file": name, "status": status, "reason": reason}
@@ -143,7 +133,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
                     "WHERE status <> 'staged' ORDER BY name"
                 ).fetchall()
             ]
-            if _table_exists(con, "staging.warehouse_files")
+            if table_exists(con, "staging.warehouse_files")
             else []
         )
         inventory = (
@@ -174,7 +164,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
                     ).fetchall()
                 ],
             }
-            if _table_exists(con, "core.inventory_drift")
+            if table_exists(con, "core.inventory_drift")
             else None
         )
         returns = (
@@ -201,7 +191,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
                     ).fetchall()
                 ],
             }
-            if _table_exists(con, "core.returns")
+            if table_exists(con, "core.returns")
             else None
         )
     return {

@@ -12,7 +12,7 @@ import orjson
 
 from integration_assets.delivery.planning import PlanResult, PlanSources, plan_from_mapped
 from integration_assets.storage.order_payloads import current_orders
-from integration_assets.storage.warehouse import Warehouse
+from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams import crm_mapping, erp_adjustments, erp_mapping, wms_mapping
 from integration_assets.streams.customers import GOLDEN_COLUMNS
 
@@ -20,19 +20,9 @@ from integration_assets.streams.customers import GOLDEN_COLUMNS
 CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR = 50_000
 
 
-def _table_exists(con, qualified: str) -> bool:
-    schema, table = qualified.split(".")
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-            [schema, table],
-        ).fetchone()[0]
-    )
-
-
 def golden_customers(warehouse: Warehouse) -> list[dict[str, Any]]:
     with warehouse.connect() as con:
-        if not _table_exists(con, "core.customers"):
+        if not table_exists(con, "core.customers"):
             return []
         rows = con.execute(
             f"SELECT {', '.join(GOLDEN_COLUMNS)} FROM core.customers ORDER BY customer_id"
@@ -214,7 +204,7 @@ def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
 def succeeded_charges(warehouse: Warehouse) -> dict[int, list[dict[str, Any]]]:
     """The newest version of every succeeded charge, by storefront order id."""
     with warehouse.connect() as con:
-        if not _table_exists(con, "staging.payments_objects"):
+        if not table_exists(con, "staging.payments_objects"):
             return {}
         rows = con.execute(
             """

@@ -513,6 +513,17 @@ class Warehouse:
                 delay = min(delay * 2, 2.0)
 
 
+def table_exists(connection: duckdb.DuckDBPyConnection, qualified: str) -> bool:
+    """`schema.table` exists (the read-only report and planners run before some assets ever have)."""
+    schema, table = qualified.split(".")
+    return bool(
+        connection.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )
+
+
 def replace_table(
     connection: duckdb.DuckDBPyConnection, name: str, frame, order_by: str | None = None
 ) -> None:
