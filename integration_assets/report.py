@@ -8,6 +8,7 @@ from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams.balances import Balance
+from integration_assets.streams.outbox import outbox_books
 
 TABLES = {
     "staging/storefront/orders": "staging.storefront_orders",
@@ -206,23 +207,6 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
         "quarantine": quarantine,
         "staging_totals": staged_totals,
     }
-
-
-def outbox_books(statuses: dict[str, int]) -> Balance:
-    """promoted = delivered + dead-lettered + awaiting approval + pending (+ retry later, rejected, superseded)."""
-    return Balance(
-        "promoted_equals_delivered_dead_awaiting_pending",
-        {"promoted": sum(statuses.values())},
-        {
-            "delivered": statuses.get("sent", 0),
-            "dead_lettered": statuses.get("dead", 0),
-            "awaiting_approval": statuses.get("awaiting_approval", 0),
-            "pending": statuses.get("pending", 0),
-            "retry_later": statuses.get("failed", 0),
-            "rejected": statuses.get("rejected", 0),
-            "superseded": statuses.get("superseded", 0),
-        },
-    )
 
 
 def _outbox_section(con) -> dict[str, Any]:

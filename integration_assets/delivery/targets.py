@@ -24,18 +24,11 @@ class Target:
     send: Callable[[Any, OutboxRow], WriteOutcome]
 
 
-def _erp(record_type: str) -> Callable[[Any, OutboxRow], WriteOutcome]:
+def _upsert(kind: str) -> Callable[[Any, OutboxRow], WriteOutcome]:
+    """An upsert by external id of `kind` (an ERP record type, a CRM sObject)."""
+
     def send(client: Any, row: OutboxRow) -> WriteOutcome:
-        return client.upsert(
-            record_type, row.external_id, row.payload_to_send(), row.idempotency_key
-        )
-
-    return send
-
-
-def _crm(sobject: str) -> Callable[[Any, OutboxRow], WriteOutcome]:
-    def send(client: Any, row: OutboxRow) -> WriteOutcome:
-        return client.upsert(sobject, row.external_id, row.payload_to_send(), row.idempotency_key)
+        return client.upsert(kind, row.external_id, row.payload_to_send(), row.idempotency_key)
 
     return send
 
@@ -47,15 +40,15 @@ def _wms_reservation(client: Any, row: OutboxRow) -> WriteOutcome:
 TARGETS: dict[tuple[str, str], Target] = {
     (target.target, target.entity): target
     for target in (
-        Target("crm", "account", "crm", _crm("Account")),
-        Target("crm", "contact", "crm", _crm("Contact")),
-        Target("erp", "customer", "erp", _erp("customer")),
+        Target("crm", "account", "crm", _upsert("Account")),
+        Target("crm", "contact", "crm", _upsert("Contact")),
+        Target("erp", "customer", "erp", _upsert("customer")),
         # A credit limit change writes the ERP customer's credit terms only (a partial customer body).
-        Target("erp", "credit_limit", "erp", _erp("customer")),
-        Target("erp", "sales_order", "erp", _erp("sales_order")),
-        Target("erp", "invoice", "erp", _erp("invoice")),
-        Target("erp", "credit_note", "erp", _erp("credit_note")),
-        Target("erp", "payment_applied", "erp", _erp("payment_applied")),
+        Target("erp", "credit_limit", "erp", _upsert("customer")),
+        Target("erp", "sales_order", "erp", _upsert("sales_order")),
+        Target("erp", "invoice", "erp", _upsert("invoice")),
+        Target("erp", "credit_note", "erp", _upsert("credit_note")),
+        Target("erp", "payment_applied", "erp", _upsert("payment_applied")),
         Target("wms", "reservation", "wms", _wms_reservation),
     )
 }

@@ -13,7 +13,7 @@ sent again. Statuses:
 - superseded         newer content for the same record was enqueued before this one was delivered
 
 Every intended write ends in exactly one status, so the books balance:
-enqueued = sent + dead + awaiting_approval + pending + failed + rejected + superseded.
+promoted (enqueued) = sent + dead + awaiting_approval + pending + failed + rejected + superseded.
 """
 
 from __future__ import annotations
@@ -218,10 +218,23 @@ def _deep_copy(value: Any) -> Any:
     return value
 
 
-def outbox_balance(counts_by_status: Mapping[str, int], enqueued: int, scope: str) -> Balance:
-    """enqueued = sent + dead + awaiting approval + pending + failed + rejected + superseded."""
+def outbox_books(counts_by_status: Mapping[str, int], promoted: int | None = None) -> Balance:
+    """promoted = delivered + dead-lettered + awaiting approval + pending (+ retry later, rejected, superseded).
+
+    `promoted` defaults to the rows counted: then the equation holds exactly when every row is in one
+    of the known statuses. A caller that counted the intents separately passes its own figure.
+    """
+    statuses = {status: int(count) for status, count in counts_by_status.items()}
     return Balance(
-        f"outbox_{scope}",
-        {"enqueued": int(enqueued)},
-        {status: int(counts_by_status.get(status, 0)) for status in STATUSES},
+        "promoted_equals_delivered_dead_awaiting_pending",
+        {"promoted": sum(statuses.values()) if promoted is None else int(promoted)},
+        {
+            "delivered": statuses.get(SENT, 0),
+            "dead_lettered": statuses.get(DEAD, 0),
+            "awaiting_approval": statuses.get(AWAITING_APPROVAL, 0),
+            "pending": statuses.get(PENDING, 0),
+            "retry_later": statuses.get(FAILED, 0),
+            "rejected": statuses.get(REJECTED, 0),
+            "superseded": statuses.get(SUPERSEDED, 0),
+        },
     )

@@ -164,5 +164,5 @@ def test_the_books_balance_for_any_history(history):
         assert all(
             count <= 1 for count in open_rows.values()
         )  # never two open writes for one record
-    balance = rules.outbox_balance(Counter(row["status"] for row in rows.values()), enqueued, "all")
+    balance = rules.outbox_books(Counter(row["status"] for row in rows.values()), enqueued)
     assert balance.holds, balance.as_text()

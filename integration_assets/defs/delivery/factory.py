@@ -28,7 +28,7 @@ from integration_assets.storage import outbox as store
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
-from integration_assets.streams.outbox import outbox_balance
+from integration_assets.streams.outbox import outbox_books
 
 
 class DeliveryConfig(dg.Config):
@@ -140,8 +140,7 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
             )
         with wh.transaction() as con:
             statuses = store.counts_by_status(con, spec.target, spec.entity)
-            enqueued_total = sum(statuses.values())
-            books = outbox_balance(statuses, enqueued_total, f"{spec.target}_{spec.entity}")
+            books = outbox_books(statuses)
             record_balance(con, run_id, spec.key.to_user_string(), "outbox", books)
         if report.breaker_open:
             context.log.error(report.breaker_reason)

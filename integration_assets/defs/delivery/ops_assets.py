@@ -18,14 +18,9 @@ from integration_assets.storage.audit_log import load_audit_files
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
-from integration_assets.streams.outbox import outbox_balance
+from integration_assets.streams.alert_messages import ESCALATE_AFTER_ENV, escalate_after_from_env
+from integration_assets.streams.outbox import outbox_books
 from integration_assets.systems.audit import audit_dir
-
-ESCALATE_AFTER_ENV = "DEAD_LETTER_ESCALATE_AFTER_HOURS"
-
-
-def escalate_after_hours() -> float:
-    return float(os.environ.get(ESCALATE_AFTER_ENV) or 4)
 
 
 def build_outbox_asset(delivery_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinition:
@@ -67,7 +62,7 @@ def build_outbox_asset(delivery_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinit
                 by_pair.setdefault(f"{target}/{entity}", {})[status] = int(count)
             balances = []
             for pair, statuses in by_pair.items():
-                books = outbox_balance(statuses, sum(statuses.values()), pair.replace("/", "_"))
+                books = outbox_books(statuses)
                 record_balance(con, context.run_id, OUTBOX.to_user_string(), pair, books)
                 balances.append((pair, books))
             open_dead = con.execute(
@@ -82,7 +77,8 @@ def build_outbox_asset(delivery_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinit
         for statuses in by_pair.values():
             for status, count in statuses.items():
                 totals[status] = totals.get(status, 0) + count
-        limit = escalate_after_hours()
+        # The same age the dead-letter alert sensor escalates at.
+        limit = escalate_after_from_env(os.environ).total_seconds() / 3600
         old = [row for row in open_dead if (now - row[5]).total_seconds() / 3600 > limit]
         yield dg.MaterializeResult(
             metadata={
