@@ -227,6 +227,25 @@ def record_attempt(
     return len(resolved)
 
 
+def unbuilt_or_refused(
+    con: duckdb.DuckDBPyConnection, exclude: tuple[str, str]
+) -> dict[tuple[str, str, str], str]:
+    """Every record another planner could not build (mapping quarantine) or whose write is an open
+    dead letter, with why: the writes that reference one of them must wait (outside `exclude`)."""
+    target, entity = exclude
+    return {
+        (row_target, row_entity, external_id): reason
+        for row_target, row_entity, external_id, reason in con.execute(
+            "SELECT target, entity, external_id, reason FROM ops.mapping_quarantine "
+            "WHERE NOT (target = ? AND entity = ?) "
+            "UNION ALL SELECT target, entity, external_id, 'dead letter: ' || error_class "
+            "FROM ops.outbox WHERE status = 'dead' AND resolved_at IS NULL "
+            "AND NOT (target = ? AND entity = ?)",
+            [target, entity, target, entity],
+        ).fetchall()
+    }
+
+
 def counts_by_status(
     con: duckdb.DuckDBPyConnection, target: str | None = None, entity: str | None = None
 ) -> dict[str, int]:

@@ -7,6 +7,7 @@ a failure, sends nothing twice: delivered rows are never due again, and every wr
 external id at the target.
 """
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -105,17 +106,7 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
         raw_log: RawLogResource = context.resources.raw_log
         plan = spec.plan(PlanSources(wh, raw_log.log()), client)
         with wh.connect() as con:
-            unbuilt = {
-                (target_name, entity, external_id): reason
-                for target_name, entity, external_id, reason in con.execute(
-                    "SELECT target, entity, external_id, reason FROM ops.mapping_quarantine "
-                    "WHERE NOT (target = ? AND entity = ?) "
-                    "UNION ALL SELECT target, entity, external_id, 'dead letter: ' || error_class "
-                    "FROM ops.outbox WHERE status = 'dead' AND resolved_at IS NULL "
-                    "AND NOT (target = ? AND entity = ?)",
-                    [spec.target, spec.entity, spec.target, spec.entity],
-                ).fetchall()
-            }
+            unbuilt = store.unbuilt_or_refused(con, exclude=(spec.target, spec.entity))
         # A child of a write that was not built, or is a dead letter, waits in mapping quarantine
         # (naming its parent) instead of burning its attempts on "reference not found".
         plan.hold_children_of_unbuilt(unbuilt)
@@ -123,8 +114,7 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
             enqueued = store.enqueue(con, spec.target, spec.entity, plan.intents, run_id)
             _replace_quarantine(con, plan, run_id)
             record_balance(con, run_id, spec.key.to_user_string(), "plan", plan.balance())
-        for reason in sorted({q.reason for q in plan.quarantined}):
-            count = sum(1 for q in plan.quarantined if q.reason == reason)
+        for reason, count in sorted(Counter(q.reason for q in plan.quarantined).items()):
             context.log.warning(f"{count} {spec.entity} write(s) not built: {reason}")
         report = drain(
             wh,
