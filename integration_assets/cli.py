@@ -159,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
     from integration_assets.storage.warehouse import WarehouseLockTimeout
 
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # inside the try: a closed pipe shows up here, not at exit
+        return code
     except OutboxError as error:
         # The operator asked for something the row's state does not allow: say why.
         print(f"integration-assets {args.command}: {error}", file=sys.stderr)
@@ -168,6 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         # Expected operator situations (nothing run yet, the warehouse busy): a sentence, not a traceback.
         print(f"integration-assets {args.command}: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # `... | head` closed the pipe: stop quietly (Python's documented recipe), no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":
