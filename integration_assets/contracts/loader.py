@@ -8,7 +8,9 @@ from pathlib import Path
 
 import yaml
 
-CONTRACTS_DIR = Path(__file__).parent
+from integration_assets.contracts.location import PACKAGED_DIR, contract_file
+
+CONTRACTS_DIR = PACKAGED_DIR
 FIELD_TYPES = {
     "integer",
     "string",
@@ -89,9 +91,14 @@ def _field_rules(raw: dict, where: str) -> tuple[FieldRule, ...]:
     return tuple(rules)
 
 
-@cache
 def load_contract(name: str) -> Contract:
-    path = CONTRACTS_DIR / f"{name}.yaml"
+    """The contract `name` as it stands now (the override directory's file if it holds one)."""
+    path = contract_file(f"{name}.yaml")
+    return _load_contract_file(path, path.stat().st_mtime_ns)
+
+
+@cache
+def _load_contract_file(path: Path, _mtime_ns: int) -> Contract:
     raw = yaml.safe_load(path.read_text())
     missing = [
         k
