@@ -139,9 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
     recheck.add_argument("batch_id")
     recheck.set_defaults(handler=_cmd_gate_recheck)
 
-    from integration_assets.cli_outbox import add_commands
+    from integration_assets import cli_explain, cli_outbox, cli_replay
 
-    add_commands(commands)
+    cli_outbox.add_commands(commands)
+    cli_explain.add_commands(commands)
+    cli_replay.add_commands(commands)
     return parser
 
 
