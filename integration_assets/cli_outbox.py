@@ -86,8 +86,10 @@ def _cmd_dlq_retry(args: argparse.Namespace) -> int:
     overrides = _parse_overrides(args.set or [])
     with _warehouse().transaction() as con:
         key = store.find_key(con, args.key)
-        store.retry(con, key, args.by, args.reason, overrides)
+        store.retry(con, key, args.by, args.reason, overrides, args.owner_approved_by)
     edited = f" with {len(overrides)} field edit(s)" if overrides else ""
+    if overrides and args.owner_approved_by:
+        edited += f" (owner approval by {args.owner_approved_by} recorded)"
     print(
         f"{key} is pending again{edited}; the next delivery sends it (or run the replay_dead_letters job)"
     )
@@ -206,6 +208,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         action="append",
         metavar="FIELD=VALUE",
         help="override a mapped field (dotted for nested: billing_address.postal_code=40202); needs --reason",
+    )
+    retry.add_argument(
+        "--owner-approved-by",
+        metavar="OWNER",
+        default=None,
+        help="the registered owner (email or key in contracts/ownership.yaml) who agreed to an edit "
+        "of a field whose system of record is not the target, e.g. customer-service@example.com",
     )
     _operator_arguments(retry, reason_required=False)
     retry.set_defaults(handler=_cmd_dlq_retry)

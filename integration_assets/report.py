@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
+from integration_assets.storage.drift_events import drift_by_kind, open_breaking_drift
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams.balances import Balance
@@ -13,6 +14,7 @@ from integration_assets.streams.outbox import outbox_books
 TABLES = {
     "staging/storefront/orders": "staging.storefront_orders",
     "ops/quarantine": "ops.quarantine",
+    "ops/schema_drift": "ops.schema_drift",
     "core/order_events": "core.order_events",
     "core/orders_current": "core.orders_current",
     "core/stale_versions": "core.stale_versions",
@@ -125,6 +127,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             ).fetchall()
         }
         money = _money_section(con) if table_exists(con, "core.payment_reconciliation") else None
+        drift = _schema_drift_section(con) if table_exists(con, "ops.schema_drift") else None
         outbox = _outbox_section(con) if table_exists(con, "ops.outbox") else None
         files = (
             [
@@ -196,6 +199,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             else None
         )
     return {
+        "schema_drift": drift,
         "outbox": outbox,
         "returns": returns,
         "inventory": inventory,
@@ -206,6 +210,20 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
         "gate_verdicts": gates,
         "quarantine": quarantine,
         "staging_totals": staged_totals,
+    }
+
+
+def _schema_drift_section(con) -> dict[str, Any]:
+    """Drift events by kind, and the breaking ones still holding a batch back."""
+    return {
+        "by_kind": [
+            {"kind": kind, "events": int(events), "fields": int(fields)}
+            for kind, events, fields in drift_by_kind(con)
+        ],
+        "open_breaking": [
+            {"stream": stream, "batch_id": batch_id, "detail": detail}
+            for stream, batch_id, detail in open_breaking_drift(con)
+        ],
     }
 
 
@@ -366,6 +384,7 @@ def build_report(
             else None,
         },
         "money": section["money"],
+        "schema_drift": section["schema_drift"],
         "outbox": section["outbox"],
         "inventory": section["inventory"],
         "returns": section["returns"],
@@ -472,6 +491,23 @@ def render_text(report: dict[str, Any]) -> str:
         if outbox["dead_letters_open"] or outbox["awaiting_approval"]:
             lines.append(
                 "  act on them: integration-assets dlq list|show|retry|resolve, integration-assets approvals list|approve|reject"
+            )
+    drift = report.get("schema_drift")
+    if drift and drift["by_kind"]:
+        kinds = ", ".join(
+            f"{item['kind']} {item['events']} ({item['fields']} field(s))"
+            for item in drift["by_kind"]
+        )
+        lines.append(
+            f"Schema drift (ops.schema_drift), events by kind: {kinds}; "
+            f"{len(drift['open_breaking'])} breaking still blocking a batch"
+        )
+        for item in drift["open_breaking"]:
+            lines.append(f"  {item['stream']} batch {item['batch_id']}: {item['detail']}")
+        if drift["open_breaking"]:
+            lines.append(
+                "  unblock: a reviewed new contract version (contracts/<name>.yaml, version + history) "
+                "re-stages the batch on the next run"
             )
     if report.get("warehouse_files"):
         lines.append("Warehouse files not staged (staging.warehouse_files):")

@@ -1,5 +1,11 @@
 """Versioned data contracts per source stream (YAML beside this file)."""
 
-from integration_assets.contracts.loader import Contract, FieldRule, load_contract
+from integration_assets.contracts.loader import (
+    Contract,
+    ContractChange,
+    ContractError,
+    FieldRule,
+    load_contract,
+)
 
-__all__ = ["Contract", "FieldRule", "load_contract"]
+__all__ = ["Contract", "ContractChange", "ContractError", "FieldRule", "load_contract"]

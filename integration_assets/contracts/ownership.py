@@ -9,13 +9,14 @@ with the file and the path inside it (`entities.customer.attributes.email.owner`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from integration_assets.contracts.loader import CONTRACTS_DIR
+from integration_assets.contracts.location import contract_file
 from integration_assets.strict_yaml import StrictYamlReader, load_yaml_file
 
 OWNERSHIP_FILE = CONTRACTS_DIR / "ownership.yaml"
@@ -64,6 +65,45 @@ class Entity:
     description: str
     key: tuple[str, ...]
     attributes: Mapping[str, Attribute]
+    tables: tuple[str, ...] = ()  # the core tables whose rows are this entity (core.orders_current)
+
+    def columns(self) -> tuple[str, ...]:
+        return tuple(
+            column for attribute in self.attributes.values() for column in attribute.columns
+        )
+
+
+# `values_from: golden_record`: each value from the system core.customers.attribute_sources names.
+GOLDEN_RECORD = "golden_record"
+
+
+@dataclass(frozen=True)
+class DeliveryField:
+    """One payload field of a write, and the registry attributes whose values it carries."""
+
+    name: str
+    carries: tuple[tuple[str, str], ...]  # (entity, attribute)
+    values_from: str  # a system, or GOLDEN_RECORD
+    derived: str | None  # how the value is computed from the attribute(s); None: it is the value
+
+    def describe(self) -> str:
+        return ", ".join(f"{entity}.{attribute}" for entity, attribute in self.carries)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What one outbox (target, entity) writes: its registry entity, and every field it may carry."""
+
+    target: str  # the outbox target (wms)
+    system: str  # the registry system it is (warehouse)
+    outbox_entity: str
+    entity: str
+    values_from: str
+    fields: Mapping[str, DeliveryField]
+
+    @property
+    def where(self) -> str:
+        return f"deliveries.{self.target}.{self.outbox_entity}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +113,9 @@ class OwnershipRegistry:
     systems: tuple[str, ...]
     entities: Mapping[str, Entity]
     deliveries: Mapping[tuple[str, str], str]
+    delivery_specs: Mapping[tuple[str, str], Delivery]
+    lineage_columns: Mapping[str, str]  # column -> what it records
+    target_systems: Mapping[str, str]  # outbox target (wms) -> registry system (warehouse)
 
     def entity(self, entity: str) -> Entity:
         try:
@@ -111,6 +154,10 @@ class OwnershipRegistry:
             f"{self.source}: no attribute of {entity!r} holds the column {column!r}"
         )
 
+    def system_of_target(self, target: str) -> str:
+        """The registry system an outbox target writes into (wms -> warehouse)."""
+        return self.target_systems.get(target, target)
+
     def system_of_record(self, entity: str, attribute: str) -> str:
         return self.attribute(entity, attribute).system
 
@@ -135,6 +182,46 @@ class OwnershipRegistry:
             )
         return self.entity_owner(registry_entity)
 
+    def delivery(self, target: str, entity: str) -> Delivery:
+        """What a write to (target, entity) may carry; UnknownOwnershipEntry when it is not declared."""
+        found = self.delivery_specs.get((target, entity))
+        if found is None:
+            known = ", ".join(f"{t}/{e}" for t, e in self.delivery_specs)
+            raise UnknownOwnershipEntry(
+                f"{self.source}: no delivery {target}/{entity} in `deliveries` (known: {known})"
+            )
+        return found
+
+    def entity_of_table(self, table: str) -> Entity | None:
+        for entity in self.entities.values():
+            if table in entity.tables:
+                return entity
+        return None
+
+    def coverage_gaps(self, tables: Mapping[str, Sequence[str]]) -> list[str]:
+        """Each core column that no attribute holds (and is not lineage), each table no entity claims.
+
+        `tables`: table name (`core.orders_current`) -> its columns, as the warehouse has them.
+        An empty list means every core column has an attribute, hence a system of record and an owner.
+        """
+        gaps = []
+        for table, columns in sorted(tables.items()):
+            entity = self.entity_of_table(table)
+            if entity is None:
+                gaps.append(
+                    f"{table}: no entity lists this table under `tables` in {self.source.name}"
+                )
+                continue
+            held = set(entity.columns()) | set(self.lineage_columns)
+            gaps.extend(
+                f"{table}.{column}: no attribute of entity {entity.name!r} holds it, and it is "
+                f"not a lineage column: add it to entities.{entity.name}.attributes (with its "
+                f"system and owner) or to lineage_columns"
+                for column in columns
+                if column not in held
+            )
+        return gaps
+
 
 class _OwnershipReader(StrictYamlReader):
     """The scenario file's strict reader, failing with OwnershipError instead of ScenarioError."""
@@ -153,23 +240,41 @@ class _OwnershipReader(StrictYamlReader):
         return value
 
 
-def load_ownership(path: str | Path = OWNERSHIP_FILE) -> OwnershipRegistry:
-    """Read and validate an ownership file; raises OwnershipError naming the file and the path."""
-    file = Path(path)
+def load_ownership(path: str | Path | None = None) -> OwnershipRegistry:
+    """Read and validate an ownership file (default: the registry in force, see contracts/location.py).
+
+    Raises OwnershipError naming the file and the path inside it.
+    """
+    file = Path(path) if path is not None else contract_file("ownership.yaml")
     raw = load_yaml_file(file, OwnershipError, "ownership")
     reader = _OwnershipReader(file)
-    top = reader.mapping(raw, "", {"version", "owners", "systems", "entities", "deliveries"})
+    top = reader.mapping(
+        raw, "", {"version", "owners", "systems", "entities", "deliveries", "lineage_columns"}
+    )
     reader.integer(reader.required(top, "version", ""), "version", minimum=1)
     owners = _owners(reader, reader.required(top, "owners", ""))
-    systems = _systems(reader, reader.required(top, "systems", ""))
+    systems, target_systems = _systems(reader, reader.required(top, "systems", ""))
     entities = _entities(reader, reader.required(top, "entities", ""), owners, systems)
-    deliveries = _deliveries(reader, reader.required(top, "deliveries", ""), entities)
+    specs = _deliveries(
+        reader, reader.required(top, "deliveries", ""), entities, systems, target_systems
+    )
+    lineage = {
+        reader.key_name(column, "lineage_columns"): reader.string(
+            description, f"lineage_columns.{column}"
+        )
+        for column, description in reader.mapping(
+            top.get("lineage_columns") or {}, "lineage_columns"
+        ).items()
+    }
     return OwnershipRegistry(
         source=file,
         owners=MappingProxyType(owners),
         systems=systems,
         entities=MappingProxyType(entities),
-        deliveries=MappingProxyType(deliveries),
+        deliveries=MappingProxyType({pair: spec.entity for pair, spec in specs.items()}),
+        delivery_specs=MappingProxyType(specs),
+        lineage_columns=MappingProxyType(lineage),
+        target_systems=MappingProxyType(target_systems),
     )
 
 
@@ -192,16 +297,20 @@ def _owners(reader: _OwnershipReader, raw: Any) -> dict[str, Owner]:
     return owners
 
 
-def _systems(reader: _OwnershipReader, raw: Any) -> tuple[str, ...]:
+def _systems(reader: _OwnershipReader, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
+    """The systems, and outbox target name -> system (a system is its own target unless it says)."""
     systems = []
+    targets = {}
     for name, spec in reader.mapping(raw, "systems").items():
         path = f"systems.{reader.key_name(name, 'systems')}"
-        spec = reader.mapping(spec, path, {"description"})
+        spec = reader.mapping(spec, path, {"description", "outbox_target"})
         reader.string(reader.required(spec, "description", path), f"{path}.description")
         systems.append(name)
+        target = spec.get("outbox_target")
+        targets[name if target is None else reader.string(target, f"{path}.outbox_target")] = name
     if not systems:
         raise reader.fail("systems", "at least one system is required")
-    return tuple(systems)
+    return tuple(systems), targets
 
 
 def _known(reader: _OwnershipReader, value: Any, path: str, known: Mapping | tuple, what: str):
@@ -215,9 +324,10 @@ def _entities(
     reader: _OwnershipReader, raw: Any, owners: dict[str, Owner], systems: tuple[str, ...]
 ) -> dict[str, Entity]:
     entities = {}
+    table_entity: dict[str, str] = {}
     for name, spec in reader.mapping(raw, "entities").items():
         path = f"entities.{reader.key_name(name, 'entities')}"
-        spec = reader.mapping(spec, path, {"owner", "description", "key", "attributes"})
+        spec = reader.mapping(spec, path, {"owner", "description", "key", "attributes", "tables"})
         owner_key = _known(
             reader, reader.required(spec, "owner", path), f"{path}.owner", owners, "owner"
         )
@@ -233,6 +343,19 @@ def _entities(
             )
         if not key:
             raise reader.fail(f"{path}.key", "name at least one key attribute")
+        tables = []
+        for index, table in enumerate(reader.listing(spec.get("tables"), f"{path}.tables")):
+            where = f"{path}.tables[{index}]"
+            table = reader.string(table, where)
+            if not table.startswith("core.") or table in table_entity:
+                problem = (
+                    f"already listed by entity {table_entity[table]!r}"
+                    if table in table_entity
+                    else "name a core table, like core.orders_current"
+                )
+                raise reader.fail(where, f"{table!r}: {problem}")
+            table_entity[table] = name
+            tables.append(table)
         entities[name] = Entity(
             name=name,
             owner=owners[owner_key],
@@ -241,6 +364,7 @@ def _entities(
             ),
             key=tuple(key),
             attributes=MappingProxyType(attributes),
+            tables=tuple(tables),
         )
     if not entities:
         raise reader.fail("entities", "at least one entity is required")
@@ -303,14 +427,85 @@ def _attributes(
 
 
 def _deliveries(
-    reader: _OwnershipReader, raw: Any, entities: dict[str, Entity]
-) -> dict[tuple[str, str], str]:
+    reader: _OwnershipReader,
+    raw: Any,
+    entities: dict[str, Entity],
+    systems: tuple[str, ...],
+    target_systems: dict[str, str],
+) -> dict[tuple[str, str], Delivery]:
     deliveries = {}
     for target, by_entity in reader.mapping(raw, "deliveries").items():
         path = f"deliveries.{reader.key_name(target, 'deliveries')}"
-        for outbox_entity, registry_entity in reader.mapping(by_entity, path).items():
+        system = _known(reader, target, path, target_systems, "outbox target")
+        for outbox_entity, spec in reader.mapping(by_entity, path).items():
             where = f"{path}.{reader.key_name(outbox_entity, path)}"
-            deliveries[(target, outbox_entity)] = _known(
-                reader, registry_entity, where, entities, "entity"
+            spec = reader.mapping(spec, where, {"entity", "values_from", "fields"})
+            entity = _known(
+                reader,
+                reader.required(spec, "entity", where),
+                f"{where}.entity",
+                entities,
+                "entity",
+            )
+            values_from = _known(
+                reader,
+                reader.required(spec, "values_from", where),
+                f"{where}.values_from",
+                (GOLDEN_RECORD, *systems),
+                "source",
+            )
+            fields = {}
+            for field_name, field_spec in reader.mapping(
+                reader.required(spec, "fields", where), f"{where}.fields"
+            ).items():
+                field_path = f"{where}.fields.{reader.key_name(field_name, where)}"
+                fields[field_name] = _delivery_field(
+                    reader, field_name, field_spec, field_path, values_from, entities, systems
+                )
+            if not fields:
+                raise reader.fail(f"{where}.fields", "declare at least one field")
+            deliveries[(target, outbox_entity)] = Delivery(
+                target, system, outbox_entity, entity, values_from, MappingProxyType(fields)
             )
     return deliveries
+
+
+def _delivery_field(
+    reader: _OwnershipReader,
+    name: str,
+    spec: Any,
+    path: str,
+    values_from: str,
+    entities: dict[str, Entity],
+    systems: tuple[str, ...],
+) -> DeliveryField:
+    derived = None
+    source = values_from
+    carries_path = path
+    if isinstance(spec, Mapping):
+        spec = reader.mapping(spec, path, {"carries", "from", "derived"})
+        if spec.get("from") is not None:
+            source = _known(reader, spec["from"], f"{path}.from", systems, "system")
+        if spec.get("derived") is not None:
+            derived = reader.string(spec["derived"], f"{path}.derived")
+        carries_path = f"{path}.carries"
+        spec = reader.required(spec, "carries", path)
+    references = [spec] if isinstance(spec, str) else reader.listing(spec, carries_path)
+    carries = []
+    for index, reference in enumerate(references):
+        where = carries_path if isinstance(spec, str) else f"{carries_path}[{index}]"
+        entity, _, attribute = reader.string(reference, where).partition(".")
+        if entity not in entities or attribute not in entities[entity].attributes:
+            raise reader.fail(
+                where, f"{reference!r} is not a registry attribute (write entity.attribute)"
+            )
+        if source == GOLDEN_RECORD and entity != "customer":
+            raise reader.fail(
+                where,
+                f"{reference!r}: the golden record (core.customers) holds customer attributes "
+                "only; say where this value is read with `from:`",
+            )
+        carries.append((entity, attribute))
+    if not carries:
+        raise reader.fail(carries_path, "name the attribute(s) the field carries")
+    return DeliveryField(name, tuple(carries), source, derived)

@@ -68,6 +68,20 @@ class PlanResult:
         self.intents = kept
         return held
 
+    def quarantine_intents(self, reasons: Mapping[str, str], flag: str) -> int:
+        """Move the intents named in `reasons` (external id -> why) to the quarantine, counted as `flag`."""
+        kept = []
+        for intent in self.intents:
+            reason = reasons.get(intent.external_id)
+            if reason is None:
+                kept.append(intent)
+                continue
+            self.quarantined.append(Quarantined(intent.external_id, reason, intent.source_ref))
+            self.flags[flag] += 1
+        moved = len(self.intents) - len(kept)
+        self.intents = kept
+        return moved
+
     def balance(self) -> Balance:
         """Every candidate record becomes an intent, a quarantined mapping, or needs no write."""
         return Balance(

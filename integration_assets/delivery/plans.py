@@ -2,6 +2,10 @@
 
 Reads use one short warehouse connection; lookups against a target (the CRM's users and picklists)
 happen after it is closed, so no warehouse lock is held while waiting on a network.
+
+The order planners apply the timing definitions (contracts/timing.yaml), read at plan time so a
+changed definition applies from the next run: sales orders once confirmed, invoices once revenue is
+recognised, reservations once fulfilment is activated.
 """
 
 from __future__ import annotations
@@ -10,11 +14,13 @@ from typing import Any
 
 import orjson
 
+from integration_assets.contracts.timing import load_timing
 from integration_assets.delivery.planning import PlanResult, PlanSources, plan_from_mapped
 from integration_assets.storage.order_payloads import current_orders
 from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams import crm_mapping, erp_adjustments, erp_mapping, wms_mapping
 from integration_assets.streams.customers import GOLDEN_COLUMNS
+from integration_assets.streams.timing import Timing
 
 # Credit notes above this (in minor units of the order's currency) wait for a person.
 CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR = 50_000
@@ -28,6 +34,23 @@ def golden_customers(warehouse: Warehouse) -> list[dict[str, Any]]:
             f"SELECT {', '.join(GOLDEN_COLUMNS)} FROM core.customers ORDER BY customer_id"
         ).fetchall()
     return [dict(zip(GOLDEN_COLUMNS, row, strict=True)) for row in rows]
+
+
+def applied_timing() -> Timing:
+    """The timing definitions in force now (the packaged file, or the override directory's)."""
+    return load_timing().timing
+
+
+def enqueued_external_ids(sources: PlanSources, target: str, entity: str) -> set[str]:
+    """Every external id the outbox ever held for (target, entity), whatever became of it."""
+    with sources.warehouse.connect() as con:
+        return {
+            row[0]
+            for row in con.execute(
+                "SELECT DISTINCT external_id FROM ops.outbox WHERE target = ? AND entity = ?",
+                [target, entity],
+            ).fetchall()
+        }
 
 
 def order_snapshots(sources: PlanSources) -> list[tuple[dict[str, Any], str]]:
@@ -142,14 +165,19 @@ def _order_key(snapshot: dict[str, Any]) -> str:
 
 
 def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
-    """Sales orders as sold; once invoiced, their lines and amounts stay as delivered (the ERP
-    refuses to change them, and later edits are booked as adjustments)."""
+    """Sales orders as sold, once the order is confirmed (or already sent: it keeps following the
+    order); once invoiced, their lines and amounts stay as delivered (the ERP refuses to change
+    them, and later edits are booked as adjustments)."""
     known = {str(c["customer_id"]) for c in golden_customers(sources.warehouse)}
     invoiced = invoiced_orders(sources)
+    sent_before = enqueued_external_ids(sources, "erp", "sales_order")
+    timing = applied_timing()
 
     def sales_orders():
         for snapshot, ref in order_snapshots(sources):
-            mapped = erp_mapping.erp_sales_order(snapshot, known)
+            mapped = erp_mapping.erp_sales_order(
+                snapshot, known, timing, sent_before=_order_key(snapshot) in sent_before
+            )
             delivered = invoiced.get(_order_key(snapshot))
             if delivered is not None and delivered.sales_order is not None:
                 mapped = erp_adjustments.invoiced_sales_order(mapped, delivered.sales_order)
@@ -159,15 +187,16 @@ def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
 
 
 def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
-    """One invoice per paid order, never rewritten once delivered; an order edited up after that
-    gets a supplementary invoice for the difference."""
+    """One invoice per order whose revenue is recognised, never rewritten once delivered; an order
+    edited up after that gets a supplementary invoice for the difference."""
     invoiced = invoiced_orders(sources)
+    timing = applied_timing()
 
     def invoices():
         for snapshot, ref in order_snapshots(sources):
             delivered = invoiced.get(_order_key(snapshot))
             if delivered is None:
-                yield erp_mapping.erp_invoice(snapshot), ref
+                yield erp_mapping.erp_invoice(snapshot, timing), ref
                 continue
             yield erp_adjustments.issued_invoice(delivered), ref
             supplementary = erp_adjustments.erp_supplementary_invoice(snapshot, delivered)
@@ -178,19 +207,25 @@ def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
 
 
 def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
-    """A credit note per refund that moved money, and one per invoiced order edited down."""
+    """A credit note per refund that moved money (once the order has an invoice), and one per
+    invoiced order edited down."""
     invoiced = invoiced_orders(sources)
+    timing = applied_timing()
 
     def credit_notes():
         for snapshot, ref in order_snapshots(sources):
+            delivered = invoiced.get(_order_key(snapshot))
             for refund in snapshot.get("refunds") or []:
                 yield (
                     erp_mapping.erp_credit_note(
-                        refund, snapshot, CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR
+                        refund,
+                        snapshot,
+                        CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR,
+                        timing,
+                        invoice_delivered=delivered is not None,
                     ),
                     f"{ref}/refund:{refund.get('id')}",
                 )
-            delivered = invoiced.get(_order_key(snapshot))
             if delivered is not None:
                 adjustment = erp_adjustments.erp_adjustment_credit_note(
                     snapshot, delivered, CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR
@@ -230,13 +265,19 @@ def succeeded_charges(warehouse: Warehouse) -> dict[int, list[dict[str, Any]]]:
 
 
 def plan_erp_payments_applied(sources: PlanSources, erp: Any = None) -> PlanResult:
+    """Each succeeded charge applied to its order's invoice, once the order has one."""
     charges = succeeded_charges(sources.warehouse)
+    invoiced = invoiced_orders(sources)
+    timing = applied_timing()
 
     def applied():
         for snapshot, ref in order_snapshots(sources):
+            delivered = _order_key(snapshot) in invoiced
             for charge in charges.get(int(snapshot.get("id") or 0), []):
                 yield (
-                    erp_mapping.erp_payment_applied(snapshot, charge),
+                    erp_mapping.erp_payment_applied(
+                        snapshot, charge, timing, invoice_delivered=delivered
+                    ),
                     f"{ref}/charge:{charge['id']}",
                 )
 
@@ -244,21 +285,17 @@ def plan_erp_payments_applied(sources: PlanSources, erp: Any = None) -> PlanResu
 
 
 def plan_wms_reservations(sources: PlanSources, wms: Any = None) -> PlanResult:
-    """Reserve stock for paid orders; release (or adjust) on cancellation or edit.
+    """Reserve stock once an order's fulfilment is activated; release (or adjust) on cancellation,
+    refund or edit.
 
     A release for an order that never had a reservation is not sent: there is nothing to release.
     """
-    with sources.warehouse.connect() as con:
-        reserved_before = {
-            row[0]
-            for row in con.execute(
-                "SELECT DISTINCT external_id FROM ops.outbox WHERE target = 'wms' AND entity = 'reservation'"
-            ).fetchall()
-        }
+    reserved_before = enqueued_external_ids(sources, "wms", "reservation")
+    timing = applied_timing()
 
     def reservations():
         for snapshot, ref in order_snapshots(sources):
-            mapped = wms_mapping.wms_reservation(snapshot)
+            mapped = wms_mapping.wms_reservation(snapshot, timing)
             if (
                 mapped is not None
                 and mapped.payload is not None

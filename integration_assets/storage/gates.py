@@ -101,3 +101,22 @@ def passed_batches_sql(stream_pattern: str, gating_checks: tuple[str, ...]) -> s
         WHERE stream LIKE '{stream_pattern}' AND check_name IN ({checks}) AND passed
         GROUP BY stream, batch_id HAVING count(*) = {len(gating_checks)}
     """
+
+
+def blocked_under_older_contract(
+    con: duckdb.DuckDBPyConnection, stream: str, contract_version: int
+) -> list[str]:
+    """Batches a gating check failed, not promoted, staged under a contract version older than
+    `contract_version`: a new version may accept what blocked them, so they are staged again."""
+    rows = con.execute(
+        """
+        SELECT b.batch_id FROM staging.batches b
+        WHERE b.stream = ? AND b.contract_version < ?
+          AND b.batch_id NOT IN (SELECT batch_id FROM core.promoted_batches WHERE stream = ?)
+          AND EXISTS (SELECT 1 FROM ops.batch_gates g
+                      WHERE g.stream = b.stream AND g.batch_id = b.batch_id AND NOT g.passed)
+        ORDER BY b.batch_id
+        """,
+        [stream, contract_version, stream],
+    ).fetchall()
+    return [row[0] for row in rows]

@@ -16,6 +16,12 @@ from typing import Any
 import duckdb
 import orjson
 
+from integration_assets.contracts.ownership import OwnershipRegistry, load_ownership
+from integration_assets.delivery.ownership_guard import (
+    OwnershipRefused,
+    check_override,
+    write_refusal,
+)
 from integration_assets.streams import outbox as rules
 from integration_assets.streams.hashing import payload_hash
 
@@ -365,14 +371,35 @@ def retry(
     actor: str,
     reason: str | None = None,
     override: Mapping[str, Any] | None = None,
+    owner_approved_by: str | None = None,
+    registry: OwnershipRegistry | None = None,
 ) -> dict[str, Any]:
-    """Put a dead letter back in the queue, optionally with field edits (audited with before and after)."""
+    """Put a dead letter back in the queue, optionally with field edits (audited with before and after).
+
+    An edit of a field whose attribute's system of record is not the target (the storefront's email
+    on an ERP customer) is refused (OwnershipRefused, nothing changed) unless `owner_approved_by`
+    names that attribute's registered owner (email or key); the approval is kept in the audit row.
+    """
     _require_actor(actor, reason, needs_reason=bool(override))
     row = get_row(con, key)
     if row["status"] != rules.DEAD:
         raise OutboxError(f"{key} is {row['status']}, not a dead letter: nothing to retry")
     if row["resolved_at"] is not None:
         raise OutboxError(f"{key} was already resolved: {row['resolution']}")
+    try:
+        approvals = (
+            check_override(
+                registry or load_ownership(),
+                row["target"],
+                row["entity"],
+                override,
+                owner_approved_by,
+            )
+            if override
+            else []
+        )
+    except OwnershipRefused as refused:
+        raise OutboxError(f"not retried, nothing changed: {refused}") from None
     previous = orjson.loads(row["override"]) if row["override"] else {}
     merged = {**previous, **(override or {})}
     payload = orjson.loads(row["payload"])
@@ -387,6 +414,9 @@ def retry(
             field: _get_dotted(rules.apply_override(payload, previous), field) for field in override
         }
         details["payload_hash_after"] = payload_hash(rules.apply_override(payload, merged))
+    if approvals:
+        details["owner_approved_by"] = approvals[0].approved_by
+        details["owner_approvals"] = [approval.as_dict() for approval in approvals]
     _audit_action(con, actor, "edit_and_retry" if override else "retry", key, reason, details)
     return get_row(con, key)
 
@@ -412,8 +442,14 @@ def request_write(
     reason: str,
     run_id: str = "operator",
 ) -> rules.EnqueuePlan:
-    """An operator-initiated write (e.g. a credit limit change): enqueued like any other, audited."""
+    """An operator-initiated write (e.g. a credit limit change): enqueued like any other, audited.
+
+    Held to the same ownership rule as the pipeline's writes (delivery/ownership_guard.py).
+    """
     _require_actor(actor, reason, needs_reason=True)
+    refusal = write_refusal(intent, load_ownership())
+    if refusal is not None:
+        raise OutboxError(f"not requested: {refusal}")
     plan = enqueue(con, intent.target, intent.entity, [intent], run_id)
     for row in plan.new_rows:
         _audit_action(

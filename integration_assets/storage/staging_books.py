@@ -123,3 +123,36 @@ def staging_run_books(
         totals["records_read"], totals["staged"], totals["quarantined"], totals["duplicates"]
     )
     return totals, reasons, balance
+
+
+def forget_staged_batch(
+    con: duckdb.DuckDBPyConnection, *, stream: str, asset_key: str, table: str, batch_id: str
+) -> dict[str, int]:
+    """Remove everything staging and the gate wrote for one batch (its staged rows in `table`, its
+    quarantined records, its staging.batches row, its count balance and its verdicts), in the
+    caller's transaction, so that it can be staged again under a new contract version. Its raw
+    batch is untouched, and its drift events stay as the record of what the older version saw."""
+    statements = {
+        "staged_rows": (f"DELETE FROM {table} WHERE batch_id = ?", [batch_id]),
+        "quarantined": (
+            "DELETE FROM ops.quarantine WHERE stream = ? AND batch_id = ?",
+            [stream, batch_id],
+        ),
+        "batches": (
+            "DELETE FROM staging.batches WHERE stream = ? AND batch_id = ?",
+            [stream, batch_id],
+        ),
+        "balances": (
+            "DELETE FROM ops.count_balances WHERE asset_key = ? AND scope = ?",
+            [asset_key, batch_id],
+        ),
+        "verdicts": (
+            "DELETE FROM ops.batch_gates WHERE stream = ? AND batch_id = ?",
+            [stream, batch_id],
+        ),
+    }
+    # Each count is fetched before the next statement runs (DuckDB keeps one result per connection).
+    return {
+        name: int(con.execute(sql, params).fetchone()[0])
+        for name, (sql, params) in statements.items()
+    }

@@ -89,6 +89,27 @@ CREATE TABLE IF NOT EXISTS ops.quarantine (
     PRIMARY KEY (stream, batch_id, record_index)
 );
 
+-- Schema drift found in a staged batch against the contract version it was staged with
+-- (integration_assets/streams/schema_drift.py). Breaking kinds (removed, renamed, retyped) block the
+-- batch; `added` is recorded and notified once (notified_at, set by the alert_on_schema_drift sensor).
+CREATE TABLE IF NOT EXISTS ops.schema_drift (
+    stream VARCHAR NOT NULL,
+    batch_id VARCHAR NOT NULL,
+    contract VARCHAR NOT NULL,
+    contract_version INTEGER NOT NULL,
+    kind VARCHAR NOT NULL,
+    field VARCHAR NOT NULL,
+    breaking BOOLEAN NOT NULL,
+    detail VARCHAR NOT NULL,
+    records_affected INTEGER NOT NULL,
+    records_read INTEGER NOT NULL,
+    owner VARCHAR NOT NULL,
+    detected_run_id VARCHAR NOT NULL,
+    detected_at TIMESTAMP NOT NULL,
+    notified_at TIMESTAMP,
+    PRIMARY KEY (stream, batch_id, contract_version, kind, field)
+);
+
 CREATE TABLE IF NOT EXISTS ops.batch_gates (
     stream VARCHAR NOT NULL,
     batch_id VARCHAR NOT NULL,

@@ -29,11 +29,13 @@ def break_rule(rule: str, field: str, message: str) -> None:
 
 def check_field(record: dict, rule: FieldRule, currency: str | None, where: str = "") -> Any:
     label = f"{where}{rule.name}"
-    if rule.name not in record:
+    # A contract that accepted a rename reads the new name first, then the old one (older records).
+    key = next((name for name in rule.source_names if name in record), None)
+    if key is None:
         if rule.required:
             break_rule("required_field_missing", label, f"required field '{label}' is missing")
         return None
-    value = record[rule.name]
+    value = record[key]
     if value is None:
         if not rule.nullable:
             break_rule("required_field_null", label, f"required field '{label}' is null")

@@ -5,6 +5,10 @@ Why the sales order keeps what was *sold* (after edits, before refunds) rather t
 the ERP refuses to change the lines or amounts of an invoiced sales order, and accounting wants a
 refund as a credit note against the invoice, not as a rewritten sale. So a refund never touches the
 sales order or the invoice; it becomes a credit note of its own.
+
+When each document is written follows the timing definitions (contracts/timing.yaml, applied by
+streams/timing.py): the sales order once the order is confirmed, the invoice once its revenue is
+recognised (dated that day), payments applied and refund credit notes once there is an invoice.
 """
 
 from __future__ import annotations
@@ -29,12 +33,18 @@ from integration_assets.streams.mapped import (
     refunded_units_by_line,
 )
 from integration_assets.streams.money import is_currency_code
+from integration_assets.streams.timing import (
+    DEFAULT_TIMING,
+    PAID,
+    Timing,
+    is_confirmed,
+    is_paid,
+    revenue_recognised_at,
+)
 
 TARGET = "erp"
 NAME_MAX_LENGTH = 80
 POSTAL_CODE_REQUIRED = ("US", "CA")
-# Orders with money taken: they get an invoice (a full refund is then a credit note against it).
-INVOICED_STATUSES = ("paid", "partially_refunded", "refunded")
 ORDER_ACCOUNT_LOOKUP = "order_account"
 APPROVAL_CREDIT_LIMIT = "credit_limit_change"
 APPROVAL_CREDIT_NOTE = "credit_note_over_threshold"
@@ -214,9 +224,14 @@ def _order_status(order: Mapping[str, Any]) -> str:
 
 
 def erp_sales_order(
-    order_snapshot: Mapping[str, Any], known_customer_ids: Collection[str]
-) -> Mapped:
-    """The ERP sales order (external id = order id) of a Shopify order snapshot.
+    order_snapshot: Mapping[str, Any],
+    known_customer_ids: Collection[str],
+    timing: Timing = DEFAULT_TIMING,
+    sent_before: bool = False,
+) -> Mapped | None:
+    """The ERP sales order (external id = order id) of a Shopify order snapshot, once the order is
+    confirmed (`timing.order_confirmed`); None before. A sales order already sent (`sent_before`)
+    keeps following the order (a cancellation, a close) whatever the definition says now.
 
     The order's customer must be a golden customer (`known_customer_ids`, as strings): otherwise the
     lookup `order_account` is counted missing and the write is quarantined `unknown_customer` (a guest
@@ -224,7 +239,9 @@ def erp_sales_order(
     """
     external_id = str(order_snapshot.get("id"))
 
-    def build() -> Mapped:
+    def build() -> Mapped | None:
+        if not sent_before and not is_confirmed(order_snapshot, timing):
+            return None
         eid = order_id(order_snapshot)
         currency = order_currency(order_snapshot)
         customer_id = order_customer_id(order_snapshot)
@@ -282,17 +299,22 @@ def invoiceable_minor(order: Mapping[str, Any], currency: str) -> int:
     return minor(order.get("total_price"), currency, "total_price")
 
 
-def erp_invoice(order_snapshot: Mapping[str, Any]) -> Mapped | None:
-    """The invoice (INV-<order id>) of a paid order, for the amount sold; None until money is taken.
+def erp_invoice(
+    order_snapshot: Mapping[str, Any], timing: Timing = DEFAULT_TIMING
+) -> Mapped | None:
+    """The invoice (INV-<order id>) of an order whose revenue is recognised
+    (`timing.revenue_recognised`, by default once money is taken), for the amount sold and dated the
+    day of recognition; None until then.
 
     Invoiced once and never changed (the ERP refuses a changed amount): refunds become credit notes,
     and edits made after the invoice was delivered become adjustments (`erp_adjustments`).
     """
-    if order_snapshot.get("financial_status") not in INVOICED_STATUSES:
-        return None
     external_id = invoice_eid(str(order_snapshot.get("id")))
 
-    def build() -> Mapped:
+    def build() -> Mapped | None:
+        recognised_at = revenue_recognised_at(order_snapshot, timing)
+        if recognised_at is None:
+            return None
         eid = order_id(order_snapshot)
         currency = order_currency(order_snapshot)
         customer_id = order_customer_id(order_snapshot)
@@ -312,7 +334,7 @@ def erp_invoice(order_snapshot: Mapping[str, Any]) -> Mapped | None:
             {
                 "sales_order_eid": eid,
                 "customer_eid": customer_id,
-                "invoice_date": local_date(order_snapshot.get("created_at"), "created_at"),
+                "invoice_date": local_date(recognised_at, "revenue recognised at"),
                 "currency": currency,
                 "amount": decimal_string(amount, currency),
             },
@@ -324,17 +346,33 @@ def erp_invoice(order_snapshot: Mapping[str, Any]) -> Mapped | None:
 
 
 def erp_credit_note(
-    refund: Mapping[str, Any], order_snapshot: Mapping[str, Any], approval_threshold_minor: int
+    refund: Mapping[str, Any],
+    order_snapshot: Mapping[str, Any],
+    approval_threshold_minor: int,
+    timing: Timing = DEFAULT_TIMING,
+    invoice_delivered: bool = False,
 ) -> Mapped | None:
     """The credit note (CN-<refund id>) of one Shopify refund, against the order's invoice.
 
     The amount is what the refund's successful transactions actually returned; a refund that moved
     no money (a restock only, or a failed transaction) needs no credit note and gives None. Above
     `approval_threshold_minor` a person approves it first (`credit_note_over_threshold`).
+
+    When revenue is recognised at a shipment, a refund can come first: None while the order has no
+    invoice (not recognised, none delivered), since nothing was invoiced to credit yet; for an order
+    cancelled before it shipped, nothing ever is. When it is recognised at payment, a refund that
+    returned money is itself proof of a payment, so its credit note never waits on the order's
+    financial status (real payloads show refunds on orders still marked `authorized`).
     """
     external_id = credit_note_eid(str(refund.get("id")))
 
     def build() -> Mapped | None:
+        if (
+            timing.revenue_recognised != PAID
+            and not invoice_delivered
+            and revenue_recognised_at(order_snapshot, timing) is None
+        ):
+            return None
         eid = order_id(order_snapshot)
         order_cur = order_currency(order_snapshot)
         if refund.get("id") is None:
@@ -402,16 +440,26 @@ def _paid_at(value: Any) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def erp_payment_applied(order_snapshot: Mapping[str, Any], charge: Mapping[str, Any]) -> Mapped:
+def erp_payment_applied(
+    order_snapshot: Mapping[str, Any],
+    charge: Mapping[str, Any],
+    timing: Timing = DEFAULT_TIMING,
+    invoice_delivered: bool = False,
+) -> Mapped | None:
     """A charge applied to the order's invoice (external id = the charge id).
 
     `charge`: {id, amount_minor, currency, created (aware datetime or unix seconds), payment_method}.
-    Quarantined when the order has no invoice (not paid) or the charge is in another currency than the
-    order, since either would be refused or misbooked by the ERP.
+    A paid order whose revenue is not recognised yet (say, recognised at shipment) has no invoice yet:
+    None, the charge waits. Quarantined when the order has no invoice and is not paid either
+    (`order_not_invoiced`) or the charge is in another currency than the order, since either would be
+    refused or misbooked by the ERP.
     """
     external_id = str(charge.get("id"))
 
-    def build() -> Mapped:
+    def build() -> Mapped | None:
+        invoiced = invoice_delivered or revenue_recognised_at(order_snapshot, timing) is not None
+        if not invoiced and is_paid(order_snapshot):
+            return None
         eid = order_id(order_snapshot)
         order_cur = order_currency(order_snapshot)
         if not charge.get("id"):
@@ -426,7 +474,7 @@ def erp_payment_applied(order_snapshot: Mapping[str, Any], charge: Mapping[str, 
         if isinstance(method, Mapping):
             method = method.get("type")
         quarantine = None
-        if order_snapshot.get("financial_status") not in INVOICED_STATUSES:
+        if not invoiced:
             quarantine = "order_not_invoiced"
         elif currency != order_cur:
             quarantine = "currency_mismatch"

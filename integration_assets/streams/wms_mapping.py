@@ -1,8 +1,10 @@
-"""Shopify order -> WMS reservation: hold stock for what a paid order still has to ship.
+"""Shopify order -> WMS reservation: hold stock for what an activated order still has to ship.
 
 A reservation is written whole every time (the WMS replaces its lines), so it follows the order's
-story: paid -> reserved for every unshipped unit; edited -> the new quantities; partially shipped ->
-what is left; cancelled or fully refunded -> released, so the stock is free to sell again.
+story: fulfilment activated (`fulfilment_activated` in contracts/timing.yaml; by default once paid)
+-> reserved for every unshipped unit; edited -> the new quantities; partially shipped -> what is
+left; cancelled, fully refunded, or its payment voided or expired -> released, so the stock is free
+to sell again.
 """
 
 from __future__ import annotations
@@ -19,10 +21,14 @@ from integration_assets.streams.mapped import (
     line_items,
     order_id,
 )
+from integration_assets.streams.timing import (
+    DEFAULT_TIMING,
+    Timing,
+    fulfilment_activated,
+    is_released,
+)
 
 TARGET = "wms"
-# Money taken and not all of it given back: the goods are owed, so stock is held.
-RESERVED_STATUSES = ("paid", "partially_refunded")
 
 
 def reservation_id(order_external_id: str) -> str:
@@ -66,19 +72,21 @@ def unfulfilled_by_sku(order: Mapping[str, Any]) -> dict[str, int]:
     return dict(sorted(by_sku.items()))
 
 
-def wms_reservation(order_snapshot: Mapping[str, Any]) -> Mapped | None:
+def wms_reservation(
+    order_snapshot: Mapping[str, Any], timing: Timing = DEFAULT_TIMING
+) -> Mapped | None:
     """The reservation (RES-<order id>) of an order: `reserved` with the unshipped units per SKU once
-    paid; `released` with no lines when cancelled or fully refunded; None while not paid yet (nothing
-    to hold, and nothing held)."""
+    its fulfilment is activated (`timing.fulfilment_activated`); `released` with no lines when it is
+    cancelled, fully refunded, or its payment voided or expired (the planner sends a release only for
+    a reservation it made); None while not activated (nothing to hold, and nothing held)."""
     external_id = reservation_id(str(order_snapshot.get("id")))
-    status = order_snapshot.get("financial_status")
-    cancelled = bool(order_snapshot.get("cancelled_at"))
-    if not cancelled and status not in (*RESERVED_STATUSES, "refunded"):
-        return None
 
-    def build() -> Mapped:
+    def build() -> Mapped | None:
+        released = is_released(order_snapshot)
+        if not released and not fulfilment_activated(order_snapshot, timing):
+            return None
         eid = order_id(order_snapshot)
-        if cancelled or status == "refunded":
+        if released:
             body = {"order_id": eid, "status": "released", "lines": []}
         else:
             body = {

@@ -49,6 +49,7 @@ def test_the_alert_sensors_load_with_their_resources():
         "alert_on_run_failure",
         "alert_on_failed_checks",
         "alert_on_dead_letters",
+        "alert_on_schema_drift",
     }
     assert all(s.default_status == dg.DefaultSensorStatus.RUNNING for s in sensors.values())
     assert sensors["alert_on_failed_checks"].minimum_interval_seconds == 30

@@ -1,6 +1,7 @@
 """Delivery into the working systems, end to end over HTTP: the issue's "done when", counted at the targets."""
 
 import orjson
+import pytest
 
 from integration_assets.defs.delivery.names import CHECK_TARGET_REACHABLE
 from integration_assets.storage import outbox as store
@@ -59,13 +60,24 @@ def test_one_refused_record_is_dead_lettered_while_the_others_are_delivered_and_
         ).fetchall()
     assert held == [("parent_not_built: erp/customer/300000004 (dead letter: validation)",)]
 
+    # the email is the storefront's (Customer Service owns it): an edit for the ERP needs its owner
     with stack.warehouse.transaction() as con:
+        with pytest.raises(store.OutboxError, match="email is owned by the storefront"):
+            store.retry(
+                con,
+                letter["idempotency_key"],
+                "lena",
+                "typo in the email",
+                {"email": "dara.okafor@example.com"},
+            )
+        assert store.get_row(con, letter["idempotency_key"])["status"] == "dead"
         store.retry(
             con,
             letter["idempotency_key"],
             "lena",
             "typo in the email",
             {"email": "dara.okafor@example.com"},
+            owner_approved_by="customer-service@example.com",
         )
     before = stack.erp_documents()["customer"]
     stack.deliver()

@@ -39,17 +39,23 @@ def test_edit_and_retry_from_the_cli_delivers_once_and_is_audited(delivered, cap
         capsys, "dlq", "retry", prefix, "--set", "email=dara.okafor@example.com", "--by", "lena"
     )
     assert code == 1 and "reason" in err  # an edit needs a reason
+    edit = ("dlq", "retry", prefix, "--set", "email=dara.okafor@example.com", "--by", "lena")
+    # the email belongs to the storefront: without its owner's agreement nothing changes
+    code, out, err = cli(capsys, *edit, "--reason", "typo")
+    assert code == 1 and out == ""
+    assert (
+        "email is owned by the storefront (Customer Service, customer-service@example.com): "
+        "correct it there, the next sync carries it; or, if its owner agreed, repeat with "
+        "--owner-approved-by customer-service@example.com"
+    ) in err
+    code, out, err = cli(
+        capsys, *edit, "--reason", "typo", "--owner-approved-by", "sales-ops@example.com"
+    )
+    assert code == 1 and "'sales-ops@example.com' is not its registered owner" in err
+    code, out, _ = cli(capsys, "dlq", "show", prefix)
+    assert json.loads(out)["status"] == "dead" and json.loads(out)["operator_actions"] == []
     code, out, _ = cli(
-        capsys,
-        "dlq",
-        "retry",
-        prefix,
-        "--set",
-        "email=dara.okafor@example.com",
-        "--by",
-        "lena",
-        "--reason",
-        "typo",
+        capsys, *edit, "--reason", "typo", "--owner-approved-by", "customer-service@example.com"
     )
     assert code == 0 and "pending again with 1 field edit" in out
     customers = delivered.erp_documents()["customer"]
@@ -60,6 +66,18 @@ def test_edit_and_retry_from_the_cli_delivers_once_and_is_audited(delivered, cap
     assert shown["status"] == "sent" and shown["override"] == {"email": "dara.okafor@example.com"}
     assert [action["action"] for action in shown["operator_actions"]] == ["edit_and_retry"]
     assert shown["operator_actions"][0]["actor"] == "lena"
+    details = json.loads(shown["operator_actions"][0]["details"])
+    assert details["owner_approved_by"] == "customer-service@example.com"
+    assert details["owner_approvals"] == [
+        {
+            "field": "email",
+            "attribute": "customer.email",
+            "system_of_record": "storefront",
+            "owner": "customer_service",
+            "owner_email": "customer-service@example.com",
+            "approved_by": "customer-service@example.com",
+        }
+    ]
 
 
 def test_resolve_by_hand_closes_the_letter_and_keeps_it(delivered, capsys):

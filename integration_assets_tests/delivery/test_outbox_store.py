@@ -80,12 +80,26 @@ def test_edit_and_retry_is_audited_with_before_and_after(warehouse):
             store.retry(
                 con, row.idempotency_key, "lena", override={"billing_address.postal_code": "40202"}
             )
+        # the address is the CRM's (Customer Service owns it), not the ERP's: its owner must agree
+        with pytest.raises(
+            store.OutboxError,
+            match=r"billing_address.postal_code \(customer.address\) is owned by the crm",
+        ):
+            store.retry(
+                con,
+                row.idempotency_key,
+                "lena",
+                "typo in the ZIP",
+                {"billing_address.postal_code": "40202"},
+            )
+        assert store.actions(con, row.idempotency_key) == []
         store.retry(
             con,
             row.idempotency_key,
             "lena",
             "typo in the ZIP",
             {"billing_address.postal_code": "40202"},
+            owner_approved_by="customer_service",  # the owner's key in ownership.yaml will do
         )
         (again,) = store.due(con, "erp", "customer")
         assert again.payload_to_send()["billing_address"]["postal_code"] == "40202"
@@ -97,6 +111,7 @@ def test_edit_and_retry_is_audited_with_before_and_after(warehouse):
     assert action["actor"] == "lena" and action["action"] == "edit_and_retry"
     assert details["before"] == {"billing_address.postal_code": "4O2O2"}
     assert details["override"] == {"billing_address.postal_code": "40202"}
+    assert details["owner_approvals"][0]["attribute"] == "customer.address"
 
 
 def test_approvals_need_a_person_and_a_reason_and_are_audited(warehouse):

@@ -57,7 +57,9 @@ def test_every_attribute_of_every_entity_has_a_known_system_and_owner():
 
 def test_covers_every_core_entity_and_the_five_systems():
     assert set(REGISTRY.entities) >= CORE_ENTITIES
-    assert REGISTRY.systems == ("storefront", "payments", "warehouse", "erp", "crm")
+    # the five working systems, and the pipeline itself for what only it derives (reconciliations)
+    assert REGISTRY.systems == ("storefront", "payments", "warehouse", "erp", "crm", "integration")
+    assert REGISTRY.system_of_target("wms") == "warehouse"
     for entity in REGISTRY.entities.values():
         assert set(entity.key) <= set(entity.attributes), entity.name
 
@@ -84,7 +86,7 @@ def test_systems_of_record_are_the_ones_the_issue_names(entity, attribute, syste
 
 def test_core_table_columns_are_registry_attributes():
     # Lineage and bookkeeping columns that no system owns: they say where a row came from or how old it is.
-    bookkeeping = {"source_version", "raw_ref", "source", "age_hours", "flags", "as_of"}
+    bookkeeping = set(REGISTRY.lineage_columns)
     for entity, columns in [
         ("order", CURRENT_COLUMNS),
         ("product", HISTORY_COLUMNS),
@@ -201,9 +203,43 @@ def _email(raw: dict) -> dict:
             "unknown key attribute 'order_number'",
         ),
         (
-            lambda raw: raw["deliveries"]["erp"].update(invoice="bill"),
-            "deliveries.erp.invoice",
+            lambda raw: raw["deliveries"]["erp"]["invoice"].update(entity="bill"),
+            "deliveries.erp.invoice.entity",
             "unknown entity 'bill'",
+        ),
+        (
+            lambda raw: raw["deliveries"]["erp"]["customer"]["fields"].update(fax="customer.fax"),
+            "deliveries.erp.customer.fields.fax",
+            "'customer.fax' is not a registry attribute",
+        ),
+        (
+            lambda raw: raw["deliveries"]["erp"]["customer"]["fields"].update(
+                total="order.total_price_minor"
+            ),
+            "deliveries.erp.customer.fields.total",
+            "the golden record (core.customers) holds customer attributes only",
+        ),
+        (
+            lambda raw: raw["deliveries"]["erp"]["invoice"]["fields"]["amount"].update(
+                **{"from": "sap"}
+            ),
+            "deliveries.erp.invoice.fields.amount.from",
+            "unknown system 'sap'",
+        ),
+        (
+            lambda raw: raw["deliveries"].update(sap={}),
+            "deliveries.sap",
+            "unknown outbox target 'sap'",
+        ),
+        (
+            lambda raw: raw["entities"]["refund"].update(tables=["core.orders_current"]),
+            "entities.refund.tables[0]",
+            "already listed by entity 'order'",
+        ),
+        (
+            lambda raw: raw["entities"]["refund"].update(tables=["refunds"]),
+            "entities.refund.tables[0]",
+            "name a core table",
         ),
         (
             lambda raw: raw["owners"]["finance"].update(email="finance"),

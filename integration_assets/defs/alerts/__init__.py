@@ -1,4 +1,4 @@
-"""Alerts: run failures, failed checks and dead letters, posted to the alert sink with flood control."""
+"""Alerts: run failures, failed checks, dead letters and schema drift, posted to the alert sink with flood control."""
 
 import dagster as dg
 
@@ -6,6 +6,14 @@ from integration_assets.defs.alerts.sensors import (
     alert_on_dead_letters,
     alert_on_failed_checks,
     alert_on_run_failure,
+    alert_on_schema_drift,
 )
 
-defs = dg.Definitions(sensors=[alert_on_run_failure, alert_on_failed_checks, alert_on_dead_letters])
+defs = dg.Definitions(
+    sensors=[
+        alert_on_run_failure,
+        alert_on_failed_checks,
+        alert_on_dead_letters,
+        alert_on_schema_drift,
+    ]
+)

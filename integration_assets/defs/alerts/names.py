@@ -3,6 +3,7 @@
 RUN_FAILURE_SENSOR = "alert_on_run_failure"
 FAILED_CHECKS_SENSOR = "alert_on_failed_checks"
 DEAD_LETTERS_SENSOR = "alert_on_dead_letters"
+SCHEMA_DRIFT_SENSOR = "alert_on_schema_drift"
 
 # Resource keys the sensors take (bound in integration_assets/definitions.py).
 ALERT_SINK = "alert_sink"

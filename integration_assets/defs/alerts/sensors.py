@@ -1,4 +1,4 @@
-"""The alert sensors: run failures, failed asset checks and dead letters, posted to the alert sink.
+"""The alert sensors: run failures, failed asset checks, dead letters and schema drift, posted to the alert sink.
 
 Each sensor only gathers facts (Dagster events, outbox rows) and posts what the pure functions in
 `integration_assets/streams/alert_messages.py` decide, through the flood gate of
@@ -21,11 +21,18 @@ from integration_assets.defs.alerts.names import (
     FAILED_CHECKS_SENSOR,
     RUN_FAILURE_FLOOD_STATE_KEY,
     RUN_FAILURE_SENSOR,
+    SCHEMA_DRIFT_SENSOR,
     WAREHOUSE_LOCK_WAIT_SECONDS,
 )
+from integration_assets.storage.drift_events import DriftNotice, claim_drift_notices
 from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import Warehouse, WarehouseLockTimeout
-from integration_assets.streams.alert_flood import Alert, FloodGate
+from integration_assets.streams.alert_flood import (
+    SEVERITY_ERROR,
+    SEVERITY_WARNING,
+    Alert,
+    FloodGate,
+)
 from integration_assets.streams.alert_messages import (
     RUN_OVERLAP,
     CheckCursor,
@@ -337,3 +344,70 @@ def alert_on_dead_letters(
     return dg.SkipReason(
         f"{len(letters)} open dead letters ({len(memory.escalated)} escalated); {summary}"
     )
+
+
+# --- schema drift --------------------------------------------------------------------------------
+
+
+def schema_drift_alert(notice: DriftNotice) -> Alert:
+    """One notice to the contract's owner: what changed, in how many batches, and what to do."""
+    if notice.breaking:
+        title = f"Schema drift blocks {notice.stream}: {notice.kind} field '{notice.field}'"
+        action = (
+            "The batches are held back from core. Review the change and publish a new version of "
+            f"contracts/{notice.contract}.yaml that accepts it (or have the source fix it): the "
+            "next run stages the blocked batches again under the new version."
+        )
+    else:
+        title = f"New field '{notice.field}' in {notice.stream} (not in the contract)"
+        action = (
+            "The batches proceed. Review the field: list it under known_fields, or type it under "
+            f"fields, in a new version of contracts/{notice.contract}.yaml."
+        )
+    return Alert(
+        key=notice.key,
+        title=title,
+        text=f"{notice.detail}. {action}",
+        severity=SEVERITY_ERROR if notice.breaking else SEVERITY_WARNING,
+        owner=notice.owner,
+        fields={
+            "contract": f"{notice.contract} v{notice.contract_version}",
+            "kind": notice.kind,
+            "field": notice.field,
+            "batches": str(notice.batches),
+        },
+    )
+
+
+@dg.sensor(
+    name=SCHEMA_DRIFT_SENSOR,
+    minimum_interval_seconds=60,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description=(
+        "Every minute, reads the schema drift staging recorded in ops.schema_drift and posts each "
+        "new change once (per stream, contract version, kind and field) to the contract's owner: "
+        "a new field as a warning (the batch proceeded), a removed, renamed or retyped required "
+        "field as an error (the batch is blocked until a new contract version). If the warehouse "
+        "is busy with a writer, the tick skips and the next one tries again."
+    ),
+)
+def alert_on_schema_drift(
+    context: dg.SensorEvaluationContext,
+    alert_sink: AlertSinkResource,
+    warehouse: WarehouseResource,
+):
+    store = Warehouse(warehouse.warehouse().path, lock_wait_seconds=WAREHOUSE_LOCK_WAIT_SECONDS)
+    if not store.path.exists():
+        return dg.SkipReason(f"no warehouse at {store.path} yet: no batch staged, no drift")
+    try:
+        # Claimed (marked notified) in one transaction, posted after it commits: a tick that fails
+        # before posting leaves the events for the next one; the alert log keeps what was posted.
+        with store.transaction() as connection:
+            notices = claim_drift_notices(connection)
+    except (WarehouseLockTimeout, duckdb.IOException) as error:
+        return dg.SkipReason(
+            f"the warehouse {store.path} is held by a writer ({type(error).__name__}); "
+            "trying again next tick"
+        )
+    summary = _post_all(context, alert_sink, [schema_drift_alert(n) for n in notices])
+    return dg.SkipReason(f"{len(notices)} new schema drift notice(s); {summary}")

@@ -18,6 +18,7 @@ from integration_assets.defs.customers.names import (
     STREAMS,
     SYSTEM_OF_STREAM,
 )
+from integration_assets.defs.orders.staging import column_schema
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
@@ -161,7 +162,12 @@ def unstaged_batches(warehouse: Warehouse, log: RawLog) -> list[tuple[str, Batch
     kinds={"duckdb"},
     tags={"layer": "staging", "pii": "true"},
     pool=WAREHOUSE_POOL,
-    metadata={"contracts": ", ".join(load_contract(name).label for name in CONTRACTS.values())},
+    metadata={
+        "dagster/column_schema": column_schema(
+            *(load_contract(name) for name in CONTRACTS.values())
+        ),
+        "contracts": ", ".join(load_contract(name).label for name in CONTRACTS.values()),
+    },
 )
 def staging_customer_references(
     context: dg.AssetExecutionContext,

@@ -8,6 +8,7 @@ the row retried, not dead-lettered).
 
 import dagster as dg
 
+from integration_assets.contracts.timing import load_timing
 from integration_assets.defs.delivery.factory import DeliverySpec, build_delivery_asset
 from integration_assets.defs.delivery.names import delivery_key
 from integration_assets.defs.orders.names import ORDERS_CURRENT
@@ -69,7 +70,9 @@ SPECS = (
         "invoices",
         plans.plan_erp_invoices,
         [delivery_key("erp", "sales_orders")],
-        "One invoice per paid order (INV-<order id>). Invoices never change: refunds become credit notes.",
+        "One invoice per order whose revenue is recognised (INV-<order id>), dated the day of recognition: "
+        "by default when it is paid; `revenue_recognised` in contracts/timing.yaml decides (this asset's "
+        "metadata names the version and moments loaded). Invoices never change: refunds become credit notes.",
     ),
     DeliverySpec(
         "erp",
@@ -95,10 +98,28 @@ SPECS = (
         "reservations",
         plans.plan_wms_reservations,
         [ORDERS_CURRENT],
-        "Stock reservations in the WMS (RES-<order id>): reserved with the unshipped units once an order "
-        "is paid, adjusted when it is edited or shipped, released when it is cancelled or refunded.",
+        "Stock reservations in the WMS (RES-<order id>): reserved with the unshipped units once an order's "
+        "fulfilment is activated (by default when it is paid; `fulfilment_activated` in "
+        "contracts/timing.yaml), adjusted when it is edited or shipped, released when it is cancelled or "
+        "refunded.",
     ),
 )
 
-DELIVERY_ASSETS = [build_delivery_asset(spec) for spec in SPECS]
+# The order deliveries whose timing the definitions decide; the UI shows the definitions loaded with
+# the code location (each run reads the file again, so a run after an edit applies the new one).
+TIMED_DELIVERIES = {("erp", "sales_order"), ("erp", "invoice"), ("erp", "payment_applied"),
+                    ("erp", "credit_note"), ("wms", "reservation")}  # fmt: skip
+
+
+def _with_timing_metadata(asset: dg.AssetsDefinition) -> dg.AssetsDefinition:
+    timing = load_timing().as_metadata()
+    return dg.map_asset_specs(lambda spec: spec.merge_attributes(metadata=timing), [asset])[0]
+
+
+DELIVERY_ASSETS = [
+    _with_timing_metadata(build_delivery_asset(spec))
+    if (spec.target, spec.entity) in TIMED_DELIVERIES
+    else build_delivery_asset(spec)
+    for spec in SPECS
+]
 DELIVERY_KEYS = [spec.key for spec in SPECS]

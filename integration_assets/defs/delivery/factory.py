@@ -1,8 +1,10 @@
 """One delivery asset per (target, entity): plan the writes into the outbox, then drain it.
 
 Each materialization (1) reads the core tables it maps from, (2) maps every candidate record
-(lookups counted, failures quarantined in ops.mapping_quarantine), (3) enqueues what changed in
-ops.outbox, and (4) sends what is due through the target's client. Running it twice, or again after
+(lookups counted, failures quarantined in ops.mapping_quarantine), (3) refuses any write carrying a
+value not taken from its attribute's system of record or a fallback (contracts/ownership.yaml;
+quarantined as `ownership: ...`, see delivery/ownership_guard.py), (4) enqueues what changed in
+ops.outbox, and (5) sends what is due through the target's client. Running it twice, or again after
 a failure, sends nothing twice: delivered rows are never due again, and every write is an upsert by
 external id at the target.
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 import dagster as dg
 
+from integration_assets.contracts.ownership import GOLDEN_RECORD, load_ownership
 from integration_assets.defs.delivery.names import (
     CHECK_PLAN_BALANCE,
     CHECK_TARGET_REACHABLE,
@@ -23,7 +26,9 @@ from integration_assets.defs.delivery.names import (
     delivery_key,
 )
 from integration_assets.delivery.drain import DrainPolicy, drain
+from integration_assets.delivery.ownership_guard import refuse_unowned_writes
 from integration_assets.delivery.planning import PlanResult, PlanSources
+from integration_assets.delivery.plans import golden_customers
 from integration_assets.delivery.targets import target_for
 from integration_assets.storage import outbox as store
 from integration_assets.storage.balances import record_balance
@@ -105,6 +110,16 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
         run_id = context.run_id
         raw_log: RawLogResource = context.resources.raw_log
         plan = spec.plan(PlanSources(wh, raw_log.log()), client)
+        # Ownership before anything is enqueued: a value goes to a target only from its owner's system.
+        registry = load_ownership()
+        golden = (
+            {str(row["customer_id"]): row for row in golden_customers(wh)}
+            if registry.delivery(spec.target, spec.entity).values_from == GOLDEN_RECORD
+            else {}
+        )
+        refused = refuse_unowned_writes(plan, registry, golden)
+        for external_id, reason in sorted(refused.items()):
+            context.log.error(f"write refused, not enqueued: {external_id}: {reason}")
         with wh.connect() as con:
             unbuilt = store.unbuilt_or_refused(con, exclude=(spec.target, spec.entity))
         # A child of a write that was not built, or is a dead letter, waits in mapping quarantine
@@ -143,6 +158,7 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
                 "superseded": len(enqueued.superseded_keys),
                 "awaiting_approval_new": enqueued.awaiting_approval,
                 "mapping_quarantined": len(plan.quarantined),
+                "ownership_refused": len(refused),
                 "failed_lookups": plan.failed_lookups(),
                 "lookups": dg.MetadataValue.json(dict(plan.lookups)),
                 "flags": dg.MetadataValue.json(dict(plan.flags)),

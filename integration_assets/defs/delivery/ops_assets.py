@@ -48,7 +48,7 @@ def build_outbox_asset(delivery_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinit
     def ops_outbox(context: dg.AssetExecutionContext, warehouse: WarehouseResource):
         """Every intended write into ERP, CRM and WMS and where it stands (ops.outbox), in one view.
 
-        Dead letters: `integration-assets dlq list`, then `dlq retry KEY [--set FIELD=VALUE]` or
+        Dead letters: `integration-assets dlq list`, then `dlq retry KEY [--set FIELD=VALUE [--owner-approved-by OWNER]]` or
         `dlq resolve KEY`; or run the `replay_dead_letters` job with filters. Writes awaiting approval:
         `integration-assets approvals list|approve|reject`, or the `review_approvals` job.
         """

@@ -21,14 +21,16 @@ from integration_assets.defs.orders.names import (
 )
 from integration_assets.defs.orders.staging import CONTRACT_NAME
 from integration_assets.quality import gx_runner
+from integration_assets.quality.contract_suite import contract_suite
 from integration_assets.storage import gates
-from integration_assets.storage.raw_log import RawLog
-from integration_assets.storage.resources import RawLogResource, WarehouseResource
+from integration_assets.storage.drift_events import batch_drift_events
+from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.streams.schema_drift import DriftEvent, drift_verdict
 
 CHECK_DESCRIPTIONS = {
-    CHECK_REQUIRED_FIELDS: "Schema drift: no required contract field is missing or null in more than the allowed share of a batch.",
-    CHECK_KEYS_AND_VALUES: "Staged rows have unique (order id, version) keys, ISO currencies and allowed financial statuses.",
+    CHECK_REQUIRED_FIELDS: "Schema drift: no required contract field is removed, renamed or retyped in more than the allowed share of a batch (new fields are recorded and notified, not blocking).",
+    CHECK_KEYS_AND_VALUES: "The staged rows keep the contract's rules (a Great Expectations suite generated from it): unique (order id, version) keys, required values, allowed values, ISO currencies.",
     CHECK_TOTALS: "Order totals add up (lines - discounts + tax + shipping = total) in all but the allowed share of a batch.",
     CHECK_VOLUME: "A batch is not wildly larger than the trailing median of earlier batches (peak days are 10x; the limit is wider).",
     CHECK_COUNT_BALANCE: "Every record read is accounted for: read = staged + quarantined + duplicates.",
@@ -38,55 +40,41 @@ CHECK_DESCRIPTIONS = {
 BatchJudge = Callable[[str, pd.DataFrame], tuple[bool, str]]
 
 
-def _raw_presence(log: RawLog, raw_file: str, contract: Contract) -> pd.DataFrame:
-    manifest = next(m for m in log.batches("storefront", "orders") if str(m.path) == raw_file)
-    rows = []
-    for record in log.read_records(manifest):
-        payload = record.get("payload") if isinstance(record.get("payload"), dict) else {}
-        rows.append(
-            {
-                name: (None if payload.get(name) is None else True)
-                for name in contract.required_fields
-            }
-        )
-    return pd.DataFrame(rows, columns=list(contract.required_fields), dtype="object")
+# Contract field -> staged column, for the suite generated from the contract (money in minor units).
+STAGED_COLUMNS_BY_FIELD = {
+    "id": "order_id",
+    "updated_at": "updated_at",
+    "created_at": "created_at",
+    "currency": "currency",
+    "total_price": "total_price_minor",
+    "subtotal_price": "subtotal_price_minor",
+    "total_tax": "total_tax_minor",
+    "total_discounts": "total_discounts_minor",
+    "financial_status": "financial_status",
+    "fulfillment_status": "fulfillment_status",
+    "cancelled_at": "cancelled_at",
+    "closed_at": "closed_at",
+    "name": "name",
+    "email": "email",
+}
+STAGED_KEY = ("order_id", "updated_at", "payload_hash")
 
 
-def judge_required_fields(frame: pd.DataFrame, contract: Contract) -> tuple[bool, str]:
-    if frame.empty:
-        return True, "empty batch"
-    ratio = contract.batch_rules.get("max_required_field_missing_ratio", 0.2)
-    gxe = gx_runner.expectations()
-    suite = [
-        gxe.ExpectColumnValuesToNotBeNull(column=name, mostly=1 - ratio)
-        for name in contract.required_fields
-    ]
-    failures = [o for o in gx_runner.validate(frame, suite) if not o.success]
-    if not failures:
-        return True, f"all {len(contract.required_fields)} required fields present"
-    parts = [
-        f"required field '{o.column}' missing or null in {o.observed['unexpected_count']} of {o.observed['element_count']} records"
-        for o in failures
-    ]
-    return False, f"schema drift against contract {contract.label}: " + "; ".join(
-        parts
-    ) + f" (allowed: {ratio:.0%})"
+def judge_schema_drift(events: list[DriftEvent], contract_label: str) -> tuple[bool, str]:
+    """Blocked by breaking drift (a required field removed, renamed or retyped), named field by
+    field with the contract and the version the batch was staged with; additive drift passes."""
+    return drift_verdict(events, contract_label)
 
 
 def judge_keys_and_values(frame: pd.DataFrame, contract: Contract) -> tuple[bool, str]:
+    """The contract's own rules on the staged rows, as a Great Expectations suite generated from it."""
     if frame.empty:
         return True, "no staged rows"
-    allowed = next(rule.allowed for rule in contract.fields if rule.name == "financial_status")
-    gxe = gx_runner.expectations()
-    suite = [
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["order_id", "updated_at", "payload_hash"]),
-        gxe.ExpectColumnValuesToNotBeNull(column="order_id"),
-        gxe.ExpectColumnValuesToBeInSet(column="financial_status", value_set=list(allowed)),
-        gxe.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
-    ]
+    suite = contract_suite(contract, STAGED_COLUMNS_BY_FIELD, STAGED_KEY)
     failures = [o.describe() for o in gx_runner.validate(frame, suite) if not o.success]
     return (not failures), (
-        "; ".join(failures) or f"{len(frame)} rows: keys unique, values allowed"
+        "; ".join(failures)
+        or f"{len(frame)} rows: keys unique, values allowed ({len(suite)} expectations from {contract.label})"
     )
 
 
@@ -152,26 +140,26 @@ def judge_volume(count: int, history: list[int], contract: Contract) -> tuple[bo
     ],
     pool=WAREHOUSE_POOL,
 )
-def staging_orders_gate(
-    context: dg.AssetCheckExecutionContext, raw_log: RawLogResource, warehouse: WarehouseResource
-):
+def staging_orders_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     """Judge every batch staged since the last gate, record each verdict, and report per check."""
     contract = load_contract(CONTRACT_NAME)
-    log, wh = raw_log.log(), warehouse.warehouse()
+    wh = warehouse.warehouse()
     gate = GateRun(CHECK_DESCRIPTIONS, context.op_execution_context.run_id)
     quirks: dict[str, int] = {}
     with wh.connect() as con:
         batches = gates.pending_batches(con, STREAM, GATING_CHECKS)
         for batch_id in batches:
-            raw_file, records_read = con.execute(
-                "SELECT raw_file, records_read FROM staging.batches WHERE stream = ? AND batch_id = ?",
+            records_read, staged_version = con.execute(
+                "SELECT records_read, contract_version FROM staging.batches WHERE stream = ? AND batch_id = ?",
                 [STREAM, batch_id],
             ).fetchone()
             staged = con.execute(
-                "SELECT order_id, updated_at, payload_hash, currency, financial_status, totals_mismatch_minor, quality_flags "
+                f"SELECT {', '.join(sorted({*STAGED_COLUMNS_BY_FIELD.values(), *STAGED_KEY}))}, "
+                "totals_mismatch_minor, quality_flags "
                 "FROM staging.storefront_orders WHERE batch_id = ?",
                 [batch_id],
             ).df()
+            drift = batch_drift_events(con, STREAM, batch_id, staged_version)
             history = [
                 row[0]
                 for row in con.execute(
@@ -180,8 +168,8 @@ def staging_orders_gate(
                 ).fetchall()
             ]
             judged = {
-                CHECK_REQUIRED_FIELDS: judge_required_fields(
-                    _raw_presence(log, raw_file, contract), contract
+                CHECK_REQUIRED_FIELDS: judge_schema_drift(
+                    drift, f"{contract.name} v{staged_version}"
                 ),
                 CHECK_KEYS_AND_VALUES: judge_keys_and_values(staged, contract),
                 CHECK_TOTALS: judge_totals(staged, contract),

@@ -16,14 +16,18 @@ from integration_assets.defs.orders.names import (
     STREAM,
     STREAM_NAME,
 )
+from integration_assets.storage import gates
+from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
+    forget_staged_batch,
     insert_new_rows,
     record_batch_outcome,
     staging_run_books,
 )
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.streams import schema_drift
 from integration_assets.streams.order_records import StagedOrder, Violation, stage_order
 from integration_assets.streams.timestamps import naive_utc
 
@@ -70,12 +74,22 @@ def _record_key(payload: object) -> str | None:
 
 def split_batch(
     log: RawLog, manifest: BatchManifest, contract: Contract
-) -> tuple[list[tuple[int, StagedOrder]], list[tuple[int, str | None, Violation]], int]:
-    """Stage every record of a batch: (staged, quarantined, exact duplicates within the batch)."""
+) -> tuple[
+    list[tuple[int, StagedOrder]],
+    list[tuple[int, str | None, Violation]],
+    int,
+    list[schema_drift.DriftEvent],
+]:
+    """Stage every record of a batch: (staged, quarantined, exact duplicates within the batch, and
+    the batch's schema drift against the contract)."""
     staged: dict[tuple, tuple[int, StagedOrder]] = {}
     quarantined = []
     duplicates = 0
-    for record in log.read_records(manifest):
+    records = list(log.read_records(manifest))
+    drift = schema_drift.compare(
+        schema_drift.observe(record.get("payload") for record in records), contract
+    )
+    for record in records:
         index = record["record_index"]
         result = stage_order(record.get("payload"), contract)
         if isinstance(result, Violation):
@@ -86,7 +100,7 @@ def split_batch(
             duplicates += 1
         else:
             staged[key] = (index, result)
-    return list(staged.values()), quarantined, duplicates
+    return list(staged.values()), quarantined, duplicates, drift
 
 
 def _staged_frame(
@@ -133,30 +147,54 @@ def _staged_frame(
 def stage_batch(
     warehouse, log: RawLog, manifest: BatchManifest, contract: Contract, run_id: str
 ) -> dict:
-    """Stage one raw batch in one transaction: rows, quarantine, batch record and its count balance."""
-    rows, quarantined, duplicates_in_batch = split_batch(log, manifest, contract)
-    frame = _staged_frame(rows, manifest, contract, run_id)
+    """Stage one raw batch in one transaction: rows, quarantine, drift events, batch record and its
+    count balance."""
     with warehouse.transaction() as con:
-        new_rows = insert_new_rows(
-            con,
-            "staging.storefront_orders",
-            frame,
-            STAGED_COLUMNS,
-            ("order_id", "updated_at", "payload_hash"),
-        )
-        duplicates = duplicates_in_batch + (len(frame) - new_rows)
-        balance = record_batch_outcome(
+        return stage_batch_in(con, log, manifest, contract, run_id)
+
+
+def restage_batch(
+    warehouse, log: RawLog, manifest: BatchManifest, contract: Contract, run_id: str
+) -> dict:
+    """Stage a blocked batch again under a newer contract version, in one transaction: what the
+    older version staged, quarantined and judged is replaced, so nothing is counted twice."""
+    with warehouse.transaction() as con:
+        forget_staged_batch(
             con,
             stream=STREAM,
             asset_key=STAGING_ORDERS.to_user_string(),
-            manifest=manifest,
-            contract=contract,
-            run_id=run_id,
-            staged=int(new_rows),
-            quarantined=quarantined,
-            duplicates=duplicates,
-            quality_flagged=sum(1 for _, order in rows if order.quality_flags),
+            table="staging.storefront_orders",
+            batch_id=manifest.batch_id,
         )
+        return stage_batch_in(con, log, manifest, contract, run_id)
+
+
+def stage_batch_in(
+    con, log: RawLog, manifest: BatchManifest, contract: Contract, run_id: str
+) -> dict:
+    rows, quarantined, duplicates_in_batch, drift = split_batch(log, manifest, contract)
+    frame = _staged_frame(rows, manifest, contract, run_id)
+    new_rows = insert_new_rows(
+        con,
+        "staging.storefront_orders",
+        frame,
+        STAGED_COLUMNS,
+        ("order_id", "updated_at", "payload_hash"),
+    )
+    duplicates = duplicates_in_batch + (len(frame) - new_rows)
+    balance = record_batch_outcome(
+        con,
+        stream=STREAM,
+        asset_key=STAGING_ORDERS.to_user_string(),
+        manifest=manifest,
+        contract=contract,
+        run_id=run_id,
+        staged=int(new_rows),
+        quarantined=quarantined,
+        duplicates=duplicates,
+        quality_flagged=sum(1 for _, order in rows if order.quality_flags),
+    )
+    record_drift_events(con, STREAM, manifest.batch_id, contract, drift, run_id)
     return {
         "batch_id": manifest.batch_id,
         "records_read": manifest.records,
@@ -165,8 +203,16 @@ def stage_batch(
         "duplicates": duplicates,
         "quality_flags": Counter(flag for _, order in rows for flag in order.quality_flags),
         "quarantine_reasons": Counter(f"{v.rule}: {v.field}" for _, _, v in quarantined),
+        "drift": drift,
         "balance": balance,
     }
+
+
+def batches_to_restage(warehouse, log: RawLog, contract: Contract) -> list[BatchManifest]:
+    """Blocked batches staged under an older contract version than `contract`'s, oldest first."""
+    with warehouse.connect() as con:
+        blocked = set(gates.blocked_under_older_contract(con, STREAM, contract.version))
+    return [m for m in log.batches(SOURCE, STREAM_NAME) if m.batch_id in blocked]
 
 
 def unstaged_batches(warehouse, log: RawLog) -> list[BatchManifest]:
@@ -180,15 +226,32 @@ def unstaged_batches(warehouse, log: RawLog) -> list[BatchManifest]:
     return [m for m in log.batches(SOURCE, STREAM_NAME) if m.batch_id not in done]
 
 
-def column_schema(contract: Contract) -> dg.TableSchema:
+def column_schema(*contracts: Contract) -> dg.TableSchema:
+    """The `dagster/column_schema` shown in the UI, generated from the contract(s): one column per
+    contract field (named `<contract>.<field>` when an asset stages several contracts), with its
+    type, its rule and its PII tag."""
+
+    def described(contract: Contract, rule) -> str | None:
+        parts = [rule.description] if rule.description else []
+        if rule.required:
+            parts.append("required")
+        if rule.allowed is not None:
+            parts.append(f"one of {list(rule.allowed)}")
+        if rule.source:
+            parts.append(f"sent by the source as '{rule.source}'")
+        if len(contracts) > 1:
+            parts.append(contract.label)
+        return "; ".join(parts) or None
+
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
-                rule.name,
+                rule.name if len(contracts) == 1 else f"{contract.name}.{rule.name}",
                 rule.type,
-                description=rule.description or None,
+                description=described(contract, rule),
                 tags={"pii": "true"} if rule.pii else {},
             )
+            for contract in contracts
             for rule in contract.fields
         ]
     )
@@ -212,7 +275,11 @@ def staging_storefront_orders(
 ) -> dg.MaterializeResult:
     """Typed order versions (money in integer minor units, timestamps in UTC), one row per order id + version.
 
-    Reads every raw batch not staged yet. A record that breaks a contract rule goes to `ops.quarantine`
+    Reads every raw batch not staged yet, and again every blocked batch staged under an older
+    contract version than the one in force (a reviewed new version may accept what blocked it). Each
+    batch's payloads are compared with the contract: a field it does not know is recorded in
+    `ops.schema_drift` (the batch proceeds; the contract's owner is notified), a required field
+    removed, renamed or retyped is breaking drift that blocks the batch. A record that breaks a contract rule goes to `ops.quarantine`
     with the rule, the field and its raw reference, and the rest proceeds; exact duplicates (the same
     order, `updated_at` and payload) are counted and dropped. Each batch is staged in one transaction
     with its count balance: records read = staged + quarantined + duplicates.
@@ -220,21 +287,36 @@ def staging_storefront_orders(
     """
     contract = load_contract(CONTRACT_NAME)
     log, wh = raw_log.log(), warehouse.warehouse()
-    results = [
+    restaged = [
+        restage_batch(wh, log, manifest, contract, context.run_id)
+        for manifest in batches_to_restage(wh, log, contract)
+    ]
+    for result in restaged:
+        context.log.info(
+            f"batch {result['batch_id']} was blocked under an older contract version: "
+            f"staged again under {contract.label}"
+        )
+    results = restaged + [
         stage_batch(wh, log, manifest, contract, context.run_id)
         for manifest in unstaged_batches(wh, log)
     ]
     totals, reasons, balance = staging_run_books(results, "quarantine_reasons")
     flags = sum((r["quality_flags"] for r in results), Counter())
+    drift = Counter(event.kind for r in results for event in r["drift"])
     for reason, count in reasons.most_common():
         context.log.warning(f"quarantined {count} record(s): {reason}")
+    for event in (event for r in results for event in r["drift"]):
+        log_drift = context.log.warning if event.breaking else context.log.info
+        log_drift(f"batch schema drift ({event.kind}): {event.detail}")
     return dg.MaterializeResult(
         metadata={
             "batches_staged": len(results),
+            "batches_restaged": len(restaged),
             "batch_ids": ", ".join(r["batch_id"] for r in results) or "none",
             **totals,
             "quality_flagged": dg.MetadataValue.json(dict(flags)),
             "quarantine_reasons": dg.MetadataValue.json(dict(reasons)),
+            "schema_drift": dg.MetadataValue.json(dict(drift)),
             "contract": contract.label,
             "balance": balance.as_text(),
             "balance_holds": balance.holds,

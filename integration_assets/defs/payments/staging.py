@@ -8,6 +8,7 @@ import orjson
 import pandas as pd
 
 from integration_assets.contracts import load_contract
+from integration_assets.defs.orders.staging import column_schema
 from integration_assets.defs.payments.names import (
     CONTRACTS,
     OWNER,
@@ -137,6 +138,14 @@ def stage_payments_batch(
     kinds={"duckdb"},
     tags={"layer": "staging", "source": "payments"},
     pool=WAREHOUSE_POOL,
+    metadata={
+        "dagster/column_schema": column_schema(
+            *(load_contract(name) for name in sorted(set(CONTRACTS.values())))
+        ),
+        "contracts": ", ".join(
+            load_contract(name).label for name in sorted(set(CONTRACTS.values()))
+        ),
+    },
 )
 def staging_payments_objects(
     context: dg.AssetExecutionContext, raw_log: RawLogResource, warehouse: WarehouseResource

@@ -1,36 +1,89 @@
-"""reporting/orders_per_day and reporting/order_lifecycle, rebuilt whole from core on every run."""
+"""reporting/orders_per_day and reporting/order_lifecycle, rebuilt whole from core on every run.
+
+Confirmation and revenue recognition follow the timing definitions (contracts/timing.yaml), applied
+by streams/timing.py to each order's current version as the storefront sent it; both marts say in
+their metadata which version and choices they applied.
+"""
+
+from datetime import UTC, datetime
 
 import dagster as dg
+import duckdb
+import pandas as pd
 
+from integration_assets.contracts.timing import TimingDefinitions, load_timing
 from integration_assets.defs.orders.names import ORDER_EVENTS, ORDERS_CURRENT
 from integration_assets.storage.balances import record_balance
-from integration_assets.storage.resources import WarehouseResource
+from integration_assets.storage.order_payloads import current_orders
+from integration_assets.storage.raw_log import RawLog
+from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.balances import Balance
+from integration_assets.streams.mapped import MappingInputError
+from integration_assets.streams.timing import order_timing
 
 ORDERS_PER_DAY = dg.AssetKey(["reporting", "orders_per_day"])
 ORDER_LIFECYCLE = dg.AssetKey(["reporting", "order_lifecycle"])
 OWNER = "finance-reporting@example.com"
 
-ORDERS_PER_DAY_SQL = """
+TIMING_VIEW = "order_timing"
+TIMING_COLUMNS = [
+    "order_id",
+    "currency",
+    "confirmed_at",
+    "revenue_recognised_at",
+    "recognised_minor",
+]
+
+# The created-day figures, then what was confirmed and recognised on each day (UTC), by the timing
+# definitions. A day can have confirmations or recognised revenue and no new order (orders = 0).
+ORDERS_PER_DAY_SQL = f"""
 CREATE OR REPLACE TABLE reporting.orders_per_day AS
+WITH created AS (
+    SELECT
+        CAST(created_at AS DATE) AS day,
+        currency,
+        count(*) AS orders,
+        count(*) FILTER (WHERE cancelled_at IS NOT NULL) AS cancelled_orders,
+        count(*) FILTER (WHERE financial_status IN ('paid', 'partially_refunded', 'refunded')) AS paid_orders,
+        count(*) FILTER (WHERE fulfillment_status = 'fulfilled') AS fulfilled_orders,
+        coalesce(sum(total_price_minor) FILTER (WHERE cancelled_at IS NULL), 0) AS gross_sales_minor,
+        coalesce(sum(refunded_minor), 0) AS refunded_minor,
+        coalesce(sum(total_price_minor) FILTER (WHERE cancelled_at IS NULL), 0) - coalesce(sum(refunded_minor), 0) AS net_sales_minor,
+        coalesce(sum(units), 0) AS units
+    FROM core.orders_current
+    GROUP BY ALL
+),
+confirmed AS (
+    SELECT CAST(confirmed_at AS DATE) AS day, currency, count(*) AS confirmed_orders
+    FROM {TIMING_VIEW} WHERE confirmed_at IS NOT NULL GROUP BY ALL
+),
+recognised AS (
+    SELECT CAST(revenue_recognised_at AS DATE) AS day, currency,
+           count(*) AS revenue_recognised_orders, sum(recognised_minor) AS recognised_revenue_minor
+    FROM {TIMING_VIEW} WHERE revenue_recognised_at IS NOT NULL GROUP BY ALL
+)
 SELECT
-    CAST(created_at AS DATE) AS day,
+    day,
     currency,
-    count(*) AS orders,
-    count(*) FILTER (WHERE cancelled_at IS NOT NULL) AS cancelled_orders,
-    count(*) FILTER (WHERE financial_status IN ('paid', 'partially_refunded', 'refunded')) AS paid_orders,
-    count(*) FILTER (WHERE fulfillment_status = 'fulfilled') AS fulfilled_orders,
-    coalesce(sum(total_price_minor) FILTER (WHERE cancelled_at IS NULL), 0) AS gross_sales_minor,
-    coalesce(sum(refunded_minor), 0) AS refunded_minor,
-    coalesce(sum(total_price_minor) FILTER (WHERE cancelled_at IS NULL), 0) - coalesce(sum(refunded_minor), 0) AS net_sales_minor,
-    coalesce(sum(units), 0) AS units
-FROM core.orders_current
-GROUP BY ALL
+    coalesce(orders, 0) AS orders,
+    coalesce(cancelled_orders, 0) AS cancelled_orders,
+    coalesce(paid_orders, 0) AS paid_orders,
+    coalesce(fulfilled_orders, 0) AS fulfilled_orders,
+    coalesce(gross_sales_minor, 0) AS gross_sales_minor,
+    coalesce(refunded_minor, 0) AS refunded_minor,
+    coalesce(net_sales_minor, 0) AS net_sales_minor,
+    coalesce(units, 0) AS units,
+    coalesce(confirmed_orders, 0) AS confirmed_orders,
+    coalesce(revenue_recognised_orders, 0) AS revenue_recognised_orders,
+    CAST(coalesce(recognised_revenue_minor, 0) AS BIGINT) AS recognised_revenue_minor
+FROM created
+FULL OUTER JOIN confirmed USING (day, currency)
+FULL OUTER JOIN recognised USING (day, currency)
 ORDER BY day, currency
 """
 
-ORDER_LIFECYCLE_SQL = """
+ORDER_LIFECYCLE_SQL = f"""
 CREATE OR REPLACE TABLE reporting.order_lifecycle AS
 WITH milestones AS (
     SELECT
@@ -49,14 +102,56 @@ WITH milestones AS (
     GROUP BY order_id
 )
 SELECT
-    *,
-    round(date_diff('second', created_at, paid_at) / 3600.0, 2) AS hours_created_to_paid,
-    round(date_diff('second', paid_at, first_fulfillment_at) / 3600.0, 2) AS hours_paid_to_first_fulfillment,
-    round(date_diff('second', paid_at, fulfilled_at) / 3600.0, 2) AS hours_paid_to_fulfilled,
-    round(date_diff('second', fulfilled_at, first_refund_at) / 3600.0, 2) AS hours_fulfilled_to_refund
-FROM milestones
+    m.*,
+    round(date_diff('second', m.created_at, m.paid_at) / 3600.0, 2) AS hours_created_to_paid,
+    round(date_diff('second', m.paid_at, m.first_fulfillment_at) / 3600.0, 2) AS hours_paid_to_first_fulfillment,
+    round(date_diff('second', m.paid_at, m.fulfilled_at) / 3600.0, 2) AS hours_paid_to_fulfilled,
+    round(date_diff('second', m.fulfilled_at, m.first_refund_at) / 3600.0, 2) AS hours_fulfilled_to_refund,
+    t.confirmed_at,
+    t.revenue_recognised_at
+FROM milestones m
+LEFT JOIN {TIMING_VIEW} t USING (order_id)
 ORDER BY order_id
 """
+
+
+def _utc_naive(moment: datetime | None) -> datetime | None:
+    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
+
+
+def register_order_timing(
+    con: duckdb.DuckDBPyConnection, raw_log: RawLog, definitions: TimingDefinitions
+) -> dict[str, int]:
+    """Register the view `order_timing` (each current order's moments under the definitions) on
+    `con`; returns the counts: orders read = timed + unreadable (an order whose payload the timing
+    cannot read is left out of the timing figures, and counted)."""
+    rows, unreadable = [], 0
+    for order in current_orders(con, raw_log):
+        try:
+            timed = order_timing(order.payload, definitions.timing)
+        except MappingInputError:
+            unreadable += 1
+            continue
+        rows.append(
+            [
+                timed.order_id,
+                timed.currency,
+                _utc_naive(timed.confirmed_at),
+                _utc_naive(timed.revenue_recognised_at),
+                timed.recognised_minor,
+            ]
+        )
+    frame = pd.DataFrame(rows, columns=TIMING_COLUMNS)
+    for column in ("confirmed_at", "revenue_recognised_at"):
+        frame[column] = pd.to_datetime(frame[column])
+    frame["order_id"] = frame["order_id"].astype("int64")
+    frame["recognised_minor"] = frame["recognised_minor"].astype("int64")
+    con.register(TIMING_VIEW, frame)
+    return {
+        "timing_orders_read": len(rows) + unreadable,
+        "timing_orders_timed": len(rows),
+        "timing_orders_unreadable": unreadable,
+    }
 
 
 @dg.asset(
@@ -69,10 +164,14 @@ ORDER BY order_id
     pool=WAREHOUSE_POOL,
 )
 def orders_per_day(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_log: RawLogResource
 ) -> dg.MaterializeResult:
-    """Orders, cancellations, gross and net sales (integer minor units) per day of creation (UTC) and currency."""
+    """Orders, cancellations, gross and net sales (integer minor units) per day of creation (UTC) and
+    currency; and, by the timing definitions (contracts/timing.yaml, named in the metadata), the
+    orders confirmed and the revenue recognised (the total as sold, as invoiced) on each day (UTC)."""
+    definitions = load_timing()
     with warehouse.warehouse().transaction() as con:
+        timing_counts = register_order_timing(con, raw_log.log(), definitions)
         con.execute(ORDERS_PER_DAY_SQL)
         days, mart_orders = con.execute(
             "SELECT count(*), coalesce(sum(orders), 0) FROM reporting.orders_per_day"
@@ -92,6 +191,8 @@ def orders_per_day(
             "dagster/row_count": int(days),
             "orders": int(mart_orders),
             "balance": balance.as_text(),
+            **definitions.as_metadata(),
+            **timing_counts,
             "preview": dg.MetadataValue.md(
                 preview.to_markdown(index=False) if not preview.empty else "(empty)"
             ),
@@ -108,9 +209,13 @@ def orders_per_day(
     tags={"layer": "reporting"},
     pool=WAREHOUSE_POOL,
 )
-def order_lifecycle(warehouse: WarehouseResource) -> dg.MaterializeResult:
-    """Per order: when it was created, paid, fulfilled, refunded or cancelled, and the hours between the steps."""
+def order_lifecycle(warehouse: WarehouseResource, raw_log: RawLogResource) -> dg.MaterializeResult:
+    """Per order: when it was created, paid, fulfilled, refunded or cancelled, and the hours between the
+    steps; and when it counts as confirmed and its revenue as recognised, by the timing definitions
+    (contracts/timing.yaml, named in the metadata; UTC, like the other times)."""
+    definitions = load_timing()
     with warehouse.warehouse().transaction() as con:
+        timing_counts = register_order_timing(con, raw_log.log(), definitions)
         con.execute(ORDER_LIFECYCLE_SQL)
         rows, median_paid_to_fulfilled = con.execute(
             "SELECT count(*), median(hours_paid_to_fulfilled) FROM reporting.order_lifecycle"
@@ -121,6 +226,8 @@ def order_lifecycle(warehouse: WarehouseResource) -> dg.MaterializeResult:
             "median_hours_paid_to_fulfilled": float(median_paid_to_fulfilled)
             if median_paid_to_fulfilled is not None
             else -1.0,
+            **definitions.as_metadata(),
+            **timing_counts,
         }
     )
 
