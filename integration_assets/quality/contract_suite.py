@@ -7,7 +7,8 @@ The contract is the one place a rule is written: each field the staged table hol
 - `currency` -> an upper-case ISO 4217 code, `currency_lower` -> a lower-case one;
 - `minimum` -> values at least the minimum;
 - `prefix` -> values start with it;
-and the staged key (the contract's key, its version field and the payload hash) is unique.
+and the staged key (the contract's key, its version field and the payload hash) is unique. The
+contract's `line_item_fields` give expectations the same way, on a frame with a row per line item.
 """
 
 from __future__ import annotations
@@ -16,23 +17,38 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from integration_assets.contracts import Contract
+from integration_assets.contracts import Contract, FieldRule
 from integration_assets.quality import gx_runner
 
 CURRENCY_PATTERNS = {"currency": r"^[A-Z]{3}$", "currency_lower": r"^[a-z]{3}$"}
 
 
 def contract_suite(
-    contract: Contract, columns: Mapping[str, str], key_columns: Sequence[str]
+    contract: Contract,
+    columns: Mapping[str, str],
+    key_columns: Sequence[str],
+    line_item_columns: Mapping[str, str] | None = None,
 ) -> list[Any]:
-    """The expectations `contract` implies for a staged frame with `columns` and `key_columns`."""
+    """The expectations `contract` implies for a staged frame with `columns` and `key_columns`; with
+    `line_item_columns`, also those of its `line_item_fields` (a frame with one row per line item,
+    such as a product's variants)."""
     gxe = gx_runner.expectations()
     suite: list[Any] = [
         gxe.ExpectCompoundColumnsToBeUnique(column_list=list(key_columns))
         if len(key_columns) > 1
         else gxe.ExpectColumnValuesToBeUnique(column=key_columns[0])
     ]
-    for rule in contract.fields:
+    suite += rule_expectations(contract.fields, columns)
+    if line_item_columns:
+        suite += rule_expectations(contract.line_item_fields, line_item_columns)
+    return suite
+
+
+def rule_expectations(rules: Sequence[FieldRule], columns: Mapping[str, str]) -> list[Any]:
+    """The expectations each rule implies on its staged column (rules without one are skipped)."""
+    gxe = gx_runner.expectations()
+    suite: list[Any] = []
+    for rule in rules:
         column = columns.get(rule.name)
         if column is None:
             continue

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from integration_assets.contracts import Contract
-from integration_assets.streams.schema_drift import DriftEvent
+from integration_assets.streams.schema_drift import DriftEvent, drift_verdict
 
 
 def _now() -> datetime:
@@ -69,6 +69,23 @@ def batch_drift_events(
     return [DriftEvent(*row) for row in rows]
 
 
+def judge_staged_batch_drift(
+    con: duckdb.DuckDBPyConnection, stream: str, batch_id: str, contract_name: str
+) -> tuple[bool, str]:
+    """The blocking drift check's verdict on one staged batch, from the events recorded when it was
+    staged, under the contract version it was staged with (named in the message): fails on any
+    breaking event (a required field removed, renamed or retyped), passes on additive drift."""
+    row = con.execute(
+        "SELECT contract_version FROM staging.batches WHERE stream = ? AND batch_id = ?",
+        [stream, batch_id],
+    ).fetchone()
+    if row is None:
+        return False, f"batch {batch_id} of {stream} is not staged: nothing to judge"
+    version = int(row[0])
+    events = batch_drift_events(con, stream, batch_id, version)
+    return drift_verdict(events, f"{contract_name} v{version}")
+
+
 @dataclass(frozen=True)
 class DriftNotice:
     """One new (stream, contract version, kind, field), over every batch it was seen in."""
@@ -111,8 +128,12 @@ def claim_drift_notices(con: duckdb.DuckDBPyConnection) -> list[DriftNotice]:
 
 
 def open_breaking_drift(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, str]]:
-    """(stream, batch_id, detail) of breaking drift on batches not promoted, judged with the
-    contract version they are staged under now (a newer version that re-staged them closes them)."""
+    """(stream, batch_id, detail) of breaking drift still holding something back.
+
+    API batches: not promoted, judged with the contract version they are staged under now (a newer
+    version that re-staged them closes them). Warehouse files (`warehouse/<kind>`, batch = the landed
+    file): the file is still in ops.file_quarantine (a newer version that read it again removes it).
+    """
     return con.execute(
         """
         SELECT d.stream, d.batch_id, d.detail FROM ops.schema_drift d
@@ -120,7 +141,12 @@ def open_breaking_drift(con: duckdb.DuckDBPyConnection) -> list[tuple[str, str, 
                               AND b.contract_version = d.contract_version
         WHERE d.breaking AND d.batch_id NOT IN
               (SELECT batch_id FROM core.promoted_batches p WHERE p.stream = d.stream)
-        ORDER BY d.stream, d.batch_id, d.field
+        UNION ALL
+        SELECT d.stream, d.batch_id, d.detail FROM ops.schema_drift d
+        WHERE d.breaking AND d.stream LIKE 'warehouse/%' AND EXISTS (
+              SELECT 1 FROM ops.file_quarantine q
+              WHERE q.raw_ref = 'raw/warehouse/files/' || d.batch_id)
+        ORDER BY 1, 2, 3
         """
     ).fetchall()
 

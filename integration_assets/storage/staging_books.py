@@ -1,21 +1,27 @@
 """The books every staged batch keeps, in the caller's transaction: its quarantined records, its row in
-staging.batches, and its count balance (records read = staged + quarantined + duplicates)."""
+staging.batches, and its count balance (records read = staged + quarantined + duplicates); and how a
+batch blocked under an older contract version is found and staged again under the new one (shared by
+every stream whose staging observes schema drift: orders, payments, products)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pandas as pd
 
 from integration_assets.contracts import Contract
+from integration_assets.storage import gates
 from integration_assets.storage.balances import record_balance
-from integration_assets.storage.raw_log import BatchManifest
+from integration_assets.storage.raw_log import BatchManifest, RawLog
+from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation
+
+T = TypeVar("T")
 
 
 def record_batch_outcome(
@@ -126,14 +132,30 @@ def staging_run_books(
 
 
 def forget_staged_batch(
-    con: duckdb.DuckDBPyConnection, *, stream: str, asset_key: str, table: str, batch_id: str
+    con: duckdb.DuckDBPyConnection,
+    *,
+    stream: str,
+    asset_key: str,
+    table: str,
+    batch_id: str,
+    balance_scope: str | None = None,
+    row_filter: Mapping[str, Any] | None = None,
 ) -> dict[str, int]:
     """Remove everything staging and the gate wrote for one batch (its staged rows in `table`, its
     quarantined records, its staging.batches row, its count balance and its verdicts), in the
     caller's transaction, so that it can be staged again under a new contract version. Its raw
-    batch is untouched, and its drift events stay as the record of what the older version saw."""
+    batch is untouched, and its drift events stay as the record of what the older version saw.
+
+    `balance_scope`: the scope its balance was recorded under (the batch id unless given);
+    `row_filter`: further column = value conditions on its rows in `table` (a table shared by
+    several streams, such as the payments objects, keyed by resource)."""
+    row_filter = dict(row_filter or {})
+    row_conditions = "".join(f" AND {column} = ?" for column in row_filter)
     statements = {
-        "staged_rows": (f"DELETE FROM {table} WHERE batch_id = ?", [batch_id]),
+        "staged_rows": (
+            f"DELETE FROM {table} WHERE batch_id = ?{row_conditions}",
+            [batch_id, *row_filter.values()],
+        ),
         "quarantined": (
             "DELETE FROM ops.quarantine WHERE stream = ? AND batch_id = ?",
             [stream, batch_id],
@@ -144,7 +166,7 @@ def forget_staged_batch(
         ),
         "balances": (
             "DELETE FROM ops.count_balances WHERE asset_key = ? AND scope = ?",
-            [asset_key, batch_id],
+            [asset_key, balance_scope or batch_id],
         ),
         "verdicts": (
             "DELETE FROM ops.batch_gates WHERE stream = ? AND batch_id = ?",
@@ -156,3 +178,42 @@ def forget_staged_batch(
         name: int(con.execute(sql, params).fetchone()[0])
         for name, (sql, params) in statements.items()
     }
+
+
+def batches_to_restage(
+    warehouse: Warehouse, log: RawLog, stream: str, contract: Contract
+) -> list[BatchManifest]:
+    """The raw batches of `stream` that a gating check blocked, not promoted, staged under an older
+    contract version than `contract`'s (a reviewed new version may accept what blocked them),
+    oldest first."""
+    source, name = stream.split("/", 1)
+    with warehouse.connect() as con:
+        blocked = set(gates.blocked_under_older_contract(con, stream, contract.version))
+    return [manifest for manifest in log.batches(source, name) if manifest.batch_id in blocked]
+
+
+def restage_batch(
+    warehouse: Warehouse,
+    stage_in: Callable[[duckdb.DuckDBPyConnection], T],
+    *,
+    stream: str,
+    asset_key: str,
+    table: str,
+    batch_id: str,
+    balance_scope: str | None = None,
+    row_filter: Mapping[str, Any] | None = None,
+) -> T:
+    """Stage a blocked batch again under a newer contract version, in one transaction: what the
+    older version staged, quarantined, balanced and judged is forgotten (`forget_staged_batch`),
+    then `stage_in(con)` stages it afresh, so nothing is counted twice and the gate judges it anew."""
+    with warehouse.transaction() as con:
+        forget_staged_batch(
+            con,
+            stream=stream,
+            asset_key=asset_key,
+            table=table,
+            batch_id=batch_id,
+            balance_scope=balance_scope,
+            row_filter=row_filter,
+        )
+        return stage_in(con)

@@ -277,8 +277,14 @@ CREATE TABLE IF NOT EXISTS staging.warehouse_files (
     reason VARCHAR,
     run_id VARCHAR NOT NULL,
     staged_at TIMESTAMP NOT NULL,
+    contract VARCHAR,
+    contract_version INTEGER,
     PRIMARY KEY (name, sha256)
 );
+-- The contract (contracts/warehouse_files.yaml) and version a file was staged or quarantined under;
+-- added after the table first shipped: files staged before it were read by what became version 1.
+ALTER TABLE staging.warehouse_files ADD COLUMN IF NOT EXISTS contract VARCHAR DEFAULT 'warehouse_files';
+ALTER TABLE staging.warehouse_files ADD COLUMN IF NOT EXISTS contract_version INTEGER DEFAULT 1;
 
 CREATE TABLE IF NOT EXISTS staging.wms_shipments (
     shipment_id VARCHAR NOT NULL,

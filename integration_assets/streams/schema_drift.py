@@ -226,6 +226,11 @@ def compare(shape: BatchShape, contract: Contract) -> list[DriftEvent]:
     return events
 
 
+def batch_drift(payloads: Iterable[Any], contract: Contract) -> list[DriftEvent]:
+    """The drift events of one batch's raw payloads against `contract` (`observe`, then `compare`)."""
+    return compare(observe(payloads), contract)
+
+
 def drift_verdict(events: Iterable[DriftEvent], contract_label: str) -> tuple[bool, str]:
     """The blocking drift check's verdict on one batch: fails on any breaking event, naming each."""
     events = list(events)

@@ -361,8 +361,9 @@ def schema_drift_alert(notice: DriftNotice) -> Alert:
     else:
         title = f"New field '{notice.field}' in {notice.stream} (not in the contract)"
         action = (
-            "The batches proceed. Review the field: list it under known_fields, or type it under "
-            f"fields, in a new version of contracts/{notice.contract}.yaml."
+            "The batches proceed. Review the field: list it as known (known_fields; known_columns "
+            "for a warehouse file kind), or type it, in a new version of "
+            f"contracts/{notice.contract}.yaml."
         )
     return Alert(
         key=notice.key,

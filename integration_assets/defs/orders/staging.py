@@ -16,12 +16,11 @@ from integration_assets.defs.orders.names import (
     STREAM,
     STREAM_NAME,
 )
-from integration_assets.storage import gates
+from integration_assets.storage import staging_books
 from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
-    forget_staged_batch,
     insert_new_rows,
     record_batch_outcome,
     staging_run_books,
@@ -158,15 +157,14 @@ def restage_batch(
 ) -> dict:
     """Stage a blocked batch again under a newer contract version, in one transaction: what the
     older version staged, quarantined and judged is replaced, so nothing is counted twice."""
-    with warehouse.transaction() as con:
-        forget_staged_batch(
-            con,
-            stream=STREAM,
-            asset_key=STAGING_ORDERS.to_user_string(),
-            table="staging.storefront_orders",
-            batch_id=manifest.batch_id,
-        )
-        return stage_batch_in(con, log, manifest, contract, run_id)
+    return staging_books.restage_batch(
+        warehouse,
+        lambda con: stage_batch_in(con, log, manifest, contract, run_id),
+        stream=STREAM,
+        asset_key=STAGING_ORDERS.to_user_string(),
+        table="staging.storefront_orders",
+        batch_id=manifest.batch_id,
+    )
 
 
 def stage_batch_in(
@@ -210,9 +208,7 @@ def stage_batch_in(
 
 def batches_to_restage(warehouse, log: RawLog, contract: Contract) -> list[BatchManifest]:
     """Blocked batches staged under an older contract version than `contract`'s, oldest first."""
-    with warehouse.connect() as con:
-        blocked = set(gates.blocked_under_older_contract(con, STREAM, contract.version))
-    return [m for m in log.batches(SOURCE, STREAM_NAME) if m.batch_id in blocked]
+    return staging_books.batches_to_restage(warehouse, log, STREAM, contract)
 
 
 def unstaged_batches(warehouse, log: RawLog) -> list[BatchManifest]:

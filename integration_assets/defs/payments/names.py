@@ -27,8 +27,10 @@ STAGING_PAYMENTS = dg.AssetKey(["staging", SOURCE, "objects"])
 FINANCIAL_LEDGER = dg.AssetKey(["core", "financial_ledger"])
 RECONCILIATION = dg.AssetKey(["core", "payment_reconciliation"])
 
+# Blocking checks on staging: core reads only the batches that passed every one of these.
 CHECK_COUNT_BALANCE = "count_balance"
 CHECK_KEYS_AND_VALUES = "keys_unique_and_values_allowed"
-GATING_CHECKS = (CHECK_COUNT_BALANCE, CHECK_KEYS_AND_VALUES)
+CHECK_REQUIRED_FIELDS = "required_fields_present"
+GATING_CHECKS = (CHECK_COUNT_BALANCE, CHECK_KEYS_AND_VALUES, CHECK_REQUIRED_FIELDS)
 CHECK_PAYOUTS_ADD_UP = "payouts_equal_their_transactions"
 CHECK_UNEXPLAINED = "unexplained_differences_within_tolerance"

@@ -7,7 +7,7 @@ import dagster as dg
 import orjson
 import pandas as pd
 
-from integration_assets.contracts import load_contract
+from integration_assets.contracts import Contract, load_contract
 from integration_assets.defs.orders.staging import column_schema
 from integration_assets.defs.payments.names import (
     CONTRACTS,
@@ -17,16 +17,22 @@ from integration_assets.defs.payments.names import (
     STAGING_PAYMENTS,
     STREAMS,
 )
+from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
+    batches_to_restage,
     insert_new_rows,
     record_batch_outcome,
+    restage_batch,
     staging_run_books,
 )
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.contract_rules import Violation, typed_fields
 from integration_assets.streams.hashing import payload_hash
+from integration_assets.streams.schema_drift import DriftEvent, batch_drift
+
+STAGED_TABLE = "staging.payments_objects"
 
 COLUMNS = [
     "resource",
@@ -57,15 +63,17 @@ def order_id_of(payload: dict) -> int | None:
         return None
 
 
-def stage_payments_batch(
-    warehouse, log: RawLog, resource: str, manifest: BatchManifest, run_id: str
-) -> dict:
-    contract = load_contract(CONTRACTS[resource])
-    stream = STREAMS[resource]
+def split_payments_batch(
+    log: RawLog, resource: str, manifest: BatchManifest, contract: Contract, run_id: str
+) -> tuple[list[list], list[tuple[int, str | None, Violation]], int, list[DriftEvent]]:
+    """Every record of one resource's batch: staged rows, quarantined records, exact duplicates
+    within the batch, and the batch's schema drift against the resource's contract."""
     rows, quarantined, seen = [], [], set()
     duplicates = 0
     now = datetime.now(UTC).replace(tzinfo=None)
-    for record in log.read_records(manifest):
+    records = list(log.read_records(manifest))
+    drift = batch_drift((record.get("payload") for record in records), contract)
+    for record in records:
         index, payload = record["record_index"], record.get("payload")
         typed = typed_fields(payload, contract)
         if isinstance(typed, Violation):
@@ -97,37 +105,89 @@ def stage_payments_batch(
                 now,
             ]
         )
+    return rows, quarantined, duplicates, drift
+
+
+def stage_payments_batch_in(
+    con, log: RawLog, resource: str, manifest: BatchManifest, contract: Contract, run_id: str
+) -> dict:
+    """Stage one resource's batch in the caller's transaction: rows, quarantine, drift events,
+    batch record (with the contract version) and its count balance."""
+    stream = STREAMS[resource]
+    rows, quarantined, duplicates, drift = split_payments_batch(
+        log, resource, manifest, contract, run_id
+    )
     frame = pd.DataFrame(rows, columns=COLUMNS)
-    with warehouse.transaction() as con:
-        staged = insert_new_rows(
-            con,
-            "staging.payments_objects",
-            frame,
-            COLUMNS,
-            ("resource", "object_id", "payload_hash"),
-        )
-        duplicates += len(frame) - staged
-        balance = record_batch_outcome(
-            con,
-            stream=stream,
-            asset_key=STAGING_PAYMENTS.to_user_string(),
-            manifest=manifest,
-            contract=contract,
-            run_id=run_id,
-            staged=int(staged),
-            quarantined=quarantined,
-            duplicates=duplicates,
-            balance_scope=f"{resource}:{manifest.batch_id}",
-        )
+    staged = insert_new_rows(
+        con, STAGED_TABLE, frame, COLUMNS, ("resource", "object_id", "payload_hash")
+    )
+    duplicates += len(frame) - staged
+    balance = record_batch_outcome(
+        con,
+        stream=stream,
+        asset_key=STAGING_PAYMENTS.to_user_string(),
+        manifest=manifest,
+        contract=contract,
+        run_id=run_id,
+        staged=int(staged),
+        quarantined=quarantined,
+        duplicates=duplicates,
+        balance_scope=balance_scope(resource, manifest.batch_id),
+    )
+    record_drift_events(con, stream, manifest.batch_id, contract, drift, run_id)
     return {
         "resource": resource,
+        "batch_id": manifest.batch_id,
         "records_read": manifest.records,
         "staged": int(staged),
         "quarantined": len(quarantined),
         "duplicates": duplicates,
         "reasons": Counter(f"{resource}: {v.rule} on {v.field}" for _, _, v in quarantined),
+        "drift": drift,
         "balance": balance,
     }
+
+
+def balance_scope(resource: str, batch_id: str) -> str:
+    """The count balance of a payments batch is kept per resource: `<resource>:<batch id>`."""
+    return f"{resource}:{batch_id}"
+
+
+def stage_payments_batch(
+    warehouse, log: RawLog, resource: str, manifest: BatchManifest, run_id: str
+) -> dict:
+    """Stage one resource's raw batch in one transaction, against the resource's contract."""
+    contract = load_contract(CONTRACTS[resource])
+    with warehouse.transaction() as con:
+        return stage_payments_batch_in(con, log, resource, manifest, contract, run_id)
+
+
+def restage_payments_batch(
+    warehouse, log: RawLog, resource: str, manifest: BatchManifest, run_id: str
+) -> dict:
+    """Stage a blocked batch again under the resource's newer contract version, in one transaction."""
+    contract = load_contract(CONTRACTS[resource])
+    return restage_batch(
+        warehouse,
+        lambda con: stage_payments_batch_in(con, log, resource, manifest, contract, run_id),
+        stream=STREAMS[resource],
+        asset_key=STAGING_PAYMENTS.to_user_string(),
+        table=STAGED_TABLE,
+        batch_id=manifest.batch_id,
+        balance_scope=balance_scope(resource, manifest.batch_id),
+        row_filter={"resource": resource},
+    )
+
+
+def payments_batches_to_restage(warehouse, log: RawLog) -> list[tuple[str, BatchManifest]]:
+    """(resource, batch) of every blocked batch staged under an older version of its contract."""
+    return [
+        (resource, manifest)
+        for resource, stream in STREAMS.items()
+        for manifest in batches_to_restage(
+            warehouse, log, stream, load_contract(CONTRACTS[resource])
+        )
+    ]
 
 
 @dg.asset(
@@ -154,10 +214,23 @@ def staging_payments_objects(
     and which transactions each payout paid out), typed against its contract: integer minor units,
     lowercase ISO currency, the storefront order id from the charge metadata.
 
+    Each batch holds one object type and is compared with that type's contract: a field the
+    contract does not know is recorded in `ops.schema_drift` (the batch proceeds; finance-ops is
+    notified), a required field removed, renamed or retyped is breaking drift that blocks the batch
+    until a new contract version accepts it; then the batch is staged again under that version.
     Records that break a contract rule go to `ops.quarantine`; unchanged re-reads are counted as
     duplicates and dropped; each batch is staged in one transaction with its count balance.
     """
     log, wh = raw_log.log(), warehouse.warehouse()
+    restaged = [
+        restage_payments_batch(wh, log, resource, manifest, context.run_id)
+        for resource, manifest in payments_batches_to_restage(wh, log)
+    ]
+    for result in restaged:
+        context.log.info(
+            f"{result['resource']} batch {result['batch_id']} was blocked under an older contract "
+            f"version: staged again under {load_contract(CONTRACTS[result['resource']]).label}"
+        )
     with wh.connect() as con:
         done = {
             row[0]
@@ -165,19 +238,29 @@ def staging_payments_objects(
                 "SELECT batch_id FROM staging.batches WHERE stream LIKE 'payments/%'"
             ).fetchall()
         }
-    results = [
+    results = restaged + [
         stage_payments_batch(wh, log, resource, manifest, context.run_id)
         for resource in STREAMS
         for manifest in log.batches(SOURCE, resource)
         if manifest.batch_id not in done
     ]
     totals, reasons, balance = staging_run_books(results, "reasons")
+    drift = Counter(f"{r['resource']}: {event.kind}" for r in results for event in r["drift"])
     for reason, count in reasons.most_common():
         context.log.warning(f"quarantined {count} record(s): {reason}")
+    for result in results:
+        for event in result["drift"]:
+            log_drift = context.log.warning if event.breaking else context.log.info
+            log_drift(f"{result['resource']} batch schema drift ({event.kind}): {event.detail}")
     return dg.MaterializeResult(
         metadata={
             "batches_staged": len(results),
+            "batches_restaged": len(restaged),
             **totals,
+            "schema_drift": dg.MetadataValue.json(dict(drift)),
+            "contracts": ", ".join(
+                load_contract(name).label for name in sorted(set(CONTRACTS.values()))
+            ),
             "quarantine_reasons": dg.MetadataValue.json(dict(reasons)),
             "balance": balance.as_text(),
             "balance_holds": balance.holds,

@@ -1,48 +1,72 @@
-"""Blocking checks on staging/storefront/products (Great Expectations, batch by batch) and a check on
-the history's shape."""
+"""Blocking checks on staging/storefront/products (Great Expectations suites generated from the
+contract, and schema drift against it, batch by batch) and a check on the history's shape."""
 
 import dagster as dg
 import pandas as pd
 
+from integration_assets.contracts import Contract, load_contract
 from integration_assets.defs.gate_run import GateRun, count_balance_verdict
 from integration_assets.defs.products.names import (
     CHECK_COUNT_BALANCE,
     CHECK_HISTORY_WELL_FORMED,
     CHECK_KEYS_AND_VALUES,
+    CHECK_REQUIRED_FIELDS,
+    CONTRACT_NAME,
     GATING_CHECKS,
     PRODUCT_HISTORY,
     STAGING_PRODUCTS,
     STREAM,
 )
+from integration_assets.defs.products.staging import STAGED_TABLE
 from integration_assets.quality import gx_runner
+from integration_assets.quality.contract_suite import contract_suite
 from integration_assets.storage import gates
+from integration_assets.storage.drift_events import judge_staged_batch_drift
 from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 
 DESCRIPTIONS = {
-    CHECK_KEYS_AND_VALUES: "Variant versions are unique (variant, updated_at, payload), every row has a product, "
-    "a variant and a SKU, prices are non-negative minor units, currencies ISO 4217.",
+    CHECK_KEYS_AND_VALUES: "The staged variant rows keep the contract's rules (a Great Expectations suite generated "
+    "from it, product and variant fields): unique (variant, updated_at, payload) versions, required values "
+    "(product, updated_at, variant, SKU, price), allowed statuses and inventory policies; and, beyond the "
+    "contract, prices are non-negative minor units in an ISO 4217 shop currency.",
     CHECK_COUNT_BALANCE: "Every product version read is accounted for: read = staged + quarantined + duplicates.",
+    CHECK_REQUIRED_FIELDS: "Schema drift: no required contract field is removed, renamed or retyped in more than "
+    "the allowed share of a batch (new fields are recorded and notified, not blocking).",
 }
 
+# Contract field -> staged column: the product's fields, and its variants' (`line_item_fields`).
+STAGED_COLUMNS_BY_FIELD = {
+    "id": "product_id",
+    "updated_at": "updated_at",
+    "status": "product_status",
+}
+STAGED_COLUMNS_BY_VARIANT_FIELD = {
+    "id": "variant_id",
+    "sku": "sku",
+    "price": "price_minor",
+    "inventory_policy": "inventory_policy",
+}
+STAGED_KEY = ("variant_id", "updated_at", "payload_hash")
 
-def judge_product_keys_and_values(frame: pd.DataFrame) -> tuple[bool, str]:
+
+def judge_product_keys_and_values(frame: pd.DataFrame, contract: Contract) -> tuple[bool, str]:
+    """The contract's rules on the staged variant rows (a generated GX suite), plus the two batch
+    rules the contract cannot say: prices in minor units are not negative, the shop currency is
+    an upper-case ISO code (it comes from the shop's configuration, not from the payload)."""
     if frame.empty:
         return True, "no staged rows"
     gxe = gx_runner.expectations()
-    suite = [
-        gxe.ExpectCompoundColumnsToBeUnique(
-            column_list=["variant_id", "updated_at", "payload_hash"]
-        ),
-        gxe.ExpectColumnValuesToNotBeNull(column="product_id"),
-        gxe.ExpectColumnValuesToNotBeNull(column="variant_id"),
-        gxe.ExpectColumnValuesToNotBeNull(column="sku"),
+    suite = contract_suite(
+        contract, STAGED_COLUMNS_BY_FIELD, STAGED_KEY, STAGED_COLUMNS_BY_VARIANT_FIELD
+    ) + [
         gxe.ExpectColumnValuesToBeBetween(column="price_minor", min_value=0),
         gxe.ExpectColumnValuesToMatchRegex(column="currency", regex=r"^[A-Z]{3}$"),
     ]
     failures = [o.describe() for o in gx_runner.validate(frame, suite) if not o.success]
     return (not failures), (
-        "; ".join(failures) or f"{len(frame)} rows: keys unique, values allowed"
+        "; ".join(failures)
+        or f"{len(frame)} rows: keys unique, values allowed ({len(suite)} expectations, from {contract.label})"
     )
 
 
@@ -57,20 +81,31 @@ def judge_product_keys_and_values(frame: pd.DataFrame) -> tuple[bool, str]:
 )
 def staging_products_gate(context: dg.AssetCheckExecutionContext, warehouse: WarehouseResource):
     """Judge every product batch staged since the last gate; record each verdict for core to respect."""
+    contract = load_contract(CONTRACT_NAME)
     gate = GateRun(GATING_CHECKS, context.op_execution_context.run_id)
+    columns = sorted(
+        {
+            *STAGED_COLUMNS_BY_FIELD.values(),
+            *STAGED_COLUMNS_BY_VARIANT_FIELD.values(),
+            *STAGED_KEY,
+            "currency",
+        }
+    )
     with warehouse.warehouse().connect() as con:
         for batch_id in gates.pending_batches(con, STREAM, GATING_CHECKS):
             frame = con.execute(
-                "SELECT product_id, variant_id, sku, price_minor, currency, updated_at, payload_hash "
-                "FROM staging.storefront_products WHERE batch_id = ?",
+                f"SELECT {', '.join(columns)} FROM {STAGED_TABLE} WHERE batch_id = ?",
                 [batch_id],
             ).df()
             judged = {
-                CHECK_KEYS_AND_VALUES: judge_product_keys_and_values(frame),
+                CHECK_KEYS_AND_VALUES: judge_product_keys_and_values(frame, contract),
                 CHECK_COUNT_BALANCE: count_balance_verdict(con, STAGING_PRODUCTS, batch_id),
+                CHECK_REQUIRED_FIELDS: judge_staged_batch_drift(
+                    con, STREAM, batch_id, contract.name
+                ),
             }
             gate.record(con, STREAM, batch_id, judged)
-    yield from gate.results(STAGING_PRODUCTS)
+    yield from gate.results(STAGING_PRODUCTS, metadata={"contract": contract.label})
 
 
 @dg.asset_check(

@@ -18,14 +18,23 @@ from integration_assets.defs.products.names import (
     STREAM,
     STREAM_NAME,
 )
+from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
-from integration_assets.storage.staging_books import record_batch_outcome, staging_run_books
+from integration_assets.storage.staging_books import (
+    batches_to_restage,
+    record_batch_outcome,
+    restage_batch,
+    staging_run_books,
+)
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.contract_rules import Violation
 from integration_assets.streams.money import is_currency_code
 from integration_assets.streams.product_records import StagedVariant, stage_product
+from integration_assets.streams.schema_drift import DriftEvent, batch_drift
 from integration_assets.streams.timestamps import naive_utc
+
+STAGED_TABLE = "staging.storefront_products"
 
 COLUMNS = [
     "product_id",
@@ -61,14 +70,20 @@ class StagingProductsConfig(dg.Config):
 def split_product_batch(
     log: RawLog, manifest: BatchManifest, contract: Contract, currency: str
 ) -> tuple[
-    dict[tuple, tuple[int, list[StagedVariant]]], list[tuple[int, str | None, Violation]], int
+    dict[tuple, tuple[int, list[StagedVariant]]],
+    list[tuple[int, str | None, Violation]],
+    int,
+    list[DriftEvent],
 ]:
     """Every record of a batch: staged product versions by (product id, updated_at, payload hash),
-    quarantined records, and exact duplicates within the batch."""
+    quarantined records, exact duplicates within the batch, and the batch's schema drift against
+    the contract."""
     staged: dict[tuple, tuple[int, list[StagedVariant]]] = {}
     quarantined = []
     duplicates = 0
-    for record in log.read_records(manifest):
+    records = list(log.read_records(manifest))
+    drift = batch_drift((record.get("payload") for record in records), contract)
+    for record in records:
         index, payload = record["record_index"], record.get("payload")
         result = stage_product(payload, contract, currency)
         if isinstance(result, Violation):
@@ -81,84 +96,109 @@ def split_product_batch(
             duplicates += 1
         else:
             staged[key] = (index, result)
-    return staged, quarantined, duplicates
+    return staged, quarantined, duplicates, drift
 
 
 def stage_products_batch(
     warehouse, log: RawLog, manifest: BatchManifest, contract: Contract, currency: str, run_id: str
 ) -> dict:
-    """Stage one raw batch in one transaction: variant rows, quarantine, batch record, count balance.
+    """Stage one raw batch in one transaction: variant rows, quarantine, drift events, batch record
+    (with the contract version) and its count balance.
 
     Balance (per product version, i.e. per raw record): read = staged + quarantined + duplicates.
     """
-    versions, quarantined, duplicates = split_product_batch(log, manifest, contract, currency)
-    now = datetime.now(UTC).replace(tzinfo=None)
     with warehouse.transaction() as con:
-        product_ids = sorted({key[0] for key in versions})
-        already = (
-            {
-                (row[0], row[1], row[2])
-                for row in con.execute(
-                    "SELECT DISTINCT product_id, updated_at, payload_hash FROM staging.storefront_products "
-                    "WHERE list_contains(?::BIGINT[], product_id)",
-                    [product_ids],
-                ).fetchall()
-            }
-            if product_ids
-            else set()
-        )
-        rows = []
-        new_versions = 0
-        for (product_id, updated_at, digest), (index, variants) in versions.items():
-            if (product_id, naive_utc(updated_at), digest) in already:
-                duplicates += 1
-                continue
-            new_versions += 1
-            rows += [
-                [
-                    v.product_id,
-                    v.variant_id,
-                    v.sku,
-                    v.price_minor,
-                    v.compare_at_price_minor,
-                    v.currency,
-                    v.available,
-                    v.inventory_quantity,
-                    v.inventory_policy,
-                    v.product_status,
-                    v.category,
-                    v.bundle,
-                    naive_utc(v.updated_at),
-                    naive_utc(v.variant_updated_at),
-                    v.payload_hash,
-                    manifest.batch_id,
-                    index,
-                    manifest.raw_ref(index),
-                    contract.version,
-                    run_id,
-                    now,
-                ]
-                for v in variants
+        return stage_products_batch_in(con, log, manifest, contract, currency, run_id)
+
+
+def restage_products_batch(
+    warehouse, log: RawLog, manifest: BatchManifest, contract: Contract, currency: str, run_id: str
+) -> dict:
+    """Stage a blocked batch again under a newer contract version, in one transaction."""
+    return restage_batch(
+        warehouse,
+        lambda con: stage_products_batch_in(con, log, manifest, contract, currency, run_id),
+        stream=STREAM,
+        asset_key=STAGING_PRODUCTS.to_user_string(),
+        table=STAGED_TABLE,
+        batch_id=manifest.batch_id,
+    )
+
+
+def stage_products_batch_in(
+    con, log: RawLog, manifest: BatchManifest, contract: Contract, currency: str, run_id: str
+) -> dict:
+    """Stage one raw batch in the caller's transaction (see `stage_products_batch`)."""
+    versions, quarantined, duplicates, drift = split_product_batch(
+        log, manifest, contract, currency
+    )
+    now = datetime.now(UTC).replace(tzinfo=None)
+    product_ids = sorted({key[0] for key in versions})
+    already = (
+        {
+            (row[0], row[1], row[2])
+            for row in con.execute(
+                f"SELECT DISTINCT product_id, updated_at, payload_hash FROM {STAGED_TABLE} "
+                "WHERE list_contains(?::BIGINT[], product_id)",
+                [product_ids],
+            ).fetchall()
+        }
+        if product_ids
+        else set()
+    )
+    rows = []
+    new_versions = 0
+    for (product_id, updated_at, digest), (index, variants) in versions.items():
+        if (product_id, naive_utc(updated_at), digest) in already:
+            duplicates += 1
+            continue
+        new_versions += 1
+        rows += [
+            [
+                v.product_id,
+                v.variant_id,
+                v.sku,
+                v.price_minor,
+                v.compare_at_price_minor,
+                v.currency,
+                v.available,
+                v.inventory_quantity,
+                v.inventory_policy,
+                v.product_status,
+                v.category,
+                v.bundle,
+                naive_utc(v.updated_at),
+                naive_utc(v.variant_updated_at),
+                v.payload_hash,
+                manifest.batch_id,
+                index,
+                manifest.raw_ref(index),
+                contract.version,
+                run_id,
+                now,
             ]
-        if rows:
-            frame = pd.DataFrame(rows, columns=COLUMNS)
-            con.register("incoming", frame)
-            con.execute(
-                f"INSERT INTO staging.storefront_products ({', '.join(COLUMNS)}) "
-                f"SELECT {', '.join(COLUMNS)} FROM incoming"
-            )
-            con.unregister("incoming")
-        balance = record_batch_outcome(
-            con,
-            stream=STREAM,
-            asset_key=STAGING_PRODUCTS.to_user_string(),
-            manifest=manifest,
-            contract=contract,
-            run_id=run_id,
-            staged=new_versions,
-            quarantined=quarantined,
-            duplicates=duplicates,
+            for v in variants
+        ]
+    if rows:
+        frame = pd.DataFrame(rows, columns=COLUMNS)
+        con.register("incoming", frame)
+        con.execute(
+            f"INSERT INTO staging.storefront_products ({', '.join(COLUMNS)}) "
+            f"SELECT {', '.join(COLUMNS)} FROM incoming"
         )
+        con.unregister("incoming")
+    balance = record_batch_outcome(
+        con,
+        stream=STREAM,
+        asset_key=STAGING_PRODUCTS.to_user_string(),
+        manifest=manifest,
+        contract=contract,
+        run_id=run_id,
+        staged=new_versions,
+        quarantined=quarantined,
+        duplicates=duplicates,
+    )
+    record_drift_events(con, STREAM, manifest.batch_id, contract, drift, run_id)
     return {
         "batch_id": manifest.batch_id,
         "records_read": manifest.records,
@@ -167,6 +207,7 @@ def stage_products_batch(
         "quarantined": len(quarantined),
         "duplicates": duplicates,
         "quarantine_reasons": Counter(f"{v.rule}: {v.field}" for _, _, v in quarantined),
+        "drift": drift,
         "balance": balance,
     }
 
@@ -204,7 +245,11 @@ def staging_storefront_products(
     """One row per variant (SKU) of each product version: price in integer minor units of the shop's
     currency, availability, category (`product_type`), bundle components, the product's `updated_at`.
 
-    Reads every raw batch not staged yet. A product version that breaks a contract rule (its own or
+    Reads every raw batch not staged yet, and again every blocked batch staged under an older
+    contract version than the one in force. Each batch's payloads are compared with the contract: a
+    field it does not know is recorded in `ops.schema_drift` (the batch proceeds; merchandising is
+    notified), a required field removed, renamed or retyped is breaking drift that blocks the batch
+    until a new contract version accepts it. A product version that breaks a contract rule (its own or
     one of its variants') goes to `ops.quarantine` whole, with the rule, the field and its raw
     reference; exact duplicates (the same product, `updated_at` and payload) are counted and dropped.
     Each batch is staged in one transaction with its count balance: records read = staged +
@@ -214,7 +259,16 @@ def staging_storefront_products(
         raise dg.Failure(f"shop_currency must be an ISO 4217 code, got {config.shop_currency!r}")
     contract = load_contract(CONTRACT_NAME)
     log, wh = raw_log.log(), warehouse.warehouse()
-    results = [
+    restaged = [
+        restage_products_batch(wh, log, manifest, contract, config.shop_currency, context.run_id)
+        for manifest in batches_to_restage(wh, log, STREAM, contract)
+    ]
+    for result in restaged:
+        context.log.info(
+            f"batch {result['batch_id']} was blocked under an older contract version: "
+            f"staged again under {contract.label}"
+        )
+    results = restaged + [
         stage_products_batch(wh, log, manifest, contract, config.shop_currency, context.run_id)
         for manifest in unstaged_product_batches(wh, log)
     ]
@@ -223,14 +277,20 @@ def staging_storefront_products(
         "quarantine_reasons",
         ("records_read", "staged", "variant_rows", "quarantined", "duplicates"),
     )
+    drift = Counter(event.kind for r in results for event in r["drift"])
     for reason, count in reasons.most_common():
         context.log.warning(f"quarantined {count} product version(s): {reason}")
+    for event in (event for r in results for event in r["drift"]):
+        log_drift = context.log.warning if event.breaking else context.log.info
+        log_drift(f"batch schema drift ({event.kind}): {event.detail}")
     return dg.MaterializeResult(
         metadata={
             "batches_staged": len(results),
+            "batches_restaged": len(restaged),
             "batch_ids": ", ".join(r["batch_id"] for r in results) or "none",
             **totals,
             "quarantine_reasons": dg.MetadataValue.json(dict(reasons)),
+            "schema_drift": dg.MetadataValue.json(dict(drift)),
             "contract": contract.label,
             "balance": balance.as_text(),
             "balance_holds": balance.holds,

@@ -10,6 +10,11 @@ from typing import Any
 import dagster as dg
 import orjson
 
+from integration_assets.contracts.warehouse_files import FILENAME as CONTRACT_FILENAME
+from integration_assets.contracts.warehouse_files import (
+    WarehouseFilesContract,
+    load_warehouse_files_contract,
+)
 from integration_assets.defs.warehouse.names import (
     CHECK_COUNT_BALANCE,
     CHECK_FILES_ACCOUNTED,
@@ -29,6 +34,7 @@ from integration_assets.defs.warehouse.names import (
     TABLE_BY_KIND,
 )
 from integration_assets.storage.balances import record_balance
+from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import MANIFEST_SUFFIX, BatchManifest, RawLog, new_batch_id
 from integration_assets.storage.resources import (
     RawLogResource,
@@ -38,6 +44,7 @@ from integration_assets.storage.resources import (
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.timestamps import naive_utc, to_iso_utc
 from integration_assets.streams.warehouse_files import (
+    CONTRACT_RULES,
     FILE_KINDS,
     FileRejection,
     ParsedFile,
@@ -50,6 +57,7 @@ from integration_assets.systems.audit import audit_exchange
 FILE_BALANCE = "rows_in_file_equal_staged_or_quarantined_whole"
 RUN_DROPS_BALANCE = "files_dropped_equal_landed_plus_duplicates"
 RUN_LANDED_BALANCE = "files_landed_equal_staged_plus_quarantined"
+RUN_REREAD_BALANCE = "files_reread_under_new_contract_equal_staged_plus_quarantined"
 
 
 # ---- raw: land each new inbox file as-is, one immutable batch per file --------------------------
@@ -258,16 +266,31 @@ def raw_warehouse_files(
 
 
 # ---- staging: each landed file whole, in one transaction ------------------------------------------
+FILE_KINDS_CONTRACT_LABEL = load_warehouse_files_contract().label  # as the assets were defined
 _SQL_TYPES = {"text": "VARCHAR", "int": "BIGINT", "timestamp": "TIMESTAMP"}
 
 
+def _described(column) -> str | None:
+    parts = [column.description] if column.description else []
+    if column.minimum is not None:
+        parts.append(f"at least {column.minimum}")
+    if column.allowed:
+        parts.append(f"one of {list(column.allowed)}")
+    if column.source:
+        parts.append(f"sent by the WMS as '{column.source}'")
+    return "; ".join(parts) or None
+
+
 def column_schema(kind: str) -> dg.TableSchema:
+    """The `dagster/column_schema` of a kind's staging asset, generated from the warehouse file
+    contract: its columns in order with type, rule, nullability and PII tag, then the lineage ones."""
     columns = [
         dg.TableColumn(
             column.name,
             _SQL_TYPES[column.type],
-            description=column.description or None,
+            description=_described(column),
             constraints=dg.TableColumnConstraints(nullable=not column.required),
+            tags={"pii": "true"} if column.pii else {},
         )
         for column in FILE_KINDS[kind].columns
     ]
@@ -282,16 +305,37 @@ def column_schema(kind: str) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
-def pending_drops(wh, log: RawLog) -> list[tuple[BatchManifest, int, dict[str, Any]]]:
-    """Drop-log records whose file has no row in staging.warehouse_files yet, oldest first."""
+def files_to_reread(con, contract: WarehouseFilesContract) -> set[tuple[str, str]]:
+    """(name, sha256) of files quarantined under an older version of the contract for a rule a
+    contract decides (a header, a type, a value): a new version may accept them, so they are read
+    again, once per version (their staging row then carries the version they were read under)."""
+    return set(
+        con.execute(
+            "SELECT f.name, f.sha256 FROM staging.warehouse_files f "
+            "JOIN ops.file_quarantine q ON q.file_name = f.name AND q.sha256 = f.sha256 "
+            "WHERE f.status = ? AND f.contract = ? AND f.contract_version < ? "
+            "AND q.rule IN (SELECT unnest(?))",
+            [FILE_STATUS_QUARANTINED, contract.name, contract.version, list(CONTRACT_RULES)],
+        ).fetchall()
+    )
+
+
+def pending_drops(
+    wh, log: RawLog, contract: WarehouseFilesContract | None = None
+) -> list[tuple[BatchManifest, int, dict[str, Any]]]:
+    """Drop-log records whose file has no row in staging.warehouse_files yet, oldest first, then
+    (with `contract`) the quarantined files a newer contract version may accept."""
     with wh.connect() as con:
         done = set(con.execute("SELECT name, sha256 FROM staging.warehouse_files").fetchall())
+        reread = files_to_reread(con, contract) if contract else set()
     pending = []
     for manifest in log.batches(SOURCE, DROPS_STREAM):
         for index, record in enumerate(log.read_records(manifest)):
-            if (record["name"], record["sha256"]) not in done:
+            file = (record["name"], record["sha256"])
+            if file not in done or (file in reread and record["outcome"] == "landed"):
                 pending.append((manifest, index, record))
-                done.add((record["name"], record["sha256"]))
+                done.add(file)
+                reread.discard(file)
     return pending
 
 
@@ -303,10 +347,33 @@ def _db_value(value: Any) -> Any:
     return naive_utc(value) if isinstance(value, datetime) else value
 
 
+_FILE_COLUMNS = (
+    "name, sha256, kind, size, rows, status, raw_ref, drop_ref, duplicate_of, reason, run_id, "
+    "staged_at, contract, contract_version"
+)
+_INSERT_FILE = (
+    f"INSERT INTO staging.warehouse_files ({_FILE_COLUMNS}) VALUES ({', '.join('?' * 14)})"
+)
+
+
+def drift_stream(kind: str) -> str:
+    """The stream name drift of a file kind is recorded under in ops.schema_drift."""
+    return f"{SOURCE}/{kind}"
+
+
 def stage_drop(
-    wh, log: RawLog, drop_manifest: BatchManifest, index: int, drop: dict[str, Any], run_id: str
+    wh,
+    log: RawLog,
+    drop_manifest: BatchManifest,
+    index: int,
+    drop: dict[str, Any],
+    run_id: str,
+    contract: WarehouseFilesContract | None = None,
 ) -> dict[str, Any]:
-    """Stage one dropped file in one transaction: its rows, or the whole file into quarantine."""
+    """Stage one dropped file in one transaction under `contract` (default: the one in force):
+    its rows, or the whole file into quarantine; its schema drift into ops.schema_drift. A file
+    quarantined under an older contract version is read again from raw and replaces that verdict."""
+    contract = contract or load_warehouse_files_contract()
     now = datetime.now(UTC).replace(tzinfo=None)
     drop_ref = drop_manifest.raw_ref(index)
     name, digest = drop["name"], drop["sha256"]
@@ -315,7 +382,7 @@ def stage_drop(
         if drop["outcome"] == "duplicate":
             kind = FILE_KINDS.get(kind_of(name) or "")
             con.execute(
-                "INSERT INTO staging.warehouse_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                _INSERT_FILE,
                 [
                     name,
                     digest,
@@ -329,9 +396,19 @@ def stage_drop(
                     f"same bytes (sha256) as {drop['duplicate_of']}, landed as {drop['raw_ref']}",
                     run_id,
                     now,
+                    None,  # never read: its bytes were read as the file it duplicates
+                    None,
                 ],
             )
             return {**outcome, "kind": kind.kind if kind else None, "status": FILE_STATUS_DUPLICATE}
+        # A file read before (quarantined under an older contract version): its verdict is replaced.
+        reread = con.execute(
+            "DELETE FROM staging.warehouse_files WHERE name = ? AND sha256 = ? RETURNING contract_version",
+            [name, digest],
+        ).fetchall()
+        con.execute(
+            "DELETE FROM ops.file_quarantine WHERE file_name = ? AND sha256 = ?", [name, digest]
+        )
         landed = _landed_manifest(log, drop["landed_batch_id"])
         data = landed.path.read_bytes()
         if sha256_of(data) != digest:
@@ -345,8 +422,12 @@ def stage_drop(
                 "the raw log was changed after landing; restore it from backup",
             )
         else:
-            result = read_warehouse_file(name, data)
+            result = read_warehouse_file(name, data, contract)
         raw_ref = landed.raw_ref_prefix
+        if result.kind is not None:
+            record_drift_events(
+                con, drift_stream(result.kind), landed.batch_id, contract, result.drift, run_id
+            )
         if isinstance(result, ParsedFile):
             kind = FILE_KINDS[result.kind]
             table = TABLE_BY_KIND[result.kind]
@@ -394,7 +475,7 @@ def stage_drop(
                 {"rows_staged": 0, "rows_in_quarantined_file": result.data_lines},
             )
         con.execute(
-            "INSERT INTO staging.warehouse_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            _INSERT_FILE,
             [
                 name,
                 digest,
@@ -408,6 +489,8 @@ def stage_drop(
                 reason,
                 run_id,
                 now,
+                contract.name,
+                contract.version,
             ],
         )
         asset_key = STAGING_BY_KIND[result.kind] if result.kind else STAGING_FILES
@@ -420,18 +503,38 @@ def stage_drop(
         "reason": reason,
         "rule": None if isinstance(result, ParsedFile) else result.rule,
         "balance": balance,
+        "contract": contract.label,
+        "reread_from_version": reread[0][0] if reread else None,
+        "drift": [
+            {"kind": event.kind, "column": event.field, "breaking": event.breaking}
+            for event in result.drift
+        ],
+        "drift_details": [event.detail for event in result.drift],
     }
 
 
 def run_balances(outcomes: list[dict[str, Any]]) -> list[Balance]:
-    def count(status: str) -> int:
-        return sum(1 for o in outcomes if o["status"] == status)
+    """Per run: new drops = landed + duplicates; landed = staged + quarantined; and, when a new
+    contract version made quarantined files be read again, re-read = staged + quarantined."""
+    rereads = [o for o in outcomes if o.get("reread_from_version") is not None]
+    drops = [o for o in outcomes if o.get("reread_from_version") is None]
+
+    def count(status: str, among: list[dict[str, Any]] = drops) -> int:
+        return sum(1 for o in among if o["status"] == status)
 
     landed = count(FILE_STATUS_STAGED) + count(FILE_STATUS_QUARANTINED)
-    return [
+    reread_balance = Balance(
+        RUN_REREAD_BALANCE,
+        {"files_reread": len(rereads)},
+        {
+            "files_staged": count(FILE_STATUS_STAGED, rereads),
+            "files_quarantined": count(FILE_STATUS_QUARANTINED, rereads),
+        },
+    )
+    return ([reread_balance] if rereads else []) + [
         Balance(
             RUN_DROPS_BALANCE,
-            {"files_dropped": len(outcomes)},
+            {"files_dropped": len(drops)},
             {"files_landed": landed, "duplicate_drops": count(FILE_STATUS_DUPLICATE)},
         ),
         Balance(
@@ -478,6 +581,8 @@ def run_balances(outcomes: list[dict[str, Any]]) -> list[Balance]:
                 ),
                 metadata={
                     "dagster/column_schema": column_schema(kind),
+                    "contract": f"contracts/{CONTRACT_FILENAME} ({FILE_KINDS_CONTRACT_LABEL})",
+                    "key": ", ".join(FILE_KINDS[kind].key),
                     "file_prefix": FILE_KINDS[kind].prefix,
                     "table": TABLE_BY_KIND[kind],
                 },
@@ -491,23 +596,39 @@ def run_balances(outcomes: list[dict[str, Any]]) -> list[Balance]:
 def staging_warehouse_files(
     context: dg.AssetExecutionContext, raw_log: RawLogResource, warehouse: WarehouseResource
 ):
-    """Stage every landed WMS file not staged yet, one transaction per file (see the asset descriptions)."""
+    """Stage every landed WMS file not staged yet, one transaction per file (see the asset
+    descriptions), under the warehouse file contract in force; files quarantined under an older
+    version of it are read again from raw."""
     log, wh = raw_log.log(), warehouse.warehouse()
+    contract = load_warehouse_files_contract()
     outcomes = [
-        stage_drop(wh, log, manifest, index, drop, context.run_id)
-        for manifest, index, drop in pending_drops(wh, log)
+        stage_drop(wh, log, manifest, index, drop, context.run_id, contract)
+        for manifest, index, drop in pending_drops(wh, log, contract)
     ]
     balances = run_balances(outcomes)
     with wh.transaction() as con:
         for balance in balances:
             record_balance(con, context.run_id, STAGING_FILES.to_user_string(), "run", balance)
     for outcome in outcomes:
+        if outcome.get("reread_from_version") is not None:
+            context.log.info(
+                f"read {outcome['name']} again under {outcome['contract']} (quarantined under "
+                f"v{outcome['reread_from_version']}): {outcome['status']}"
+            )
         if outcome["status"] == FILE_STATUS_QUARANTINED:
             context.log.warning(f"quarantined {outcome['name']} whole: {outcome['reason']}")
+        elif outcome.get("drift_details"):
+            context.log.warning(
+                f"staged {outcome['name']} with schema drift (recorded in ops.schema_drift, the "
+                f"owner is notified): {'; '.join(outcome['drift_details'])}"
+            )
+    rereads = [o for o in outcomes if o.get("reread_from_version") is not None]
     yield dg.MaterializeResult(
         asset_key=STAGING_FILES,
         metadata={
-            "files_dropped": len(outcomes),
+            "contract": contract.label,
+            "files_dropped": len(outcomes) - len(rereads),
+            "files_reread_under_new_contract": len(rereads),
             **{
                 f"files_{status}": sum(1 for o in outcomes if o["status"] == status)
                 for status in (FILE_STATUS_STAGED, FILE_STATUS_QUARANTINED, FILE_STATUS_DUPLICATE)
@@ -518,6 +639,9 @@ def staging_warehouse_files(
                     for o in outcomes
                     if o["status"] == FILE_STATUS_QUARANTINED
                 ]
+            ),
+            "schema_drift": dg.MetadataValue.json(
+                [{"file": o["name"], **event} for o in outcomes for event in o.get("drift", [])]
             ),
             "balance": "; ".join(b.as_text() for b in balances),
             "balance_holds": all(b.holds for b in balances),
@@ -530,6 +654,7 @@ def staging_warehouse_files(
         yield dg.MaterializeResult(
             asset_key=key,
             metadata={
+                "contract": contract.label,
                 "files_staged": len(staged),
                 "files_quarantined": len(quarantined),
                 "duplicate_drops": sum(1 for o in mine if o["status"] == FILE_STATUS_DUPLICATE),
