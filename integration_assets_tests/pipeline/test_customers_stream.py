@@ -12,6 +12,7 @@ import dagster as dg
 import orjson
 import pandas as pd
 
+from integration_assets.contracts import load_contract
 from integration_assets.contracts.ownership import load_ownership
 from integration_assets.defs.customers import customers_assets, customers_checks
 from integration_assets.defs.customers.checks import judge_keys, judge_quarantine_share
@@ -443,20 +444,41 @@ def test_a_customer_only_the_crm_knows_has_no_email_and_the_check_names_it(tmp_p
 
 
 def test_two_source_records_claiming_one_customer_block_the_batch():
+    crm = load_contract("crm_accounts")
+    at = datetime(2026, 11, 19, 8, 0)
     frame = pd.DataFrame(
         [
-            ["crm", BOB, "001Sb0000000001AAA", "h1"],
-            ["crm", BOB, "001Sb0000000007AAA", "h2"],
-            ["crm", "207119560", "001Sb0000000002AAA", "h3"],
+            ["crm", BOB, "001Sb0000000001AAA", at, "h1"],
+            ["crm", BOB, "001Sb0000000007AAA", at, "h2"],
+            ["crm", "207119560", "001Sb0000000002AAA", at, "h3"],
         ],
-        columns=["system", "customer_id", "source_record_id", "payload_hash"],
+        columns=["system", "customer_id", "source_record_id", "modified_at", "payload_hash"],
     )
-    passed, reason = judge_keys(frame)
+    passed, reason = judge_keys(frame, crm)
     assert passed is False
     assert f"{BOB} (001Sb0000000001AAA, 001Sb0000000007AAA)" in reason
     # The same record twice (changed while it was paged) is one record, not two claimants.
     same_record = frame.assign(source_record_id=["001Sb0000000001AAA"] * 2 + ["001Sb0000000002AAA"])
-    assert judge_keys(same_record)[0] is True
+    passed, reason = judge_keys(same_record, crm)
+    assert passed is True and "from crm_accounts v1" in reason
+
+
+def test_the_keys_check_applies_the_contracts_generated_expectations():
+    at = datetime(2026, 11, 20, 9, 0)
+    frame = pd.DataFrame(
+        [
+            ["erp", BOB, "CUS-000001", at, "h1"],
+            ["erp", "207119560", "CUS-000002", None, "h2"],
+            ["erp", "207119561", "CUS-000002", at, "h2"],
+        ],
+        columns=["system", "customer_id", "source_record_id", "modified_at", "payload_hash"],
+    )
+    passed, reason = judge_keys(frame, load_contract("erp_customers"))
+    # updated_at is required by erp_customers: its staged column may not be null; and one
+    # record version (source record, payload hash) is staged once.
+    assert passed is False
+    assert "expect_compound_columns_to_be_unique: 2 of 3 unexpected" in reason
+    assert "not_be_null on 'modified_at': 1 of 3" in reason
 
 
 def test_the_quarantine_share_is_judged_against_the_contract_limit():

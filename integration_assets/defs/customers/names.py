@@ -27,7 +27,13 @@ CUSTOMERS = dg.AssetKey(["core", "customers"])
 CHECK_KEYS_UNIQUE = "keys_unique"
 CHECK_COUNT_BALANCE = "count_balance"
 CHECK_QUARANTINE_SHARE = "quarantine_within_limit"
-GATING_CHECKS = (CHECK_KEYS_UNIQUE, CHECK_COUNT_BALANCE, CHECK_QUARANTINE_SHARE)
+CHECK_REQUIRED_FIELDS = "required_fields_present"
+GATING_CHECKS = (
+    CHECK_KEYS_UNIQUE,
+    CHECK_COUNT_BALANCE,
+    CHECK_QUARANTINE_SHARE,
+    CHECK_REQUIRED_FIELDS,
+)
 
 CHECK_EVERY_CUSTOMER_HAS_EMAIL = "every_customer_has_email"
 CHECK_CONFLICTS_RESOLVED = "conflicts_resolved_by_registry"

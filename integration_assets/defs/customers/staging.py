@@ -7,7 +7,7 @@ import dagster as dg
 import orjson
 import pandas as pd
 
-from integration_assets.contracts import load_contract
+from integration_assets.contracts import Contract, load_contract
 from integration_assets.defs.customers.names import (
     CONTRACTS,
     GROUP,
@@ -19,19 +19,27 @@ from integration_assets.defs.customers.names import (
     SYSTEM_OF_STREAM,
 )
 from integration_assets.defs.orders.staging import column_schema
+from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
+    batches_to_restage,
     insert_new_rows,
     record_batch_outcome,
+    restage_batch,
     staging_run_books,
 )
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, Warehouse
+from integration_assets.streams.contract_names import with_contract_names
 from integration_assets.streams.contract_rules import Violation
 from integration_assets.streams.customer_references import record_key, stage_reference
 from integration_assets.streams.money import is_currency_code
+from integration_assets.streams.schema_drift import DriftEvent, batch_drift
 from integration_assets.streams.timestamps import naive_utc
 
+STAGED_TABLE = "staging.customer_references"
+# A record version: the same source record with the same payload is one row, however often it is read.
+STAGED_KEY = ("system", "source_record_id", "payload_hash")
 COLUMNS = [
     "system",
     "customer_id",
@@ -55,26 +63,26 @@ class StagingCustomersConfig(dg.Config):
     erp_company_currency: str = "USD"
 
 
-def stage_references_batch(
-    warehouse: Warehouse,
+def split_references_batch(
     log: RawLog,
     stream: str,
     manifest: BatchManifest,
+    contract: Contract,
     company_currency: str,
     run_id: str,
-) -> dict:
-    """Stage one raw batch in one transaction: typed versions, quarantine, batch record, count balance.
-
-    Balance: records read = staged + quarantined + duplicates (the same source record and payload,
-    within the batch or already staged by an earlier one).
-    """
-    contract = load_contract(CONTRACTS[stream])
+) -> tuple[list[list], list[tuple[int, str | None, Violation]], int, list[DriftEvent]]:
+    """Every record of one raw batch: staged rows, quarantined records, exact duplicates within the
+    batch, and the batch's schema drift against the stream's contract."""
     system = SYSTEM_OF_STREAM[stream]
     rows, quarantined, seen = [], [], set()
     duplicates = 0
     now = datetime.now(UTC).replace(tzinfo=None)
-    for record in log.read_records(manifest):
-        index, payload = record["record_index"], record.get("payload")
+    records = list(log.read_records(manifest))
+    drift = batch_drift((record.get("payload") for record in records), contract)
+    for record in records:
+        index = record["record_index"]
+        # Read under the contract's names (a rename a newer version accepted); raw keeps the original.
+        payload = with_contract_names(record.get("payload"), contract)
         staged = stage_reference(system, payload, contract, company_currency)
         if isinstance(staged, Violation):
             quarantined.append((index, record_key(system, payload), staged))
@@ -100,30 +108,50 @@ def stage_references_batch(
                 now,
             ]
         )
+    return rows, quarantined, duplicates, drift
+
+
+def balance_scope(stream: str, batch_id: str) -> str:
+    """The count balance of a customers batch is kept per stream: `<stream>:<batch id>`."""
+    return f"{stream}:{batch_id}"
+
+
+def stage_references_batch_in(
+    con,
+    log: RawLog,
+    stream: str,
+    manifest: BatchManifest,
+    contract: Contract,
+    company_currency: str,
+    run_id: str,
+) -> dict:
+    """Stage one raw batch in the caller's transaction: typed versions, quarantine, drift events,
+    batch record (with the contract version) and its count balance.
+
+    Balance: records read = staged + quarantined + duplicates (the same source record and payload,
+    within the batch or already staged by an earlier one).
+    """
+    rows, quarantined, duplicates, drift = split_references_batch(
+        log, stream, manifest, contract, company_currency, run_id
+    )
     frame = pd.DataFrame(rows, columns=COLUMNS)
     # Typed explicitly: an all-NULL column (no ERP limit in the batch) must still insert as text/time.
     frame = frame.astype({"modified_at": "datetime64[us]", "currency": "string"})
-    with warehouse.transaction() as con:
-        staged_count = insert_new_rows(
-            con,
-            "staging.customer_references",
-            frame,
-            COLUMNS,
-            ("system", "source_record_id", "payload_hash"),
-        )
-        duplicates += len(frame) - staged_count
-        balance = record_batch_outcome(
-            con,
-            stream=stream,
-            asset_key=STAGING_REFERENCES.to_user_string(),
-            manifest=manifest,
-            contract=contract,
-            run_id=run_id,
-            staged=int(staged_count),
-            quarantined=quarantined,
-            duplicates=duplicates,
-            balance_scope=f"{stream}:{manifest.batch_id}",
-        )
+    staged_count = insert_new_rows(con, STAGED_TABLE, frame, COLUMNS, STAGED_KEY)
+    duplicates += len(frame) - staged_count
+    balance = record_batch_outcome(
+        con,
+        stream=stream,
+        asset_key=STAGING_REFERENCES.to_user_string(),
+        manifest=manifest,
+        contract=contract,
+        run_id=run_id,
+        staged=int(staged_count),
+        quarantined=quarantined,
+        duplicates=duplicates,
+        balance_scope=balance_scope(stream, manifest.batch_id),
+    )
+    record_drift_events(con, stream, manifest.batch_id, contract, drift, run_id)
     return {
         "stream": stream,
         "batch_id": manifest.batch_id,
@@ -132,8 +160,60 @@ def stage_references_batch(
         "quarantined": len(quarantined),
         "duplicates": duplicates,
         "reasons": Counter(f"{stream}: {v.rule} on {v.field}" for _, _, v in quarantined),
+        "drift": drift,
         "balance": balance,
     }
+
+
+def stage_references_batch(
+    warehouse: Warehouse,
+    log: RawLog,
+    stream: str,
+    manifest: BatchManifest,
+    company_currency: str,
+    run_id: str,
+) -> dict:
+    """Stage one raw batch in one transaction, against its stream's contract."""
+    contract = load_contract(CONTRACTS[stream])
+    with warehouse.transaction() as con:
+        return stage_references_batch_in(
+            con, log, stream, manifest, contract, company_currency, run_id
+        )
+
+
+def restage_references_batch(
+    warehouse: Warehouse,
+    log: RawLog,
+    stream: str,
+    manifest: BatchManifest,
+    company_currency: str,
+    run_id: str,
+) -> dict:
+    """Stage a blocked batch again under its stream's newer contract version, in one transaction."""
+    contract = load_contract(CONTRACTS[stream])
+    return restage_batch(
+        warehouse,
+        lambda con: stage_references_batch_in(
+            con, log, stream, manifest, contract, company_currency, run_id
+        ),
+        stream=stream,
+        asset_key=STAGING_REFERENCES.to_user_string(),
+        table=STAGED_TABLE,
+        batch_id=manifest.batch_id,
+        balance_scope=balance_scope(stream, manifest.batch_id),
+        row_filter={"system": SYSTEM_OF_STREAM[stream]},
+    )
+
+
+def references_batches_to_restage(
+    warehouse: Warehouse, log: RawLog
+) -> list[tuple[str, BatchManifest]]:
+    """(stream, batch) of every blocked batch staged under an older version of its contract."""
+    return [
+        (stream, manifest)
+        for stream in STREAMS
+        for manifest in batches_to_restage(warehouse, log, stream, load_contract(CONTRACTS[stream]))
+    ]
 
 
 def unstaged_batches(warehouse: Warehouse, log: RawLog) -> list[tuple[str, BatchManifest]]:
@@ -154,6 +234,10 @@ def unstaged_batches(warehouse: Warehouse, log: RawLog) -> list[tuple[str, Batch
     ]
 
 
+def contract_labels() -> str:
+    return ", ".join(load_contract(name).label for name in CONTRACTS.values())
+
+
 @dg.asset(
     key=STAGING_REFERENCES,
     deps=[RAW_CRM_ACCOUNTS, RAW_ERP_CUSTOMERS],
@@ -166,7 +250,7 @@ def unstaged_batches(warehouse: Warehouse, log: RawLog) -> list[tuple[str, Batch
         "dagster/column_schema": column_schema(
             *(load_contract(name) for name in CONTRACTS.values())
         ),
-        "contracts": ", ".join(load_contract(name).label for name in CONTRACTS.values()),
+        "contracts": contract_labels(),
     },
 )
 def staging_customer_references(
@@ -185,26 +269,50 @@ def staging_customer_references(
     re-reads are counted as duplicates and dropped. Each batch is staged in one transaction with its
     count balance: records read = staged + quarantined + duplicates. The blocking checks then
     decide, batch by batch, what core/customers may read.
+
+    Each batch is also compared with its stream's contract: a field the contract does not know is
+    recorded in `ops.schema_drift` (the batch proceeds; the contract's owner is notified), a
+    required field removed, renamed or retyped is breaking drift that blocks the batch until a new
+    contract version accepts it; the next run then stages that batch again under the new version.
     """
     if not is_currency_code(config.erp_company_currency):
         raise dg.Failure(
             f"erp_company_currency must be an ISO 4217 code, got {config.erp_company_currency!r}"
         )
     log, wh = raw_log.log(), warehouse.warehouse()
-    results = [
+    restaged = [
+        restage_references_batch(
+            wh, log, stream, manifest, config.erp_company_currency, context.run_id
+        )
+        for stream, manifest in references_batches_to_restage(wh, log)
+    ]
+    for result in restaged:
+        context.log.info(
+            f"{result['stream']} batch {result['batch_id']} was blocked under an older contract "
+            f"version: staged again under {load_contract(CONTRACTS[result['stream']]).label}"
+        )
+    results = restaged + [
         stage_references_batch(
             wh, log, stream, manifest, config.erp_company_currency, context.run_id
         )
         for stream, manifest in unstaged_batches(wh, log)
     ]
     totals, reasons, balance = staging_run_books(results, "reasons")
+    drift = Counter(f"{r['stream']}: {event.kind}" for r in results for event in r["drift"])
     for reason, count in reasons.most_common():
         context.log.warning(f"quarantined {count} record(s): {reason}")
+    for result in results:
+        for event in result["drift"]:
+            log_drift = context.log.warning if event.breaking else context.log.info
+            log_drift(f"{result['stream']} batch schema drift ({event.kind}): {event.detail}")
     return dg.MaterializeResult(
         metadata={
             "batches_staged": len(results),
+            "batches_restaged": len(restaged),
             "batch_ids": ", ".join(f"{r['stream']}:{r['batch_id']}" for r in results) or "none",
             **totals,
+            "schema_drift": dg.MetadataValue.json(dict(drift)),
+            "contracts": contract_labels(),
             "quarantine_reasons": dg.MetadataValue.json(dict(reasons)),
             "balance": balance.as_text(),
             "balance_holds": balance.holds,
