@@ -16,7 +16,9 @@ def load_yaml_file(file: Path, error_class: type[Exception], what: str) -> Any:
     """The parsed YAML of `file`; a missing file or broken YAML is one `error_class` sentence
     naming the file (`what` says which kind of file was expected: "scenario", "ownership")."""
     try:
-        return yaml.safe_load(file.read_text())
+        # libyaml's safe loader when the wheel has it (it does on the platforms we lock): the same
+        # safe subset as yaml.safe_load, several times faster on the 1,000-line ownership registry.
+        return yaml.load(file.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except FileNotFoundError:
         raise error_class(f"{file}: the {what} file does not exist") from None
     except yaml.YAMLError as error:

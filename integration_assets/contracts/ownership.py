@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -246,6 +247,16 @@ def load_ownership(path: str | Path | None = None) -> OwnershipRegistry:
     Raises OwnershipError naming the file and the path inside it.
     """
     file = Path(path) if path is not None else contract_file("ownership.yaml")
+    try:
+        stat = file.stat()
+    except FileNotFoundError:
+        raise OwnershipError(f"{file}: the ownership file does not exist") from None
+    # Every delivery asset and planner asks for the registry on every run: parse each version once.
+    return _load_ownership_file(file, stat.st_mtime_ns, stat.st_size)
+
+
+@cache
+def _load_ownership_file(file: Path, _mtime_ns: int, _size: int) -> OwnershipRegistry:
     raw = load_yaml_file(file, OwnershipError, "ownership")
     reader = _OwnershipReader(file)
     top = reader.mapping(
