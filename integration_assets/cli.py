@@ -139,11 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     recheck.add_argument("batch_id")
     recheck.set_defaults(handler=_cmd_gate_recheck)
 
-    from integration_assets import cli_explain, cli_outbox, cli_replay
+    from integration_assets import cli_explain, cli_outbox, cli_replay, cli_webhooks
 
     cli_outbox.add_commands(commands)
     cli_explain.add_commands(commands)
     cli_replay.add_commands(commands)
+    cli_webhooks.add_commands(commands)
     return parser
 
 
