@@ -16,10 +16,12 @@ import pandas as pd
 from integration_assets.contracts import Contract
 from integration_assets.storage import gates
 from integration_assets.storage.balances import record_balance
+from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation
+from integration_assets.streams.schema_drift import DriftEvent
 
 T = TypeVar("T")
 
@@ -37,7 +39,10 @@ def record_batch_outcome(
     duplicates: int,
     quality_flagged: int = 0,
     balance_scope: str | None = None,
+    drift: Sequence[DriftEvent] = (),
 ) -> Balance:
+    """A staged batch's books, in the caller's transaction: its quarantined records, its
+    staging.batches row (with the contract version), its schema drift events and its count balance."""
     now = datetime.now(UTC).replace(tzinfo=None)
     if quarantined:
         con.executemany(
@@ -76,6 +81,7 @@ def record_batch_outcome(
             now,
         ],
     )
+    record_drift_events(con, stream, manifest.batch_id, contract, drift, run_id)
     balance = staged_balance(manifest.records, int(staged), len(quarantined), int(duplicates))
     record_balance(con, run_id, asset_key, balance_scope or manifest.batch_id, balance)
     return balance

@@ -19,7 +19,6 @@ from integration_assets.defs.customers.names import (
     SYSTEM_OF_STREAM,
 )
 from integration_assets.defs.orders.staging import column_schema
-from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
@@ -150,8 +149,8 @@ def stage_references_batch_in(
         quarantined=quarantined,
         duplicates=duplicates,
         balance_scope=balance_scope(stream, manifest.batch_id),
+        drift=drift,
     )
-    record_drift_events(con, stream, manifest.batch_id, contract, drift, run_id)
     return {
         "stream": stream,
         "batch_id": manifest.batch_id,

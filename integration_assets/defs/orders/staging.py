@@ -17,7 +17,6 @@ from integration_assets.defs.orders.names import (
     STREAM_NAME,
 )
 from integration_assets.storage import staging_books
-from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
@@ -191,8 +190,8 @@ def stage_batch_in(
         quarantined=quarantined,
         duplicates=duplicates,
         quality_flagged=sum(1 for _, order in rows if order.quality_flags),
+        drift=drift,
     )
-    record_drift_events(con, STREAM, manifest.batch_id, contract, drift, run_id)
     return {
         "batch_id": manifest.batch_id,
         "records_read": manifest.records,

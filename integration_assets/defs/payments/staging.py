@@ -17,7 +17,6 @@ from integration_assets.defs.payments.names import (
     STAGING_PAYMENTS,
     STREAMS,
 )
-from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
@@ -133,8 +132,8 @@ def stage_payments_batch_in(
         quarantined=quarantined,
         duplicates=duplicates,
         balance_scope=balance_scope(resource, manifest.batch_id),
+        drift=drift,
     )
-    record_drift_events(con, stream, manifest.batch_id, contract, drift, run_id)
     return {
         "resource": resource,
         "batch_id": manifest.batch_id,

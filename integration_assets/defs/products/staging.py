@@ -18,7 +18,6 @@ from integration_assets.defs.products.names import (
     STREAM,
     STREAM_NAME,
 )
-from integration_assets.storage.drift_events import record_drift_events
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.staging_books import (
@@ -197,8 +196,8 @@ def stage_products_batch_in(
         staged=new_versions,
         quarantined=quarantined,
         duplicates=duplicates,
+        drift=drift,
     )
-    record_drift_events(con, STREAM, manifest.batch_id, contract, drift, run_id)
     return {
         "batch_id": manifest.batch_id,
         "records_read": manifest.records,
