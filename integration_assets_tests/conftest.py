@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from integration_assets_tests.postgres import postgres_database  # noqa: F401  (a shared fixture)
+
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 REAL_FIXTURES = (
