@@ -2,8 +2,10 @@
 
 Secrets come from SHOPIFY_WEBHOOK_SECRET / STRIPE_WEBHOOK_SECRET (comma-separated during a rotation);
 an endpoint whose secret is unset answers 401 to everything. Accepted deliveries land in the raw log
-(`--raw-dir`, default the project's raw root) under source `webhooks`. In production run the same WSGI
-app under any WSGI server: `gunicorn 'integration_assets.webhooks.app:create_app()'`.
+(`--raw-dir`, default the project's raw root) under source `webhooks`; the dedup ledger lives beside
+raw, in `--state-dir` (default `webhooks/` beside the raw root: `<data dir>/webhooks`), never in the
+immutable raw tree. In production run the same WSGI app under any WSGI server:
+`gunicorn 'integration_assets.webhooks.app:create_app()'`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,10 @@ def _cmd_webhooks_serve(args: argparse.Namespace) -> int:
     from integration_assets.webhooks.app import create_app
 
     apply_dagster_environment()
-    app = create_app(Path(args.raw_dir) if args.raw_dir else None)
+    app = create_app(
+        Path(args.raw_dir) if args.raw_dir else None,
+        Path(args.state_dir) if args.state_dir else None,
+    )
     configured = app.configured_providers()
     if not configured:
         print(
@@ -30,7 +35,8 @@ def _cmd_webhooks_serve(args: argparse.Namespace) -> int:
         )
         return 2
     print(
-        f"webhooks: {', '.join(configured)} on http://{args.host}:{args.port}, raw in {app.store.log.root}",
+        f"webhooks: {', '.join(configured)} on http://{args.host}:{args.port}, raw in {app.store.log.root}, "
+        f"ledger {app.store.ledger_path}",
         flush=True,
     )
     run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
@@ -46,4 +52,9 @@ def add_commands(commands: Any) -> None:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8710)
     serve.add_argument("--raw-dir", default="", help="raw log root (default: the project's)")
+    serve.add_argument(
+        "--state-dir",
+        default="",
+        help="where the dedup ledger lives (default: webhooks/ beside the raw root)",
+    )
     serve.set_defaults(handler=_cmd_webhooks_serve)

@@ -8,6 +8,7 @@ import dagster as dg
 
 from integration_assets.defs import (
     alerts,
+    automation,
     customers,
     delivery,
     inventory,
@@ -17,9 +18,11 @@ from integration_assets.defs import (
     reporting,
     returns,
     warehouse,
+    webhooks,
 )
 from integration_assets.storage.resources import (
     RawLogResource,
+    ReportingDatabaseResource,
     WarehouseInboxResource,
     WarehouseResource,
 )
@@ -56,10 +59,13 @@ RESOURCES = {
     "raw_log": RawLogResource(),
     "warehouse": WarehouseResource(),
     "warehouse_inbox": WarehouseInboxResource(),
+    # Reads REPORTING_DATABASE_URL at run time (unset: the reporting marts stay in DuckDB only).
+    "reporting_database": ReportingDatabaseResource(),
 }
 
 defs = dg.Definitions.merge(
     alerts.defs,
+    automation.defs,
     customers.defs,
     delivery.defs,
     inventory.defs,
@@ -69,5 +75,6 @@ defs = dg.Definitions.merge(
     reporting.defs,
     returns.defs,
     warehouse.defs,
+    webhooks.defs,
     dg.Definitions(resources=RESOURCES),
 )

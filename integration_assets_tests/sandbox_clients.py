@@ -1,6 +1,7 @@
 """Clients for every system of a running sandbox, with tiny backoffs so fault tests stay fast."""
 
 from integration_assets.sandbox.server import RunningSystems
+from integration_assets.storage.resources import ReportingDatabaseResource
 from integration_assets.systems.crm import CrmClient
 from integration_assets.systems.erp import ErpClient
 from integration_assets.systems.payments import PaymentsClient
@@ -34,4 +35,6 @@ def client_resources(systems: RunningSystems, scenario) -> dict:
             **fast,
         ),
         "wms": WmsClient(base_url=systems.wms.url, api_key=systems.wms.api_key, **fast),
+        # DuckDB only, whatever REPORTING_DATABASE_URL says: a test publishes only where it says so.
+        "reporting_database": ReportingDatabaseResource(read_environment=False),
     }

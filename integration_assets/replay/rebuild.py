@@ -8,7 +8,9 @@ exercises exactly the code the hourly sync runs, blocking gates included. What i
   read-only, so an attempt fails loudly instead of writing);
 - `delivery/*`: they enqueue into ops.outbox and drain to the targets; the delivery-intended state
   is computed by calling the planners instead (`intended.py`), which writes nothing anywhere;
-- `ops/*`: books of what the outbox and the clients did, which is not raw.
+- `ops/*`: books of what the outbox and the clients did, which is not raw;
+- partitioned assets (`reporting/orders_by_hour`): built window by window, each when it ran, not in
+  one unpartitioned run.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 import dagster as dg
 
 from integration_assets.replay.read_only_raw import ReadOnlyRawLogResource
-from integration_assets.storage.resources import WarehouseResource
+from integration_assets.storage.resources import ReportingDatabaseResource, WarehouseResource
 from integration_assets.storage.warehouse import Warehouse
 
 # Asset key prefixes a replay never materializes (see the module docstring for why).
@@ -54,7 +56,11 @@ def replayed_definitions(defs: dg.Definitions) -> tuple[list, list]:
     Only these are handed to Dagster, so the resources the left-out assets need (the source and
     target clients, the inbox) are not even required: a replay cannot reach a system.
     """
-    assets = [a for a in defs.assets if all(is_replayed(key) for key in a.keys)]
+    assets = [
+        a
+        for a in defs.assets
+        if all(is_replayed(key) for key in a.keys) and a.partitions_def is None
+    ]
     checks = [c for c in defs.asset_checks if all(is_replayed(s.asset_key) for s in c.check_specs)]
     return assets, checks
 
@@ -83,6 +89,8 @@ def replay(
         resources={
             "raw_log": ReadOnlyRawLogResource(root=str(raw_dir)),
             "warehouse": WarehouseResource(path=str(into)),
+            # never publishes: a replay rebuilds into a scratch file, not into the reporting database
+            "reporting_database": ReportingDatabaseResource(read_environment=False),
         },
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,

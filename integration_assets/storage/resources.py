@@ -8,6 +8,13 @@ from pathlib import Path
 import dagster as dg
 
 from integration_assets.storage.raw_log import RawLog
+from integration_assets.storage.reporting_postgres import (
+    Mart,
+    PartitionWindow,
+    ReportingTarget,
+    publish_mart,
+    reporting_target,
+)
 from integration_assets.storage.warehouse import Warehouse
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -47,3 +54,35 @@ class WarehouseInboxResource(dg.ConfigurableResource):
             return Path(self.path)
         configured = os.environ.get("WAREHOUSE_INBOX")
         return Path(configured) if configured else default_data_dir() / "inbox" / "warehouse"
+
+
+REPORTING_DATABASE_URL = "REPORTING_DATABASE_URL"
+
+
+class ReportingDatabaseResource(dg.ConfigurableResource):
+    """PostgreSQL for the reporting marts, published after the DuckDB warehouse commits.
+
+    Empty `url`: `REPORTING_DATABASE_URL`, read at run time (postgresql:// or
+    postgresql+psycopg2://); empty or unset there too: the marts stay in DuckDB only.
+    `read_environment=False` ignores the variable: replays and tests build marts that must never
+    reach the real reporting database. Give the password through the variable, not `url`, so the
+    UI's resource view never shows it.
+    """
+
+    url: str = ""
+    read_environment: bool = True
+
+    def target(self) -> ReportingTarget | None:
+        if self.url:
+            return reporting_target(self.url)
+        if not self.read_environment:
+            return None
+        return reporting_target(os.environ.get(REPORTING_DATABASE_URL, ""))
+
+    def publish(self, mart: Mart, window: PartitionWindow | None = None) -> dict[str, int | str]:
+        """Publish `mart` when configured; the metadata that says where, and what each row became."""
+        target = self.target()
+        if target is None:
+            return {"published_to": "duckdb only"}
+        counts = publish_mart(target, mart, window)
+        return {"published_to": target.location, **counts.as_metadata()}

@@ -22,6 +22,7 @@ from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation
 from integration_assets.streams.schema_drift import DriftEvent
+from integration_assets.webhooks.routing import batches_staged_as
 
 T = TypeVar("T")
 
@@ -189,13 +190,14 @@ def forget_staged_batch(
 def batches_to_restage(
     warehouse: Warehouse, log: RawLog, stream: str, contract: Contract
 ) -> list[BatchManifest]:
-    """The raw batches of `stream` that a gating check blocked, not promoted, staged under an older
-    contract version than `contract`'s (a reviewed new version may accept what blocked them),
-    oldest first."""
-    source, name = stream.split("/", 1)
+    """The raw batches of `stream` (polled, or webhook deliveries routed to it) that a gating check
+    blocked, not promoted, staged under an older contract version than `contract`'s (a reviewed new
+    version may accept what blocked them), oldest first."""
     with warehouse.connect() as con:
         blocked = set(gates.blocked_under_older_contract(con, stream, contract.version))
-    return [manifest for manifest in log.batches(source, name) if manifest.batch_id in blocked]
+    if not blocked:
+        return []
+    return [m for m in batches_staged_as(log, stream) if m.batch_id in blocked]
 
 
 def restage_batch(

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from werkzeug.wrappers import Request, Response
 
+from integration_assets.webhooks.routing import stripe_object_type
 from integration_assets.webhooks.store import (
     Delivery,
     UnsafeStreamName,
@@ -161,6 +162,7 @@ class WebhookApp:
             list(request.headers.items()),
             object_key,
             version,
+            object_type=stripe_object_type(payload),
         )
         return self._land(delivery)
 
@@ -172,14 +174,15 @@ class WebhookApp:
         return _json(200, {"status": outcome.status, "raw_ref": outcome.raw_ref})
 
 
-def create_app(raw_dir: Path | None = None) -> WebhookApp:
+def create_app(raw_dir: Path | None = None, state_dir: Path | None = None) -> WebhookApp:
     """The app configured from the environment: SHOPIFY_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET (each may
-    hold several comma-separated secrets during a rotation) and the raw log root."""
+    hold several comma-separated secrets during a rotation) and the raw log root; the ledger in
+    `state_dir` (default: `webhooks/` beside the raw root, i.e. `<data dir>/webhooks`)."""
     from integration_assets.storage.resources import RawLogResource
 
     root = Path(raw_dir) if raw_dir else RawLogResource().log().root
     return WebhookApp(
-        WebhookStore(root),
+        WebhookStore(root, Path(state_dir) if state_dir else None),
         shopify_secret=_env_secrets("SHOPIFY_WEBHOOK_SECRET"),
         stripe_secret=_env_secrets("STRIPE_WEBHOOK_SECRET"),
     )

@@ -4,10 +4,15 @@ Each accepted delivery becomes one immutable raw batch of one record under sourc
 `shopify/<topic>` or `stripe/<event type>` (see `storage.raw_log`: fsync, atomic rename, manifest last);
 the stream directory is fsynced too, so the batch survives a crash once `land` returns. The record holds
 the delivery id, received-at, the headers minus secrets and signatures, the raw body verbatim as text,
-its sha256 and the parsed `payload` (so `RawLog.payloads(raw_refs)` works on it).
+its sha256 and the parsed `payload` (so `RawLog.payloads(raw_refs)` works on it); the manifest's details
+name the delivery, its object and, for Stripe, the object's type (`routing` reads it to pick a stream).
 
-The ledger is a small sqlite file, `<raw root>/webhooks/.ledger.sqlite3` (sqlite rather than DuckDB:
-tiny point writes from many request threads, FULL synchronous commits, no lock held between requests).
+The ledger is a small sqlite file beside the raw log, never inside it (raw holds only immutable batch
+files): `<state dir>/ledger.sqlite3`, the state dir being `webhooks/` in the raw root's parent (so
+`<data dir>/webhooks`) unless given. sqlite rather than DuckDB: tiny point writes from many request
+threads, FULL synchronous commits, no lock held between requests. A ledger left at its former place,
+`<raw root>/webhooks/.ledger.sqlite3`, is moved to the new one on start, so no delivery seen before
+is landed twice.
 It records every delivery id seen (dedup: a redelivery lands nothing) and, per object, the newest
 version landed (Shopify `updated_at` of the order/product..., Stripe event `created` per `data.object.id`);
 a delivery strictly older than that lands nothing and is counted stale. One lock serializes decisions
@@ -18,8 +23,10 @@ ledger row: a crash between the two can at worst land one duplicate on redeliver
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
+import shutil
 import sqlite3
 import threading
 from collections import Counter
@@ -30,8 +37,11 @@ from typing import Any
 
 from integration_assets.storage.raw_log import RawLog
 
+logger = logging.getLogger(__name__)
+
 SOURCE = "webhooks"
-LEDGER_NAME = ".ledger.sqlite3"
+LEDGER_NAME = "ledger.sqlite3"
+LEGACY_LEDGER_NAME = ".ledger.sqlite3"  # its former place: <raw root>/webhooks/.ledger.sqlite3
 # Never copied into raw: signatures, and anything that can carry a credential.
 DROPPED_HEADERS = frozenset(
     {
@@ -62,6 +72,7 @@ class Delivery:
         str | None
     )  # "shopify/orders/123", "stripe/ch_1"; None when the body names no object
     object_version: float | None  # unix seconds; None when unknown (never counted stale)
+    object_type: str | None = None  # Stripe: the `object` of data.object ("charge"...), for routing
 
 
 @dataclass(frozen=True)
@@ -119,14 +130,37 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def default_state_dir(raw_root: Path) -> Path:
+    """`<data dir>/webhooks`: beside the raw root (`<data dir>/raw`), not inside it."""
+    return Path(raw_root).parent / SOURCE
+
+
+def adopt_legacy_ledger(raw_root: Path, ledger_path: Path) -> bool:
+    """Move a ledger from its former place inside the raw tree to `ledger_path` (when there is none
+    there yet); True when one was moved. Both present: the new one is kept and the old one reported."""
+    legacy = Path(raw_root) / SOURCE / LEGACY_LEDGER_NAME
+    if not legacy.exists():
+        return False
+    if ledger_path.exists():
+        logger.warning(
+            "webhooks: ignoring the former ledger %s: %s is the ledger in use", legacy, ledger_path
+        )
+        return False
+    shutil.move(legacy, ledger_path)
+    logger.info("webhooks: moved the ledger out of the raw tree, to %s", ledger_path)
+    return True
+
+
 class WebhookStore:
-    def __init__(self, raw_root: Path):
+    def __init__(self, raw_root: Path, state_dir: Path | None = None):
         self.log = RawLog(Path(raw_root))
         self._lock = threading.Lock()
         self.counters: Counter[str] = Counter()
-        ledger_dir = self.log.root / SOURCE
-        ledger_dir.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(ledger_dir / LEDGER_NAME, check_same_thread=False)
+        self.state_dir = Path(state_dir) if state_dir else default_state_dir(self.log.root)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.ledger_path = self.state_dir / LEDGER_NAME
+        adopt_legacy_ledger(self.log.root, self.ledger_path)
+        self._db = sqlite3.connect(self.ledger_path, check_same_thread=False)
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(
             """
@@ -223,6 +257,7 @@ class WebhookStore:
                     "kind": delivery.kind,
                     "body_sha256": body_sha256,
                     "object_key": delivery.object_key,
+                    **({"object_type": delivery.object_type} if delivery.object_type else {}),
                 }
             )
         except BaseException:

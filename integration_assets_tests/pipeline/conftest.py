@@ -25,7 +25,11 @@ from integration_assets.defs.reporting.marts import (
 )
 from integration_assets.sandbox import load_scenario, start_storefront
 from integration_assets.storage.raw_log import RawLog
-from integration_assets.storage.resources import RawLogResource, WarehouseResource
+from integration_assets.storage.resources import (
+    RawLogResource,
+    ReportingDatabaseResource,
+    WarehouseResource,
+)
 from integration_assets.storage.warehouse import Warehouse
 from integration_assets.systems.storefront import StorefrontClient
 
@@ -58,6 +62,7 @@ class Pipeline:
             "storefront": self.client(),
             "raw_log": RawLogResource(root=str(tmp_path / "raw")),
             "warehouse": WarehouseResource(path=str(tmp_path / "warehouse.duckdb")),
+            "reporting_database": ReportingDatabaseResource(read_environment=False),
         }
 
     def client(self, **overrides) -> StorefrontClient:

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,13 +15,41 @@ from pathlib import Path
 import pytest
 import requests
 from werkzeug.serving import make_server
+from werkzeug.test import Client
 
+from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.webhooks.app import WebhookApp
 from integration_assets.webhooks.store import WebhookStore
 
 FIXTURES = Path(__file__).resolve().parents[2] / "integration_assets" / "sandbox" / "fixtures"
 SHOPIFY_SECRET = "shpss_test_secret_do_not_leak_8f3a"
 STRIPE_SECRET = "whsec_test_secret_do_not_leak_91c2"
+
+
+def fixture_order(relative: str = "shopify_python_api/order.json", **overrides) -> dict:
+    """A real Shopify order fixture, unwrapped from its `order` envelope, with `overrides`."""
+    order = json.loads((FIXTURES / "shopify" / relative).read_text())["order"]
+    return {**order, **overrides}
+
+
+def fixture_product(**overrides) -> dict:
+    path = FIXTURES / "shopify" / "shopify_python_api" / "product.json"
+    return {**json.loads(path.read_text())["product"], **overrides}
+
+
+def stripe_event(
+    object_name: str, event_type: str, event_id: str, created: int, **object_overrides
+) -> dict:
+    """A Stripe event whose data.object is the stripe-mock fixture of `object_name` ("charge"...)."""
+    resources = json.loads((FIXTURES / "stripe" / "fixtures3.json").read_text())["resources"]
+    event = dict(resources["event"])
+    event.update(
+        id=event_id,
+        type=event_type,
+        created=created,
+        data={"object": {**resources[object_name], **object_overrides}},
+    )
+    return event
 
 
 def shopify_order_body(**overrides) -> bytes:
@@ -65,10 +94,47 @@ def raw_listing(root: Path) -> dict[str, bytes]:
     }
 
 
+def deliver_shopify(app: WebhookApp, payload: dict, topic: str, webhook_id: str) -> dict:
+    """Post one signed Shopify delivery to `app` (no server: werkzeug's test client); its answer."""
+    body = json.dumps(payload).encode()
+    response = Client(app).post(
+        "/webhooks/shopify", data=body, headers=shopify_headers(body, webhook_id, topic=topic)
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def deliver_stripe(app: WebhookApp, event: dict) -> dict:
+    body = json.dumps(event).encode()
+    response = Client(app).post(
+        "/webhooks/stripe",
+        data=body,
+        headers={"Stripe-Signature": stripe_header(body, int(time.time()))},
+    )
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return response.get_json()
+
+
+def webhook_app(raw_root: Path) -> WebhookApp:
+    return WebhookApp(
+        WebhookStore(raw_root), shopify_secret=SHOPIFY_SECRET, stripe_secret=STRIPE_SECRET
+    )
+
+
+def polled_batch(log: RawLog, stream: str, payloads: list) -> BatchManifest:
+    """A batch of `stream` ("storefront/orders") as a poll lands it (the fields staging reads)."""
+    source, name = stream.split("/", 1)
+    batch = log.open_batch(source, name)
+    for index, payload in enumerate(payloads):
+        batch.append({"batch_id": batch.batch_id, "record_index": index, "payload": payload})
+    return batch.commit({"cursor_after": "2000-01-01T00:00:00Z"})
+
+
 @dataclass
 class Receiver:
     url: str
     raw_root: Path
+    state_dir: Path
     app: WebhookApp
     client: requests.Session
 
@@ -94,7 +160,9 @@ def receiver(tmp_path: Path) -> Iterator[Receiver]:
     thread.start()
     try:
         with requests.Session() as client:
-            yield Receiver(f"http://127.0.0.1:{server.port}", raw_root, app, client)
+            yield Receiver(
+                f"http://127.0.0.1:{server.port}", raw_root, store.state_dir, app, client
+            )
     finally:
         server.shutdown()
         thread.join(timeout=5)

@@ -6,6 +6,9 @@ from integration_assets.cli import build_parser, main
 def test_webhooks_serve_is_registered_with_its_options():
     args = build_parser().parse_args(["webhooks", "serve", "--port", "0", "--raw-dir", "/tmp/x"])
     assert args.port == 0 and args.raw_dir == "/tmp/x" and args.host == "127.0.0.1"
+    assert args.state_dir == ""  # default: webhooks/ beside the raw root
+    args = build_parser().parse_args(["webhooks", "serve", "--state-dir", "/tmp/state"])
+    assert args.state_dir == "/tmp/state"
 
 
 def test_webhooks_serve_refuses_to_start_without_any_secret(tmp_path, monkeypatch, capsys):

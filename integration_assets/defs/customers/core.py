@@ -8,6 +8,7 @@ import orjson
 import pandas as pd
 
 from integration_assets.contracts.ownership import OwnershipRegistry, load_ownership
+from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.customers.names import (
     CHECK_CONFLICTS_RESOLVED,
     CHECK_EVERY_CUSTOMER_HAS_EMAIL,
@@ -130,6 +131,7 @@ def merge_balance(inputs: CustomerInputs, merge: CustomerMerge) -> Balance:
     kinds={"duckdb"},
     tags={"layer": "core", "pii": "true"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
 def core_customers(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_log: RawLogResource
@@ -197,6 +199,7 @@ def core_customers(
     asset=CUSTOMERS,
     name=CHECK_EVERY_CUSTOMER_HAS_EMAIL,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description="Every golden customer has an email (storefront, else ERP): the ERP refuses a "
     "customer without one, and customer service cannot reach them.",
 )
@@ -247,6 +250,7 @@ def conflicts_against_registry(
     asset=CUSTOMERS,
     name=CHECK_CONFLICTS_RESOLVED,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description="Every recorded conflict names the registry rule that decided it, and the winner is "
     "the system the registry puts first.",
 )

@@ -29,6 +29,7 @@ from integration_assets.storage.resources import RawLogResource
 from integration_assets.streams.timestamps import TimestampFormatError, parse_utc, to_iso_utc
 from integration_assets.systems.crm import CrmClient
 from integration_assets.systems.erp import ErpClient
+from integration_assets.systems.pools import CRM_API_POOL, ERP_API_POOL
 
 RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
@@ -131,6 +132,7 @@ def land_changes(
     owners=[OWNER],
     kinds={"api", "jsonl"},
     tags={"layer": "raw", "source": "crm", "pii": "true"},
+    pool=CRM_API_POOL,
     freshness_policy=FRESHNESS_POLICY,
     retry_policy=RETRY_POLICY,
 )
@@ -172,6 +174,7 @@ def raw_crm_accounts(
     owners=[OWNER],
     kinds={"api", "jsonl"},
     tags={"layer": "raw", "source": "erp", "pii": "true"},
+    pool=ERP_API_POOL,
     freshness_policy=FRESHNESS_POLICY,
     retry_policy=RETRY_POLICY,
 )

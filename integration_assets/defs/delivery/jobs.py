@@ -12,8 +12,12 @@ from integration_assets.delivery.drain import DrainReport, drain
 from integration_assets.delivery.targets import target_for
 from integration_assets.storage import outbox as store
 from integration_assets.storage.resources import WarehouseResource
+from integration_assets.storage.warehouse import WAREHOUSE_POOL
 
 TARGET_RESOURCES = {"erp", "crm", "wms", "warehouse"}
+# Not retried by the daemon: the person who launched it reads the failure and decides (a retried
+# review would fail anyway on decisions already recorded; approved writes go out with the next delivery).
+OPERATOR_JOB_TAGS = {"integration_assets/trigger": "operator", "dagster/max_retries": "0"}
 
 
 def deliver_rows(
@@ -55,7 +59,7 @@ class ReplayConfig(dg.Config):
     external_id: str = ""
 
 
-@dg.op(required_resource_keys=TARGET_RESOURCES)
+@dg.op(required_resource_keys=TARGET_RESOURCES, pool=WAREHOUSE_POOL)
 def replay_matching_dead_letters(context: dg.OpExecutionContext, config: ReplayConfig) -> dict:
     """Put the matching open dead letters back in the queue (audited), then deliver exactly those."""
     warehouse: WarehouseResource = context.resources.warehouse
@@ -95,7 +99,7 @@ class ReviewConfig(dg.Config):
     deliver_now: bool = True
 
 
-@dg.op(required_resource_keys=TARGET_RESOURCES)
+@dg.op(required_resource_keys=TARGET_RESOURCES, pool=WAREHOUSE_POOL)
 def apply_approval_decisions(context: dg.OpExecutionContext, config: ReviewConfig) -> dict:
     """Record each decision (audited); approved writes are delivered now unless deliver_now is false."""
     warehouse: WarehouseResource = context.resources.warehouse
@@ -122,7 +126,7 @@ def apply_approval_decisions(context: dg.OpExecutionContext, config: ReviewConfi
 @dg.job(
     description="Send open dead letters again, filtered by target, entity, error class or external id "
     "(after fixing the cause). Each retry is audited with the operator's name and reason.",
-    tags={"integration_assets/trigger": "operator"},
+    tags=OPERATOR_JOB_TAGS,
 )
 def replay_dead_letters():
     replay_matching_dead_letters()
@@ -131,7 +135,7 @@ def replay_dead_letters():
 @dg.job(
     description="Approve or reject high-stakes writes (credit notes above the threshold, credit limit "
     "changes) with a reason; approved ones are delivered at once. Every decision is audited.",
-    tags={"integration_assets/trigger": "operator"},
+    tags=OPERATOR_JOB_TAGS,
 )
 def review_approvals():
     apply_approval_decisions()

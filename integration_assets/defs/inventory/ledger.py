@@ -8,6 +8,7 @@ import dagster as dg
 import orjson
 import pandas as pd
 
+from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import ORDER_EVENTS
 from integration_assets.defs.warehouse.names import STAGING_BY_KIND
 from integration_assets.storage.balances import record_balance
@@ -185,6 +186,7 @@ def warehouse_movements(con) -> tuple[list[Movement], list[StockCount]]:
     kinds={"duckdb"},
     tags={"layer": "core"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
 def inventory_ledger(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
@@ -339,6 +341,7 @@ def inventory_ledger(
     asset=INVENTORY_LEDGER,
     name=CHECK_NO_OVERSELL,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description="Available-to-promise never went below zero; otherwise names the SKUs, the orders short of "
     "stock and the channels they were sold on.",
 )
@@ -370,6 +373,7 @@ def _oversell_text(sku: str, low: int, orders: list[int], channels: list[str]) -
     asset=INVENTORY_LEDGER,
     name=CHECK_DRIFT_EXPLAINED,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description="Every difference between a warehouse count and the ledger is explained by a rule.",
 )
 def drift_explained(warehouse: WarehouseResource) -> dg.AssetCheckResult:

@@ -163,7 +163,9 @@ def staging_orders_gate(context: dg.AssetCheckExecutionContext, warehouse: Wareh
             history = [
                 row[0]
                 for row in con.execute(
-                    "SELECT records_read FROM staging.batches WHERE stream = ? AND batch_id < ? AND records_read > 0 ORDER BY batch_id DESC LIMIT 24",
+                    # Polls only: a webhook batch (one order, raw/webhooks/...) would drag the median to 1.
+                    "SELECT records_read FROM staging.batches WHERE stream = ? AND batch_id < ? AND records_read > 0 "
+                    "AND raw_file LIKE '%/' || stream || '/' || batch_id || '.jsonl' ORDER BY batch_id DESC LIMIT 24",
                     [STREAM, batch_id],
                 ).fetchall()
             ]

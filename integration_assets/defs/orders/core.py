@@ -7,6 +7,7 @@ import dagster as dg
 import orjson
 import pandas as pd
 
+from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import (
     CHECK_CORE_BALANCE,
     CHECK_FOLD_MATCHES_HEADS,
@@ -194,6 +195,7 @@ def promote_batch(con, batch_id: str, run_id: str) -> dict:
     kinds={"duckdb"},
     tags={"layer": "core"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
 def order_events(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
@@ -253,6 +255,7 @@ def order_events(
     name=CHECK_CORE_BALANCE,
     blocking=True,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description="Every promoted version is applied, a duplicate, or stale: none vanishes.",
 )
 def order_events_balance(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -342,6 +345,7 @@ def fold_all(con) -> tuple[list[list], dict[int, dict]]:
     kinds={"duckdb"},
     tags={"layer": "core", "pii": "true"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
 def orders_current(warehouse: WarehouseResource) -> dg.MaterializeResult:
     """Each order as it stands now, derived by folding its events in sequence (not copied from a snapshot).
@@ -378,6 +382,7 @@ def _normalized(state: dict) -> dict:
     name=CHECK_FOLD_MATCHES_HEADS,
     blocking=True,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description="Folding each order's events rebuilds exactly the newest applied version: the stream is complete.",
 )
 def orders_current_matches_heads(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -414,6 +419,7 @@ def orders_current_matches_heads(warehouse: WarehouseResource) -> dg.AssetCheckR
     asset=ORDERS_CURRENT,
     name=CHECK_NO_ORDER_MISSING,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description=(
         "Every order the storefront counts (orders/count.json?status=any at the last poll) is known here: "
         "staged or quarantined. Incremental polling cannot see an order that appears with an old updated_at."

@@ -16,6 +16,7 @@ from integration_assets.storage.landing import (
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.streams.timestamps import parse_utc, to_iso_utc
+from integration_assets.systems.pools import STOREFRONT_API_POOL
 from integration_assets.systems.storefront import StorefrontClient
 
 
@@ -77,6 +78,7 @@ def land_orders(
     owners=[OWNER],
     kinds={"api", "jsonl"},
     tags={"layer": "raw", "source": "storefront", "pii": "true"},
+    pool=STOREFRONT_API_POOL,
     freshness_policy=dg.FreshnessPolicy.time_window(
         fail_window=timedelta(hours=3), warn_window=timedelta(hours=2)
     ),

@@ -22,7 +22,13 @@ hourly_sync_job = dg.define_asset_job(
         "history and the customer golden record, rebuild marts, then write what changed into the ERP, CRM "
         "and WMS through the outbox."
     ),
-    tags={"integration_assets/trigger": "schedule"},
+    # A failed run is re-executed from its failed step, at most twice (the daemon; docs/deploy.md).
+    # Safe: every step is idempotent, and delivery sends nothing twice (the outbox).
+    tags={
+        "integration_assets/trigger": "schedule",
+        "dagster/max_retries": "2",
+        "dagster/retry_strategy": "FROM_FAILURE",
+    },
 )
 
 hourly_sync_schedule = dg.ScheduleDefinition(

@@ -11,10 +11,8 @@ from integration_assets.contracts import Contract, load_contract
 from integration_assets.defs.orders.names import (
     OWNER,
     RAW_ORDERS,
-    SOURCE,
     STAGING_ORDERS,
     STREAM,
-    STREAM_NAME,
 )
 from integration_assets.storage import staging_books
 from integration_assets.storage.raw_log import BatchManifest, RawLog
@@ -28,6 +26,7 @@ from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams import schema_drift
 from integration_assets.streams.order_records import StagedOrder, Violation, stage_order
 from integration_assets.streams.timestamps import naive_utc
+from integration_assets.webhooks.routing import batches_staged_as
 
 CONTRACT_NAME = "storefront_orders"
 
@@ -211,6 +210,8 @@ def batches_to_restage(warehouse, log: RawLog, contract: Contract) -> list[Batch
 
 
 def unstaged_batches(warehouse, log: RawLog) -> list[BatchManifest]:
+    """Raw batches not staged yet, oldest first: the polled ones and the webhook deliveries of an
+    order topic (integration_assets/webhooks/routing.py), whose body is an order like a polled one."""
     with warehouse.connect() as con:
         done = {
             row[0]
@@ -218,7 +219,7 @@ def unstaged_batches(warehouse, log: RawLog) -> list[BatchManifest]:
                 "SELECT batch_id FROM staging.batches WHERE stream = ?", [STREAM]
             ).fetchall()
         }
-    return [m for m in log.batches(SOURCE, STREAM_NAME) if m.batch_id not in done]
+    return [m for m in batches_staged_as(log, STREAM) if m.batch_id not in done]
 
 
 def column_schema(*contracts: Contract) -> dg.TableSchema:
@@ -270,7 +271,8 @@ def staging_storefront_orders(
 ) -> dg.MaterializeResult:
     """Typed order versions (money in integer minor units, timestamps in UTC), one row per order id + version.
 
-    Reads every raw batch not staged yet, and again every blocked batch staged under an older
+    Reads every raw batch not staged yet (the polls, and each webhook delivery of an order topic,
+    whose body is the same order document), and again every blocked batch staged under an older
     contract version than the one in force (a reviewed new version may accept what blocked it). Each
     batch's payloads are compared with the contract: a field it does not know is recorded in
     `ops.schema_drift` (the batch proceeds; the contract's owner is notified), a required field

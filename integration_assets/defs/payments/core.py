@@ -9,6 +9,7 @@ import pandas as pd
 import yaml
 
 from integration_assets.contracts.loader import CONTRACTS_DIR
+from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import ORDERS_CURRENT
 from integration_assets.defs.payments.names import (
     CHECK_PAYOUTS_ADD_UP,
@@ -74,6 +75,7 @@ def order_of_sources(
     kinds={"duckdb"},
     tags={"layer": "core"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
 def financial_ledger(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
@@ -179,6 +181,7 @@ def financial_ledger(
     asset=FINANCIAL_LEDGER,
     name=CHECK_PAYOUTS_ADD_UP,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description="Every payout equals the sum of net of the balance transactions it paid out.",
 )
 def payouts_add_up(warehouse: WarehouseResource) -> dg.AssetCheckResult:
@@ -244,6 +247,7 @@ def provider_money(con) -> list[ProviderMoney]:
     kinds={"duckdb"},
     tags={"layer": "core"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
 def payment_reconciliation(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource
@@ -319,6 +323,7 @@ def payment_reconciliation(
     asset=RECONCILIATION,
     name=CHECK_UNEXPLAINED,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description=f"Unexplained differences stay within the tolerance ({RECONCILIATION_TOLERANCE_MINOR} minor units).",
 )
 def unexplained_within_tolerance(warehouse: WarehouseResource) -> dg.AssetCheckResult:

@@ -16,6 +16,7 @@ from integration_assets.storage.landing import HTTP_STATS_KEYS, land_pages, land
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.systems.payments import PaymentsClient
+from integration_assets.systems.pools import PAYMENTS_API_POOL
 
 DAY = 86_400
 
@@ -43,6 +44,7 @@ def build_raw_payments_asset(resource: str, lookback_days: int) -> dg.AssetsDefi
         owners=[OWNER],
         kinds={"api", "jsonl"},
         tags={"layer": "raw", "source": "payments"},
+        pool=PAYMENTS_API_POOL,
         freshness_policy=dg.FreshnessPolicy.time_window(
             fail_window=timedelta(hours=3), warn_window=timedelta(hours=2)
         ),
@@ -85,6 +87,7 @@ def build_raw_payments_asset(resource: str, lookback_days: int) -> dg.AssetsDefi
     owners=[OWNER],
     kinds={"api", "jsonl"},
     tags={"layer": "raw", "source": "payments"},
+    pool=PAYMENTS_API_POOL,
     retry_policy=dg.RetryPolicy(
         max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
     ),

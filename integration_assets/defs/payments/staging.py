@@ -13,7 +13,6 @@ from integration_assets.defs.payments.names import (
     CONTRACTS,
     OWNER,
     RAW,
-    SOURCE,
     STAGING_PAYMENTS,
     STREAMS,
 )
@@ -30,6 +29,7 @@ from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.contract_rules import Violation, typed_fields
 from integration_assets.streams.hashing import payload_hash
 from integration_assets.streams.schema_drift import DriftEvent, batch_drift
+from integration_assets.webhooks.routing import batches_staged_as, staged_payload
 
 STAGED_TABLE = "staging.payments_objects"
 
@@ -66,14 +66,15 @@ def split_payments_batch(
     log: RawLog, resource: str, manifest: BatchManifest, contract: Contract, run_id: str
 ) -> tuple[list[list], list[tuple[int, str | None, Violation]], int, list[DriftEvent]]:
     """Every record of one resource's batch: staged rows, quarantined records, exact duplicates
-    within the batch, and the batch's schema drift against the resource's contract."""
+    within the batch, and the batch's schema drift against the resource's contract. A webhook
+    batch's record is a Stripe event: what is staged is its `data.object` (`staged_payload`)."""
     rows, quarantined, seen = [], [], set()
     duplicates = 0
     now = datetime.now(UTC).replace(tzinfo=None)
     records = list(log.read_records(manifest))
-    drift = batch_drift((record.get("payload") for record in records), contract)
+    drift = batch_drift((staged_payload(manifest, record) for record in records), contract)
     for record in records:
-        index, payload = record["record_index"], record.get("payload")
+        index, payload = record["record_index"], staged_payload(manifest, record)
         typed = typed_fields(payload, contract)
         if isinstance(typed, Violation):
             key = payload.get("id") if isinstance(payload, dict) else None
@@ -213,7 +214,8 @@ def staging_payments_objects(
     and which transactions each payout paid out), typed against its contract: integer minor units,
     lowercase ISO currency, the storefront order id from the charge metadata.
 
-    Each batch holds one object type and is compared with that type's contract: a field the
+    Stripe webhook events are staged here too: the event's `data.object`, as a batch of its object
+    type. Each batch holds one object type and is compared with that type's contract: a field the
     contract does not know is recorded in `ops.schema_drift` (the batch proceeds; finance-ops is
     notified), a required field removed, renamed or retyped is breaking drift that blocks the batch
     until a new contract version accepts it; then the batch is staged again under that version.
@@ -237,10 +239,12 @@ def staging_payments_objects(
                 "SELECT batch_id FROM staging.batches WHERE stream LIKE 'payments/%'"
             ).fetchall()
         }
+    # Polled batches, and Stripe webhook events routed by their object's type (a charge.* event
+    # whose data.object is a charge is staged as a charges batch).
     results = restaged + [
         stage_payments_batch(wh, log, resource, manifest, context.run_id)
-        for resource in STREAMS
-        for manifest in log.batches(SOURCE, resource)
+        for resource, stream in STREAMS.items()
+        for manifest in batches_staged_as(log, stream)
         if manifest.batch_id not in done
     ]
     totals, reasons, balance = staging_run_books(results, "reasons")

@@ -5,6 +5,7 @@ import dagster as dg
 import pandas as pd
 
 from integration_assets.contracts import Contract, load_contract
+from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET
 from integration_assets.defs.gate_run import GateRun, count_balance_verdict
 from integration_assets.defs.products.names import (
     CHECK_COUNT_BALANCE,
@@ -115,6 +116,7 @@ def staging_products_gate(context: dg.AssetCheckExecutionContext, warehouse: War
     description="Every SKU has exactly one current row (valid_to NULL), and its periods neither overlap "
     "nor leave gaps: each row ends where the next begins.",
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
 )
 def product_history_well_formed(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.warehouse().connect() as con:

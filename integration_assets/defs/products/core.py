@@ -5,6 +5,7 @@ from datetime import UTC
 import dagster as dg
 import pandas as pd
 
+from integration_assets.defs.automation.conditions import FOLLOW_UPSTREAM
 from integration_assets.defs.products.names import (
     GATING_CHECKS,
     GROUP,
@@ -73,6 +74,7 @@ def gated_versions(con) -> list[SkuVersion]:
     kinds={"duckdb"},
     tags={"layer": "core", "source": "storefront"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
 def product_history(
     context: dg.AssetExecutionContext, warehouse: WarehouseResource

@@ -21,6 +21,7 @@ from integration_assets.storage.landing import (
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.streams.timestamps import to_iso_utc
+from integration_assets.systems.pools import STOREFRONT_API_POOL
 from integration_assets.systems.storefront import StorefrontClient
 
 
@@ -61,6 +62,7 @@ def land_products(
     owners=[OWNER],
     kinds={"api", "jsonl"},
     tags={"layer": "raw", "source": "storefront", "pii": "false"},
+    pool=STOREFRONT_API_POOL,
     retry_policy=dg.RetryPolicy(
         max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
     ),

@@ -13,10 +13,8 @@ from integration_assets.defs.products.names import (
     GROUP,
     OWNER,
     RAW_PRODUCTS,
-    SOURCE,
     STAGING_PRODUCTS,
     STREAM,
-    STREAM_NAME,
 )
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
@@ -32,6 +30,7 @@ from integration_assets.streams.money import is_currency_code
 from integration_assets.streams.product_records import StagedVariant, stage_product
 from integration_assets.streams.schema_drift import DriftEvent, batch_drift
 from integration_assets.streams.timestamps import naive_utc
+from integration_assets.webhooks.routing import batches_staged_as
 
 STAGED_TABLE = "staging.storefront_products"
 
@@ -212,6 +211,8 @@ def stage_products_batch_in(
 
 
 def unstaged_product_batches(warehouse, log: RawLog) -> list[BatchManifest]:
+    """Raw batches not staged yet, oldest first: the polled ones and the webhook deliveries of
+    `products/create` and `products/update` (integration_assets/webhooks/routing.py)."""
     with warehouse.connect() as con:
         done = {
             row[0]
@@ -219,7 +220,7 @@ def unstaged_product_batches(warehouse, log: RawLog) -> list[BatchManifest]:
                 "SELECT batch_id FROM staging.batches WHERE stream = ?", [STREAM]
             ).fetchall()
         }
-    return [m for m in log.batches(SOURCE, STREAM_NAME) if m.batch_id not in done]
+    return [m for m in batches_staged_as(log, STREAM) if m.batch_id not in done]
 
 
 @dg.asset(
@@ -244,7 +245,8 @@ def staging_storefront_products(
     """One row per variant (SKU) of each product version: price in integer minor units of the shop's
     currency, availability, category (`product_type`), bundle components, the product's `updated_at`.
 
-    Reads every raw batch not staged yet, and again every blocked batch staged under an older
+    Reads every raw batch not staged yet (the polls, and each `products/create|update` webhook
+    delivery), and again every blocked batch staged under an older
     contract version than the one in force. Each batch's payloads are compared with the contract: a
     field it does not know is recorded in `ops.schema_drift` (the batch proceeds; merchandising is
     notified), a required field removed, renamed or retyped is breaking drift that blocks the batch

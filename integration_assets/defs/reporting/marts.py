@@ -12,11 +12,17 @@ import duckdb
 import pandas as pd
 
 from integration_assets.contracts.timing import TimingDefinitions, load_timing
+from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import ORDER_EVENTS, ORDERS_CURRENT
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.order_payloads import current_orders
 from integration_assets.storage.raw_log import RawLog
-from integration_assets.storage.resources import RawLogResource, WarehouseResource
+from integration_assets.storage.reporting_postgres import mart_from_duckdb
+from integration_assets.storage.resources import (
+    RawLogResource,
+    ReportingDatabaseResource,
+    WarehouseResource,
+)
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.mapped import MappingInputError
@@ -24,6 +30,9 @@ from integration_assets.streams.timing import order_timing
 
 ORDERS_PER_DAY = dg.AssetKey(["reporting", "orders_per_day"])
 ORDER_LIFECYCLE = dg.AssetKey(["reporting", "order_lifecycle"])
+# The tables (in DuckDB, and in PostgreSQL when configured) and the key each row is published under.
+ORDERS_PER_DAY_TABLE, ORDERS_PER_DAY_TABLE_KEY = "reporting.orders_per_day", ("day", "currency")
+ORDER_LIFECYCLE_TABLE, ORDER_LIFECYCLE_TABLE_KEY = "reporting.order_lifecycle", ("order_id",)
 OWNER = "finance-reporting@example.com"
 
 TIMING_VIEW = "order_timing"
@@ -159,16 +168,21 @@ def register_order_timing(
     deps=[ORDERS_CURRENT],
     group_name="reporting",
     owners=[OWNER],
-    kinds={"duckdb"},
+    kinds={"duckdb", "postgres"},
     tags={"layer": "reporting"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
 def orders_per_day(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_log: RawLogResource
+    context: dg.AssetExecutionContext,
+    warehouse: WarehouseResource,
+    raw_log: RawLogResource,
+    reporting_database: ReportingDatabaseResource,
 ) -> dg.MaterializeResult:
     """Orders, cancellations, gross and net sales (integer minor units) per day of creation (UTC) and
     currency; and, by the timing definitions (contracts/timing.yaml, named in the metadata), the
-    orders confirmed and the revenue recognised (the total as sold, as invoiced) on each day (UTC)."""
+    orders confirmed and the revenue recognised (the total as sold, as invoiced) on each day (UTC).
+    Also published to PostgreSQL when REPORTING_DATABASE_URL is set (`published_to` says where)."""
     definitions = load_timing()
     with warehouse.warehouse().transaction() as con:
         timing_counts = register_order_timing(con, raw_log.log(), definitions)
@@ -186,6 +200,8 @@ def orders_per_day(
         preview = con.execute(
             "SELECT * FROM reporting.orders_per_day ORDER BY day DESC LIMIT 10"
         ).df()
+        mart = mart_from_duckdb(con, ORDERS_PER_DAY_TABLE, ORDERS_PER_DAY_TABLE_KEY)
+    published = reporting_database.publish(mart)  # after the DuckDB commit
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": int(days),
@@ -196,6 +212,7 @@ def orders_per_day(
             "preview": dg.MetadataValue.md(
                 preview.to_markdown(index=False) if not preview.empty else "(empty)"
             ),
+            **published,
         }
     )
 
@@ -205,14 +222,20 @@ def orders_per_day(
     deps=[ORDER_EVENTS],
     group_name="reporting",
     owners=[OWNER],
-    kinds={"duckdb"},
+    kinds={"duckdb", "postgres"},
     tags={"layer": "reporting"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
 )
-def order_lifecycle(warehouse: WarehouseResource, raw_log: RawLogResource) -> dg.MaterializeResult:
+def order_lifecycle(
+    warehouse: WarehouseResource,
+    raw_log: RawLogResource,
+    reporting_database: ReportingDatabaseResource,
+) -> dg.MaterializeResult:
     """Per order: when it was created, paid, fulfilled, refunded or cancelled, and the hours between the
     steps; and when it counts as confirmed and its revenue as recognised, by the timing definitions
-    (contracts/timing.yaml, named in the metadata; UTC, like the other times)."""
+    (contracts/timing.yaml, named in the metadata; UTC, like the other times). Also published to
+    PostgreSQL when REPORTING_DATABASE_URL is set (`published_to` says where)."""
     definitions = load_timing()
     with warehouse.warehouse().transaction() as con:
         timing_counts = register_order_timing(con, raw_log.log(), definitions)
@@ -220,6 +243,8 @@ def order_lifecycle(warehouse: WarehouseResource, raw_log: RawLogResource) -> dg
         rows, median_paid_to_fulfilled = con.execute(
             "SELECT count(*), median(hours_paid_to_fulfilled) FROM reporting.order_lifecycle"
         ).fetchone()
+        mart = mart_from_duckdb(con, ORDER_LIFECYCLE_TABLE, ORDER_LIFECYCLE_TABLE_KEY)
+    published = reporting_database.publish(mart)  # after the DuckDB commit
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": int(rows),
@@ -228,6 +253,7 @@ def order_lifecycle(warehouse: WarehouseResource, raw_log: RawLogResource) -> dg
             else -1.0,
             **definitions.as_metadata(),
             **timing_counts,
+            **published,
         }
     )
 
@@ -236,6 +262,7 @@ def order_lifecycle(warehouse: WarehouseResource, raw_log: RawLogResource) -> dg
     asset=ORDERS_PER_DAY,
     name="orders_reconcile_with_core",
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     description="The mart counts every current order exactly once.",
 )
 def orders_per_day_reconciles(warehouse: WarehouseResource) -> dg.AssetCheckResult:

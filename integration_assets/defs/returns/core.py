@@ -8,6 +8,7 @@ import orjson
 import pandas as pd
 
 from integration_assets.contracts.loader import CONTRACTS_DIR
+from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import ORDER_EVENTS
 from integration_assets.defs.payments.core import latest_objects
 from integration_assets.defs.payments.names import STAGING_PAYMENTS
@@ -233,6 +234,7 @@ def _write(con, frame: pd.DataFrame) -> None:
     kinds={"duckdb"},
     tags={"layer": "core"},
     pool=WAREHOUSE_POOL,
+    automation_condition=FOLLOW_UPSTREAM,
     metadata={
         "dagster/column_schema": dg.TableSchema(
             columns=[
@@ -282,6 +284,7 @@ def returns(
     asset=RETURNS,
     name=CHECK_NO_STUCK,
     pool=WAREHOUSE_POOL,
+    automation_condition=CHECK_WITH_ITS_ASSET,
     blocking=False,
     description=(
         "No return is stuck: received but not refunded, refunded but never received, or approved "
