@@ -10,6 +10,7 @@ from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.outbox import outbox_books
+from integration_assets.webhooks.routing import ORDERS_STREAM, webhook_batches_for
 
 TABLES = {
     "staging/storefront/orders": "staging.storefront_orders",
@@ -360,6 +361,8 @@ def build_report(
     manifests = log.batches(SOURCE, STREAM_NAME)
     section["counts"] = {
         "raw/storefront/orders": sum(m.records for m in manifests),
+        # Order webhooks are staged beside the polls: staging's totals count both.
+        "raw/webhooks/orders": sum(m.records for m in webhook_batches_for(log, ORDERS_STREAM)),
         **section["counts"],
     }
     balances = raw_balances(log) + section.pop("balances")
