@@ -10,7 +10,7 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: setup demo test dev lint clean
+.PHONY: setup demo test dev lint clean bench
 
 $(UV):
 	$(PYTHON) -m venv $(BOOTSTRAP)
@@ -26,12 +26,17 @@ demo: setup
 test: setup
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
 
+# The Christmas-peak benchmark (benchmarks/README.md): `make bench BENCH_ORDERS=20000` for a smaller day.
+BENCH_ORDERS ?= 200000
+bench: setup
+	BENCH_ORDERS=$(BENCH_ORDERS) $(VENV)/bin/python -m benchmarks.run
+
 dev: setup
 	$(VENV)/bin/integration-assets dev
 
 lint: setup
-	$(VENV)/bin/ruff check integration_assets integration_assets_tests
-	$(VENV)/bin/ruff format --check integration_assets integration_assets_tests
+	$(VENV)/bin/ruff check integration_assets integration_assets_tests benchmarks
+	$(VENV)/bin/ruff format --check integration_assets integration_assets_tests benchmarks
 
 clean:
 	rm -rf data/raw data/warehouse.duckdb data/warehouse.duckdb.wal data/dagster

@@ -1,0 +1,1 @@
+"""The Christmas-peak benchmark harness (`make bench`): see benchmarks/README.md."""
