@@ -101,9 +101,17 @@ def _ready(ready_file: Path) -> bool:
 
 
 def start_sandbox(
-    scenario: Path = DEFAULT_SCENARIO, port: int = 0, clock_speed: float | None = None
+    scenario: Path = DEFAULT_SCENARIO,
+    port: int = 0,
+    clock_speed: float | None = None,
+    data_dir: Path | None = None,
+    ready_timeout_seconds: float = READY_TIMEOUT_SECONDS,
 ) -> SandboxProcess:
-    """Run `python -m integration_assets.sandbox` and wait (bounded) until it says where it listens."""
+    """Run `python -m integration_assets.sandbox` and wait (bounded) until it says where it listens.
+
+    `data_dir` (default: the project's data dir) holds the WMS inbox and the alert receiver's log; a
+    big scenario needs a longer `ready_timeout_seconds` (the sandbox builds its order book first)."""
+    data_dir = default_data_dir() if data_dir is None else data_dir
     ready_file = Path(tempfile.mkdtemp(prefix="integration-assets-sandbox-")) / "ready.json"
     command = [
         sys.executable,
@@ -116,14 +124,14 @@ def start_sandbox(
         "--ready-file",
         str(ready_file),
         "--warehouse-inbox",
-        str(default_data_dir() / "inbox" / "warehouse"),
+        str(data_dir / "inbox" / "warehouse"),
         "--alerts-log",
-        str(default_data_dir() / "alerts_received.jsonl"),
+        str(data_dir / "alerts_received.jsonl"),
     ]
     if clock_speed is not None:
         command += ["--clock-speed", str(clock_speed)]
     process = subprocess.Popen(command, env=dict(os.environ), stdout=subprocess.DEVNULL)
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    deadline = time.monotonic() + ready_timeout_seconds
     while not _ready(ready_file):
         if process.poll() is not None:
             raise RuntimeError(
@@ -131,6 +139,6 @@ def start_sandbox(
             )
         if time.monotonic() > deadline:
             process.kill()
-            raise RuntimeError(f"the sandbox was not ready after {READY_TIMEOUT_SECONDS:.0f}s")
+            raise RuntimeError(f"the sandbox was not ready after {ready_timeout_seconds:.0f}s")
         time.sleep(0.05)
     return SandboxProcess(process, json.loads(ready_file.read_text()))
