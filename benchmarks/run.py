@@ -84,6 +84,10 @@ class Bench:
         self.sandbox = sandbox
         os.environ.update(sandbox.environment())
         os.environ.pop("ALERT_WEBHOOK_URL", None)  # alerts to the log file only
+        # Everything the clients write beside the warehouse (the HTTP audit trail above all, which
+        # ops/audit_log ingests whole) stays in this run's data dir: never another run's files.
+        os.environ["INTEGRATION_ASSETS_DATA_DIR"] = str(data_dir)
+        os.environ["INTEGRATION_ASSETS_AUDIT_DIR"] = str(data_dir / "audit")
         self.everything = [*defs.assets, *defs.asset_checks]
         self.hourly_keys = sorted(
             defs.resolve_job_def(HOURLY_JOB).asset_layer.asset_graph.executable_asset_keys
@@ -224,6 +228,7 @@ def run_benchmark(
     from integration_assets.sandbox.scenario import load_scenario
 
     incremental = default_incremental(orders) if incremental is None else incremental
+    environment_before = dict(os.environ)  # the stages point the environment at the sandbox
     owns_work_dir = work_dir is None
     work = (
         Path(tempfile.mkdtemp(prefix="integration-assets-bench-")) if work_dir is None else work_dir
@@ -310,6 +315,8 @@ def run_benchmark(
         path = write_results(results, results_dir)
         return results, path
     finally:
+        os.environ.clear()
+        os.environ.update(environment_before)
         if owns_work_dir:
             shutil.rmtree(work, ignore_errors=True)
 

@@ -4,7 +4,10 @@ No time is asserted: this checks the harness, not the pipeline's speed.
 """
 
 import json
+import os
 from datetime import datetime, timedelta
+
+import duckdb
 
 from benchmarks.peak_scenario import changes_per_hour, incremental_hour
 from benchmarks.run import run_benchmark
@@ -58,3 +61,31 @@ def test_harness_at_a_tiny_size_writes_every_stage_and_target(tmp_path):
     for name in EXPECTED_STAGES:
         assert written["stages"][name]["success"], written["stages"][name]["failed_steps"]
         assert written["stages"][name]["peak_rss_bytes"] > 0
+
+
+def test_a_run_audits_only_its_own_exchanges_and_leaves_the_environment_as_it_was(tmp_path):
+    """Two runs must not share an audit trail: ops/audit_log ingests every file of its audit dir,
+    so another run's files would inflate the delivery stage's rows (seen before this was fixed)."""
+    stray = tmp_path / "shared-audit"
+    stray.mkdir()
+    (stray / "another-run.1.jsonl").write_text('{"not": "this run"}\n')
+    environment_before = dict(os.environ)
+    os.environ["INTEGRATION_ASSETS_AUDIT_DIR"] = str(stray)
+    try:
+        run_benchmark(
+            orders=20, incremental=5, results_dir=tmp_path / "results", work_dir=tmp_path / "work"
+        )
+        assert os.environ["INTEGRATION_ASSETS_AUDIT_DIR"] == str(stray)
+    finally:
+        os.environ.clear()
+        os.environ.update(environment_before)
+
+    assert sorted(path.name for path in stray.iterdir()) == ["another-run.1.jsonl"]
+    full_history = tmp_path / "work" / "full_history"
+    own_files = {path.name for path in (full_history / "audit").glob("*.jsonl")}
+    with duckdb.connect(str(full_history / "warehouse.duckdb"), read_only=True) as con:
+        ingested = {
+            row[0]
+            for row in con.execute("SELECT DISTINCT audit_file FROM ops.audit_log").fetchall()
+        }
+    assert ingested and ingested <= own_files
