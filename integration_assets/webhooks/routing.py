@@ -55,10 +55,15 @@ STRIPE_OBJECT_RESOURCES = {
 }
 
 
+def stripe_data_object(event: Any) -> Any:
+    """A Stripe event's `data.object` (the charge, refund... it is about), or None."""
+    data = event.get("data") if isinstance(event, dict) else None
+    return data.get("object") if isinstance(data, dict) else None
+
+
 def stripe_object_type(event: Any) -> str | None:
     """The `object` of a Stripe event's `data.object` ("charge", "refund"...), or None."""
-    data = event.get("data") if isinstance(event, dict) else None
-    obj = data.get("object") if isinstance(data, dict) else None
+    obj = stripe_data_object(event)
     kind = obj.get("object") if isinstance(obj, dict) else None
     return kind if isinstance(kind, str) and kind else None
 
@@ -128,8 +133,7 @@ def staged_payload(manifest: BatchManifest, record: dict[str, Any]) -> Any:
     where the payload is the event and the staged object is the event's `data.object`."""
     payload = record.get("payload")
     if manifest.source == SOURCE and provider_and_kind(manifest)[0] == "stripe":
-        data = payload.get("data") if isinstance(payload, dict) else None
-        return data.get("object") if isinstance(data, dict) else None
+        return stripe_data_object(payload)
     return payload
 
 

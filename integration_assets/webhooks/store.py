@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from integration_assets.storage.raw_log import RawLog
+from integration_assets.webhooks.routing import stripe_data_object
 
 logger = logging.getLogger(__name__)
 
@@ -114,9 +115,7 @@ def stripe_object(payload: Any) -> tuple[str | None, float | None]:
     """("stripe/<data.object.id>", event `created`) of a Stripe event."""
     if not isinstance(payload, dict):
         return None, None
-    obj = (
-        (payload.get("data") or {}).get("object") if isinstance(payload.get("data"), dict) else None
-    )
+    obj = stripe_data_object(payload)
     if not isinstance(obj, dict) or not obj.get("id"):
         return None, None
     return f"stripe/{obj['id']}", _unix(payload.get("created"))
