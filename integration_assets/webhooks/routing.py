@@ -112,11 +112,22 @@ def webhook_manifest_paths(log: RawLog, provider: str | None = None) -> list[Pat
     return sorted(folder.rglob(f"*{MANIFEST_SUFFIX}"), key=batch_id_of)
 
 
+def stripe_batches_by_stream(log: RawLog) -> dict[str, list[BatchManifest]]:
+    """Every Stripe webhook batch a payments stream stages, by that stream, oldest first: one pass
+    over the Stripe manifests, whatever the number of payments streams asking."""
+    by_stream: dict[str, list[BatchManifest]] = {}
+    for path in webhook_manifest_paths(log, "stripe"):
+        manifest = log.read_manifest(path)
+        stream = manifest_target(log, manifest)
+        if stream is not None:
+            by_stream.setdefault(stream, []).append(manifest)
+    return by_stream
+
+
 def webhook_batches_for(log: RawLog, stream: str) -> list[BatchManifest]:
     """The webhook batches `stream` stages, oldest first."""
     if stream.startswith(f"{PAYMENTS_SOURCE}/"):
-        manifests = (log.read_manifest(path) for path in webhook_manifest_paths(log, "stripe"))
-        return [m for m in manifests if manifest_target(log, m) == stream]
+        return stripe_batches_by_stream(log).get(stream, [])
     topics = [topic for topic, target in SHOPIFY_TOPIC_STREAMS.items() if target == stream]
     return _by_batch_id(m for topic in topics for m in log.batches(SOURCE, f"shopify/{topic}"))
 
@@ -126,6 +137,15 @@ def batches_staged_as(log: RawLog, stream: str) -> list[BatchManifest]:
     stream and the webhook batches routed to it, oldest first (batch ids sort by landing time)."""
     source, name = stream.split("/", 1)
     return _by_batch_id([*log.batches(source, name), *webhook_batches_for(log, stream)])
+
+
+def payments_batches_staged(log: RawLog, streams: Iterable[str]) -> dict[str, list[BatchManifest]]:
+    """`batches_staged_as` for each payments stream, reading the Stripe manifests once for all."""
+    stripe = stripe_batches_by_stream(log)
+    return {
+        stream: _by_batch_id([*log.batches(*stream.split("/", 1)), *stripe.get(stream, [])])
+        for stream in streams
+    }
 
 
 def staged_payload(manifest: BatchManifest, record: dict[str, Any]) -> Any:

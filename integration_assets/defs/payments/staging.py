@@ -29,7 +29,7 @@ from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.contract_rules import Violation, typed_fields
 from integration_assets.streams.hashing import payload_hash
 from integration_assets.streams.schema_drift import DriftEvent, batch_drift
-from integration_assets.webhooks.routing import batches_staged_as, staged_payload
+from integration_assets.webhooks.routing import payments_batches_staged, staged_payload
 
 STAGED_TABLE = "staging.payments_objects"
 
@@ -241,10 +241,11 @@ def staging_payments_objects(
         }
     # Polled batches, and Stripe webhook events routed by their object's type (a charge.* event
     # whose data.object is a charge is staged as a charges batch).
+    staged_as = payments_batches_staged(log, STREAMS.values())
     results = restaged + [
         stage_payments_batch(wh, log, resource, manifest, context.run_id)
         for resource, stream in STREAMS.items()
-        for manifest in batches_staged_as(log, stream)
+        for manifest in staged_as[stream]
         if manifest.batch_id not in done
     ]
     totals, reasons, balance = staging_run_books(results, "reasons")
