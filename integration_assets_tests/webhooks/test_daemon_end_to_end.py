@@ -29,7 +29,7 @@ import pytest
 import requests
 from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
-from integration_assets.defs.orders.names import GATING_CHECKS, STREAM
+from integration_assets.defs.orders.names import GATING_CHECKS, STAGING_ORDERS, STREAM
 from integration_assets.defs.webhooks.names import ASSETS_OF_STREAM, SENSOR_NAME, TAG_BATCH
 from integration_assets.storage.warehouse import Warehouse
 
@@ -207,7 +207,7 @@ def test_a_signed_webhook_becomes_a_run_and_a_forged_one_changes_nothing(product
                 interval_s=2,
             )
             print(f"run {run.run_id} succeeded {time.time() - started_at:.0f} s after the start")
-            assert run.tags[RUN_KEY_TAG] == batch_id
+            assert run.tags[RUN_KEY_TAG] == f"{STAGING_ORDERS.to_user_string()}:{batch_id}"
             assert run.tags[SENSOR_NAME_TAG] == SENSOR_NAME
             assert len(_runs_for_batch(instance, batch_id)) == 1
             materialized = {

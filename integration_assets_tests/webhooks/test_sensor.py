@@ -10,6 +10,8 @@ from integration_assets.defs.products.names import PRODUCT_HISTORY, STAGING_PROD
 from integration_assets.defs.webhooks.names import (
     SENSOR_NAME,
     TAG_BATCH,
+    TAG_BATCH_COUNT,
+    TAG_FIRST_BATCH,
     TAG_PROVIDER,
     TAG_STREAM,
     TAG_TOPIC,
@@ -42,7 +44,7 @@ def test_nothing_landed_is_a_skip_with_a_reason(tmp_path):
     assert "no new webhook batch" in result.skip_reason.skip_message
 
 
-def test_one_run_per_batch_keyed_by_batch_id_with_the_affected_assets(tmp_path):
+def test_one_run_per_asset_group_per_tick_keyed_by_its_newest_batch(tmp_path):
     app = webhook_app(tmp_path / "raw")
     deliver_shopify(app, fixture_order(id=1), "orders/create", "wh-1")
     deliver_shopify(
@@ -50,49 +52,65 @@ def test_one_run_per_batch_keyed_by_batch_id_with_the_affected_assets(tmp_path):
     )
     deliver_shopify(app, fixture_product(), "products/create", "wh-3")
     deliver_stripe(app, stripe_event("charge", "charge.succeeded", "evt_1", 1_700_000_000))
+    deliver_stripe(app, stripe_event("refund", "refund.created", "evt_2", 1_700_000_001))
     app.store.close()
     log = RawLog(tmp_path / "raw")
     landed = {
-        m.stream: m.batch_id
+        stream: log.batches("webhooks", stream)[0].batch_id
         for stream in (
             "shopify/orders/create",
             "shopify/orders/paid",
             "shopify/products/create",
             "stripe/charge.succeeded",
+            "stripe/refund.created",
         )
-        for m in log.batches("webhooks", stream)
     }
 
     result = evaluate(tmp_path / "raw")
-    requests = {request.run_key: request for request in result.run_requests}
-    assert set(requests) == set(landed.values())  # one per batch, run key = batch id
-    order_run = requests[landed["shopify/orders/create"]]
-    assert set(order_run.asset_selection) == {STAGING_ORDERS, ORDER_EVENTS, ORDERS_CURRENT}
-    assert order_run.tags[TAG_PROVIDER] == "shopify"
-    assert order_run.tags[TAG_TOPIC] == "orders/create"
-    assert order_run.tags[TAG_BATCH] == landed["shopify/orders/create"]
-    assert order_run.tags[TAG_STREAM] == "storefront/orders"
-    assert set(requests[landed["shopify/products/create"]].asset_selection) == {
+    # Five batches, three asset groups: three runs (orders, products, payments), not five.
+    assert len(result.run_requests) == 3
+    by_stream = {request.tags[TAG_STREAM]: request for request in result.run_requests}
+    orders_run = by_stream["storefront/orders"]
+    assert set(orders_run.asset_selection) == {STAGING_ORDERS, ORDER_EVENTS, ORDERS_CURRENT}
+    assert orders_run.tags[TAG_PROVIDER] == "shopify"
+    assert orders_run.tags[TAG_TOPIC] == "orders/create,orders/paid"
+    assert orders_run.tags[TAG_BATCH_COUNT] == "2"
+    assert orders_run.tags[TAG_FIRST_BATCH] == landed["shopify/orders/create"]
+    assert orders_run.tags[TAG_BATCH] == landed["shopify/orders/paid"]
+    assert orders_run.run_key == f"staging/storefront/orders:{landed['shopify/orders/paid']}"
+    assert set(by_stream["storefront/products"].asset_selection) == {
         STAGING_PRODUCTS,
         PRODUCT_HISTORY,
     }
-    payments_run = requests[landed["stripe/charge.succeeded"]]
+    payments_run = by_stream["payments/charges,payments/refunds"]
     assert STAGING_PAYMENTS in payments_run.asset_selection
-    assert payments_run.tags[TAG_STREAM] == "payments/charges"
-    # Oldest first, as they landed.
-    assert [r.run_key for r in result.run_requests] == sorted(landed.values())
+    assert payments_run.tags[TAG_BATCH_COUNT] == "2"
+    assert payments_run.tags[TAG_BATCH] == landed["stripe/refund.created"]
+    # Each run key is unique and names its newest batch.
+    assert len({request.run_key for request in result.run_requests}) == 3
 
     # The cursor moved past them: the next tick requests nothing.
     again = evaluate(tmp_path / "raw", result.cursor)
     assert not again.run_requests
     assert "no new webhook batch" in again.skip_reason.skip_message
 
-    # A new delivery after that: exactly one new request.
+    # A new delivery after that: exactly one new request, for that batch alone.
     app = webhook_app(tmp_path / "raw")
     deliver_shopify(app, fixture_order(id=2), "orders/updated", "wh-5")
     app.store.close()
     [new] = evaluate(tmp_path / "raw", again.cursor).run_requests
-    assert new.run_key == log.batches("webhooks", "shopify/orders/updated")[0].batch_id
+    newest = log.batches("webhooks", "shopify/orders/updated")[0].batch_id
+    assert new.tags[TAG_BATCH] == new.tags[TAG_FIRST_BATCH] == newest
+    assert new.tags[TAG_BATCH_COUNT] == "1"
+
+
+def test_a_peak_of_deliveries_is_one_run_per_tick_not_one_per_delivery(tmp_path):
+    app = webhook_app(tmp_path / "raw")
+    for number in range(40):
+        deliver_shopify(app, fixture_order(id=number + 1), "orders/create", f"wh-{number}")
+    app.store.close()
+    [request] = evaluate(tmp_path / "raw").run_requests
+    assert request.tags[TAG_BATCH_COUNT] == "40"
 
 
 def test_a_topic_no_stream_stages_starts_no_run_and_is_reported(tmp_path):
@@ -117,15 +135,17 @@ def test_a_backlog_is_requested_in_slices_without_losing_a_batch(tmp_path):
         deliver_shopify(app, fixture_order(id=number + 1), "orders/create", f"wh-{number}")
     app.store.close()
     log = RawLog(tmp_path / "raw")
-    cursor, requested = BatchCursor(), []
-    left = []
+    cursor, covered, left, runs = BatchCursor(), [], [], 0
     for _ in range(3):
         plan = plan_tick(log, cursor, limit=2)
-        requested += [request.run_key for request in plan.run_requests]
+        runs += len(plan.run_requests)
+        covered += [m.batch_id for batch in plan.micro_batches for m in batch.manifests]
         left.append(plan.left_for_next_tick)
         cursor = plan.cursor
     assert left == [3, 1, 0]
-    assert requested == [m.batch_id for m in log.batches("webhooks", "shopify/orders/create")]
+    assert runs == 3  # one per tick
+    # Every batch in exactly one micro-batch, in the order they landed.
+    assert covered == [m.batch_id for m in log.batches("webhooks", "shopify/orders/create")]
 
 
 def test_the_sensor_is_registered_running_with_a_short_interval_and_valid_run_config(tmp_path):

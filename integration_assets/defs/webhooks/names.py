@@ -16,8 +16,10 @@ from integration_assets.defs.products.names import STREAM as PRODUCTS_STREAM
 
 SENSOR_NAME = "webhook_batches_sensor"
 MINIMUM_INTERVAL_SECONDS = 15
-# A backlog (the sensor switched on after hours of deliveries) is requested this many batches per tick.
-MAX_RUN_REQUESTS_PER_TICK = 50
+# The batches one tick takes at most (oldest first); the rest wait for the next tick. Each tick
+# requests at most one run per group of streams (ASSETS_OF_STREAM), however many batches it took, so
+# a Christmas peak of thousands of deliveries a minute is a few runs a tick, not a run per delivery.
+MAX_BATCHES_PER_TICK = 5_000
 
 # A webhook run is a handful of small steps that the warehouse pool serializes anyway: one process
 # for the run instead of one per step (each costs seconds of start-up) brings the latency from
@@ -26,9 +28,11 @@ RUN_CONFIG = {"execution": {"config": {"in_process": {}}}}
 
 TAG_TRIGGER = "integration_assets/trigger"
 TAG_PROVIDER = "webhooks/provider"
-TAG_TOPIC = "webhooks/topic"
-TAG_BATCH = "webhooks/batch_id"
-TAG_STREAM = "webhooks/staged_as"
+TAG_TOPIC = "webhooks/topic"  # the topics of the run's batches, comma-separated
+TAG_BATCH = "webhooks/batch_id"  # the newest batch of the run (the run key ends with it)
+TAG_FIRST_BATCH = "webhooks/first_batch_id"
+TAG_BATCH_COUNT = "webhooks/batches"
+TAG_STREAM = "webhooks/staged_as"  # the staging streams of the run's batches, comma-separated
 
 # Staging stream -> the assets one of its webhook batches affects: the staging asset (its blocking
 # checks run with it and gate promotion in the same run) and the core assets that promote it. Not
