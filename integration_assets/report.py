@@ -6,6 +6,7 @@ from typing import Any
 
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
 from integration_assets.storage.drift_events import drift_by_kind, open_breaking_drift
+from integration_assets.storage.oversells import oversell_text, oversold_skus
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams.balances import Balance
@@ -145,16 +146,16 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             {
                 "oversells": [
                     {
-                        "sku": sku,
-                        "available_after": int(low),
-                        "orders": [int(o) for o in orders],
-                        "channels": sorted(channels),
+                        "sku": item.sku,
+                        "episodes": item.episodes,
+                        "oversold_now": item.open_since is not None,
+                        "lowest_available": item.lowest_available,
+                        "short_orders": item.short_orders,
+                        "named_orders": item.named_orders,
+                        "channels": item.sold_on,
+                        "text": oversell_text(item),
                     }
-                    for sku, low, orders, channels in con.execute(
-                        "SELECT sku, min(available_after), list_distinct(flatten(list(orders))), "
-                        "list_distinct(flatten(list(channels))) "
-                        "FROM core.inventory_oversells GROUP BY sku ORDER BY sku"
-                    ).fetchall()
+                    for item in oversold_skus(con)
                 ],
                 "drift": [
                     {
@@ -459,10 +460,7 @@ def render_text(report: dict[str, Any]) -> str:
             f"Inventory: {len(inventory['oversells'])} SKU(s) oversold, {len(inventory['drift'])} count drift(s)"
         )
         for item in inventory["oversells"]:
-            lines.append(
-                f"  oversold {item['sku']}: available {item['available_after']}, orders {item['orders']} "
-                f"(channels {', '.join(item['channels'])})"
-            )
+            lines.append(f"  oversold {item['text']}")
         for item in inventory["drift"]:
             lines.append(
                 f"  drift {item['sku']} at {item['location']}: {item['delta']:+d} ({item['cause']}) {item['explanation']}"

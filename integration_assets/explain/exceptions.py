@@ -16,6 +16,7 @@ import duckdb
 
 from integration_assets.explain.reading import rows
 from integration_assets.explain.timeline import iso, money
+from integration_assets.streams.inventory_ledger import NAMED_SHORT_ORDERS, short_orders_text
 from integration_assets.streams.returns import STUCK_RULES
 
 ORDER_REF = re.compile(r"^core/order_heads:(\d+)@")
@@ -178,20 +179,35 @@ def _stuck_returns(con) -> list[dict[str, Any]]:
     return found
 
 
+def _oversell_detail(row: dict[str, Any]) -> str:
+    """`LIMITED-ED: available -2 at lowest, oversold since 2026-11-20T20:05:00Z, orders [1 (web), 2 (pos)]`."""
+    if row["ended_at"] is None:
+        when = f"oversold since {iso(row['started_at'])}"
+    else:
+        when = f"oversold from {iso(row['started_at'])} to {iso(row['ended_at'])}"
+    orders = short_orders_text(row["named_orders"], row["named_channels"], row["short_orders"])
+    return f"{row['sku']}: available {row['lowest_available']} at lowest, {when}, orders {orders}"
+
+
 def _inventory(con) -> list[dict[str, Any]]:
+    # One exception per oversell episode, referred to by its SKU and start so that it keeps its key
+    # while it grows; the first short orders are named, the rest counted (the detail stays bounded).
     found = [
         _exception(
             "oversell",
             "sku",
             row["sku"],
-            f"{row['sku']}: available {row['available_after']}, orders {row['orders']}, channels {row['channels']}",
-            None,
-            row["at"],
+            _oversell_detail(row),
+            f"core/inventory_oversells:{row['sku']}@{iso(row['started_at'])}",
+            row["started_at"],
         )
         for row in rows(
             con,
             "core.inventory_oversells",
-            'SELECT sku, "at", available_after, orders, channels FROM core.inventory_oversells ORDER BY "at", sku',
+            "SELECT sku, started_at, ended_at, lowest_available, orders[1:?] AS named_orders,"
+            " channels[1:?] AS named_channels, len(orders) AS short_orders"
+            " FROM core.inventory_oversells ORDER BY started_at, sku",
+            [NAMED_SHORT_ORDERS, NAMED_SHORT_ORDERS],
         )
     ]
     found += [

@@ -6,6 +6,7 @@ import textwrap
 from typing import Any
 
 from integration_assets.explain.timeline import money
+from integration_assets.streams.inventory_ledger import NAMED_SHORT_ORDERS, short_orders_text
 
 WIDTH = 100
 
@@ -234,11 +235,15 @@ def render_sku(story: dict[str, Any]) -> str:
             )
         )
     for o in story["oversells"]:
+        until = _at(o["ended_at"]) if o["ended_at"] else "now"
         lines.append(
-            _clip(
-                f"Oversold at {_at(o['at'])}: available {o['available_after']}, orders {o['orders']}"
-            )
+            f"Oversold {_at(o['started_at'])} .. {until}: available {o['lowest_available']} at lowest,"
+            f" {len(o['orders'])} short order(s)"
         )
+        named = short_orders_text(
+            o["orders"][:NAMED_SHORT_ORDERS], o["channels"][:NAMED_SHORT_ORDERS], len(o["orders"])
+        )
+        lines.extend(_wrapped(f"  orders {named}", "    "))
     for d in story["drift"]:
         lines.append(
             _clip(

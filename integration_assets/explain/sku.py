@@ -42,7 +42,8 @@ def explain_sku(con: duckdb.DuckDBPyConnection, sku: str) -> dict[str, Any]:
     oversells = rows(
         con,
         "core.inventory_oversells",
-        'SELECT "at", available_after, orders, channels FROM core.inventory_oversells WHERE sku = ? ORDER BY "at"',
+        "SELECT started_at, ended_at, lowest_available, orders, channels FROM core.inventory_oversells"
+        " WHERE sku = ? ORDER BY started_at",
         [sku],
     )
     drift = rows(

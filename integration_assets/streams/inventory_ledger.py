@@ -63,11 +63,21 @@ class Position:
         return self.on_hand - self.committed
 
 
+COMMITMENT_KINDS = ("sale_commitment", "reservation")
+# How many short orders a one-line text (check, exception, report) names before "and K more".
+NAMED_SHORT_ORDERS = 10
+
+
 @dataclass(frozen=True)
 class Oversell:
+    """One oversell episode of a SKU: from the movement that took available-to-promise below zero to
+    the one that brought it back to zero or more (`ended_at` None while it is still below), its lowest
+    available, and each order short of stock in it once, in the order they were first short."""
+
     sku: str
-    at: datetime
-    available_after: int
+    started_at: datetime
+    ended_at: datetime | None
+    lowest_available: int
     orders: tuple[int, ...]
 
 
@@ -98,31 +108,63 @@ def positions(movements: Iterable[Movement]) -> dict[str, Position]:
     return dict(sorted(result.items()))
 
 
-def oversells(movements: Iterable[Movement]) -> list[Oversell]:
-    """Every commitment that took a SKU's available-to-promise below zero, naming the orders short of stock.
+@dataclass
+class _OpenEpisode:
+    started_at: datetime
+    lowest_available: int
+    orders: dict[int, None]  # insertion-ordered set: each short order once
 
-    The orders named are those whose commitments are still open and were made while nothing was
-    left to promise: for example the same last unit sold on two channels.
+
+def oversells(movements: Iterable[Movement]) -> list[Oversell]:
+    """Every oversell episode: each stretch during which a SKU's available-to-promise was below zero,
+    naming the orders short of stock in it, once each (in time order, then by SKU).
+
+    An order is short when its commitment was made while nothing was left to promise (available below
+    zero after it): for example the same last unit sold on two channels. A stretch below zero with no
+    commitment in it (a count correction alone) names no order and is not an oversell. One pass over
+    the movements, so the cost follows the movements, not how long a SKU stays oversold.
     """
-    found = []
+    found: list[Oversell] = []
     on_hand: dict[str, int] = defaultdict(int)
     committed: dict[str, int] = defaultdict(int)
-    short_orders: dict[str, list[int]] = defaultdict(list)
+    below_zero: dict[str, _OpenEpisode] = {}
     for movement in unique_movements(movements)[0]:
-        on_hand[movement.sku] += movement.on_hand_delta
-        committed[movement.sku] += movement.committed_delta
-        available = on_hand[movement.sku] - committed[movement.sku]
+        sku = movement.sku
+        on_hand[sku] += movement.on_hand_delta
+        committed[sku] += movement.committed_delta
+        available = on_hand[sku] - committed[sku]
+        episode = below_zero.get(sku)
         if available >= 0:
-            short_orders[movement.sku].clear()
+            if episode is not None:
+                del below_zero[sku]
+                if episode.orders:
+                    found.append(_closed(sku, episode, movement.occurred_at))
             continue
-        if movement.kind in ("sale_commitment", "reservation") and movement.order_id is not None:
-            short_orders[movement.sku].append(movement.order_id)
-            found.append(
-                Oversell(
-                    movement.sku, movement.occurred_at, available, tuple(short_orders[movement.sku])
-                )
-            )
-    return found
+        if episode is None:
+            episode = below_zero[sku] = _OpenEpisode(movement.occurred_at, available, {})
+        episode.lowest_available = min(episode.lowest_available, available)
+        if movement.kind in COMMITMENT_KINDS and movement.order_id is not None:
+            episode.orders.setdefault(movement.order_id)
+    found.extend(
+        _closed(sku, episode, None) for sku, episode in below_zero.items() if episode.orders
+    )
+    return sorted(found, key=lambda o: (o.started_at, o.sku))
+
+
+def _closed(sku: str, episode: _OpenEpisode, ended_at: datetime | None) -> Oversell:
+    return Oversell(
+        sku, episode.started_at, ended_at, episode.lowest_available, tuple(episode.orders)
+    )
+
+
+def short_orders_text(orders: list[int], channels: list[str], total: int | None = None) -> str:
+    """`[1 (web), 2 (pos)]`, or `[1 (web), 2 (pos), and 48 more]` when `total` orders were short and only
+    the first ones are given: a bounded text however long an oversell lasts."""
+    named = [f"{order} ({channel})" for order, channel in zip(orders, channels, strict=True)]
+    more = (total or len(named)) - len(named)
+    if more > 0:
+        named.append(f"and {more} more")
+    return f"[{', '.join(named)}]"
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ def inventory(business_day):
                 "SELECT sku, location, delta, cause FROM core.inventory_drift"
             ).fetchall(),
             "oversells": con.execute(
-                'SELECT sku, available_after, orders, channels FROM core.inventory_oversells ORDER BY "at"'
+                "SELECT sku, started_at, ended_at, lowest_available, orders, channels"
+                " FROM core.inventory_oversells ORDER BY started_at"
             ).fetchall(),
             "staged_channels": dict(
                 con.execute(
@@ -70,20 +71,23 @@ def test_the_damaged_unit_is_the_one_drift_and_nobody_explained_it(inventory):
 
 
 def test_the_last_unit_sold_on_web_and_pos_is_the_one_oversell(inventory):
-    # 1 unit at WH-EAST; #2267 (web) takes 2 of it, #2276 (pos) 1 more forty minutes later
+    # 1 unit at WH-EAST; #2267 (web) takes 2 of it, #2276 (pos) 1 more forty minutes later: one
+    # episode, still open, naming each order once
     names = inventory["order_names"]
-    assert [
-        (sku, available, [names[order] for order in orders], channels)
-        for sku, available, orders, channels in inventory["oversells"]
-    ] == [
-        ("LIMITED-ED", -1, ["#2267"], ["web"]),
-        ("LIMITED-ED", -2, ["#2267", "#2276"], ["web", "pos"]),
-    ]
+    [(sku, started_at, ended_at, lowest, orders, channels)] = inventory["oversells"]
+    assert (sku, ended_at, lowest, [names[order] for order in orders], channels) == (
+        "LIMITED-ED",
+        None,
+        -2,
+        ["#2267", "#2276"],
+        ["web", "pos"],
+    )
     latest = inventory["no_oversell"][-1]
     assert not latest.passed
-    web, pos = inventory["oversells"][-1][2]
+    web, pos = orders
     assert latest.description == (
-        f"LIMITED-ED: available -2, orders [{web} (web), {pos} (pos)], sold on pos and web"
+        f"LIMITED-ED: available -2 at lowest in 1 episode (open since {started_at:%Y-%m-%d %H:%M}),"
+        f" orders [{web} (web), {pos} (pos)], sold on pos and web"
     )
     assert ("LIMITED-ED", 1, 3, -2) in inventory["positions"]
 

@@ -7,9 +7,11 @@ from hypothesis import strategies as st
 
 from integration_assets.streams.inventory_ledger import (
     Movement,
+    Oversell,
     classify_drift,
     oversells,
     positions,
+    short_orders_text,
 )
 
 T0 = datetime(2026, 11, 20, 9, tzinfo=UTC)
@@ -59,19 +61,92 @@ def test_the_last_unit_sold_on_two_channels_is_an_oversell_naming_both_orders():
         move(2, "sale_commitment", 1, order_id=20),
     ]
     [oversell] = oversells(movements)
-    assert (oversell.sku, oversell.available_after, oversell.orders) == ("IPOD", -1, (20,))
-    more = oversells([*movements, move(3, "sale_commitment", 1, order_id=30)])
-    assert more[-1].orders == (20, 30) and more[-1].available_after == -2
+    assert oversell == Oversell("IPOD", T0 + timedelta(minutes=2), None, -1, (20,))
+    [more] = oversells([*movements, move(3, "sale_commitment", 1, order_id=30)])
+    assert (more.started_at, more.lowest_available, more.orders) == (
+        oversell.started_at,
+        -2,
+        (20, 30),
+    )
 
 
-def test_a_receipt_that_covers_the_shortfall_ends_the_oversell():
+def test_a_sku_negative_for_many_commitments_is_one_episode_naming_each_order_once():
+    movements = [move(0, "receipt", 1)]
+    movements += [move(n, "sale_commitment", 1, order_id=n) for n in range(1, 2001)]
+    # order 7 is edited to two units later on: still short, still named once
+    movements.append(move(3000, "sale_commitment", 1, order_id=7))
+    [episode] = oversells(movements)
+    assert episode.started_at == T0 + timedelta(minutes=2)  # order 1 took the last unit
+    assert episode.ended_at is None
+    assert episode.orders == tuple(range(2, 2001))
+    assert episode.lowest_available == -2000
+
+
+def test_a_receipt_that_covers_the_shortfall_closes_the_episode():
     movements = [
-        move(0, "sale_commitment", 1, order_id=10),
-        move(1, "receipt", 1),
+        move(0, "sale_commitment", 2, order_id=10),
+        move(1, "receipt", 1),  # -1: still short
         move(2, "sale_commitment", 1, order_id=20),
+        move(3, "receipt", 2),  # back to 0: the episode ends here
+        move(4, "sale_commitment", 1, order_id=30),
     ]
-    found = oversells(movements)
-    assert [o.orders for o in found] == [(10,), (20,)]
+    first, second = oversells(movements)
+    assert first == Oversell("IPOD", T0, T0 + timedelta(minutes=3), -2, (10, 20))
+    assert second == Oversell("IPOD", T0 + timedelta(minutes=4), None, -1, (30,))
+
+
+def test_below_zero_without_a_commitment_names_no_order_and_is_no_oversell():
+    movements = [
+        move(0, "receipt", 1),
+        move(1, "sale_commitment", 1, order_id=10),
+        move(2, "count_correction", -1),  # the shelf had none: available -1, nobody sold short
+        move(3, "receipt", 1),
+    ]
+    assert oversells(movements) == []
+
+
+def test_episodes_are_per_sku():
+    movements = [
+        move(0, "sale_commitment", 1, sku="A", order_id=1),
+        move(1, "sale_commitment", 1, sku="B", order_id=2),
+        move(2, "receipt", 1, sku="A"),
+    ]
+    assert [(o.sku, o.ended_at, o.orders) for o in oversells(movements)] == [
+        ("A", T0 + timedelta(minutes=2), (1,)),
+        ("B", None, (2,)),
+    ]
+
+
+OVERSELL_STORY = [
+    move(0, "receipt", 1),
+    move(1, "sale_commitment", 1, order_id=1),
+    move(2, "sale_commitment", 2, order_id=2),
+    move(3, "sale_commitment", 1, order_id=3),
+    move(4, "release", 1, order_id=3),
+    move(5, "receipt", 3),
+    move(6, "sale_commitment", 1, order_id=4),
+    move(7, "sale_commitment", 1, order_id=5),
+    move(8, "sale_commitment", 1, order_id=2),
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.permutations(range(len(OVERSELL_STORY))),
+    st.lists(st.integers(0, len(OVERSELL_STORY) - 1), max_size=10),
+)
+def test_any_order_and_duplication_give_the_same_episodes(order, repeats):
+    shuffled = [OVERSELL_STORY[i] for i in order] + [OVERSELL_STORY[i] for i in repeats]
+    assert oversells(shuffled) == oversells(OVERSELL_STORY)
+    assert [(o.orders, o.ended_at is None) for o in oversells(OVERSELL_STORY)] == [
+        ((2, 3), False),
+        ((5, 2), True),
+    ]
+
+
+def test_the_short_orders_text_names_a_bounded_number():
+    assert short_orders_text([1, 2], ["web", "pos"]) == "[1 (web), 2 (pos)]"
+    assert short_orders_text([1, 2], ["web", "pos"], 50) == "[1 (web), 2 (pos), and 48 more]"
 
 
 def test_drift_is_classified_by_rule_or_listed():

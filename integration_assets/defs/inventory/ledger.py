@@ -12,6 +12,7 @@ from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, 
 from integration_assets.defs.orders.names import ORDER_EVENTS
 from integration_assets.defs.warehouse.names import STAGING_BY_KIND
 from integration_assets.storage.balances import record_balance
+from integration_assets.storage.oversells import oversell_text, oversold_skus, write_oversells
 from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
 from integration_assets.streams.balances import Balance
@@ -108,21 +109,6 @@ def commitments(con) -> list[Movement]:
     return moves
 
 
-def order_channels(con, order_ids) -> dict[int, str]:
-    """Each order's sales channel (Shopify `source_name`: web, pos, or an app's id) from its newest
-    staged version; "unknown" when staging has no channel for it."""
-    ids = sorted({int(order_id) for order_id in order_ids})
-    if not ids:
-        return {}
-    rows = con.execute(
-        "SELECT order_id, arg_max(source_name, updated_at) FROM staging.storefront_orders "
-        "WHERE order_id IN (SELECT unnest(?::BIGINT[])) GROUP BY order_id",
-        [ids],
-    ).fetchall()
-    found = {int(order_id): channel for order_id, channel in rows if channel}
-    return {order_id: found.get(order_id, "unknown") for order_id in ids}
-
-
 def warehouse_movements(con) -> tuple[list[Movement], list[StockCount]]:
     moves = [
         Movement(
@@ -193,8 +179,9 @@ def inventory_ledger(
 ) -> dg.MaterializeResult:
     """Every stock movement per SKU and location as a signed entry: sale commitments and releases (from
     the order stream), shipments, receipts, returns to stock and count corrections (from the warehouse's
-    files). Positions give on hand, committed and available-to-promise; `core.inventory_oversells` names
-    the orders that took a SKU below zero; `core.inventory_drift` explains each count that disagreed.
+    files). Positions give on hand, committed and available-to-promise; `core.inventory_oversells` holds
+    each oversell episode (a stretch below zero) of a SKU with its lowest available and the orders short
+    of stock in it, each once; `core.inventory_drift` explains each count that disagreed.
     Rebuilt whole every run, so re-materializing is always safe.
     """
     with warehouse.warehouse().transaction() as con:
@@ -259,24 +246,7 @@ def inventory_ledger(
         )
         # Before the first stock take, on hand is unknown: judging available-to-promise would be a guess.
         found = oversells(ledger) if opening is not None else []
-        channels = order_channels(con, [order for o in found for order in o.orders])
-        replace_table(
-            con,
-            "core.inventory_oversells",
-            pd.DataFrame(
-                [
-                    [
-                        o.sku,
-                        o.at.replace(tzinfo=None),
-                        o.available_after,
-                        list(o.orders),
-                        [channels[order] for order in o.orders],
-                    ]
-                    for o in found
-                ],
-                columns=["sku", "at", "available_after", "orders", "channels"],
-            ),
-        )
+        write_oversells(con, found)
         replace_table(
             con,
             "core.inventory_drift",
@@ -326,7 +296,7 @@ def inventory_ledger(
             "movements_by_kind": dg.MetadataValue.json(dict(sorted(by_kind.items()))),
             "duplicate_movements": duplicates,
             "order_movements_before_opening": before_opening,
-            "oversells": len(found),
+            "oversell_episodes": len(found),
             "opening_stock_take": opening.isoformat()
             if opening
             else "none yet: oversell not judged",
@@ -342,31 +312,21 @@ def inventory_ledger(
     name=CHECK_NO_OVERSELL,
     pool=WAREHOUSE_POOL,
     automation_condition=CHECK_WITH_ITS_ASSET,
-    description="Available-to-promise never went below zero; otherwise names the SKUs, the orders short of "
-    "stock and the channels they were sold on.",
+    description="Available-to-promise never went below zero; otherwise names, per SKU, its oversell "
+    "episodes, the lowest available, the orders short of stock and the channels they were sold on.",
 )
 def no_oversell(warehouse: WarehouseResource) -> dg.AssetCheckResult:
     with warehouse.warehouse().connect() as con:
-        rows = con.execute(
-            "SELECT sku, min(available_after), flatten(list(orders)), flatten(list(channels)) "
-            "FROM core.inventory_oversells GROUP BY sku ORDER BY sku"
-        ).fetchall()
+        oversold = oversold_skus(con)
     return dg.AssetCheckResult(
-        passed=not rows,
-        description="; ".join(
-            _oversell_text(sku, low, orders, channels) for sku, low, orders, channels in rows
-        )
-        or None,
-        metadata={"skus_oversold": len(rows)},
+        passed=not oversold,
+        description="; ".join(oversell_text(item) for item in oversold) or None,
+        metadata={
+            "skus_oversold": len(oversold),
+            "oversell_episodes": sum(item.episodes for item in oversold),
+            "skus_oversold_now": sum(1 for item in oversold if item.open_since is not None),
+        },
     )
-
-
-def _oversell_text(sku: str, low: int, orders: list[int], channels: list[str]) -> str:
-    """`LIMITED-ED: available -2, orders [1 (web), 2 (pos)], sold on pos and web`."""
-    by_order = dict(zip(orders, channels, strict=True))
-    named = ", ".join(f"{order} ({by_order[order]})" for order in sorted(by_order))
-    sold_on = " and ".join(sorted(set(by_order.values())))
-    return f"{sku}: available {low}, orders [{named}], sold on {sold_on}"
 
 
 @dg.asset_check(

@@ -43,9 +43,10 @@ def _cell(text: object) -> str:
 
 
 def exception_key(item: dict) -> str:
-    """What identifies an exception from one run to the next (pure). The raw reference, outbox key or
-    return id when it has one (its detail, such as a return's age, may change without it being another
-    exception); else its subject, time and detail (oversells, count drift, money differences)."""
+    """What identifies an exception from one run to the next (pure). The raw reference, outbox key,
+    return id or oversell episode (SKU and start) when it has one (its detail, such as a return's age or
+    an open episode's short orders, may change without it being another exception); else its subject,
+    time and detail (count drift, money differences)."""
     if item["ref"]:
         return f"{item['kind']}:{item['ref']}"
     detail = hashlib.sha256(f"{item['since']}|{item['detail']}".encode()).hexdigest()[:16]
