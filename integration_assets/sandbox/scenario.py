@@ -391,27 +391,23 @@ def load_scenario(path: str | Path) -> Scenario:
     file = Path(path)
     scenario = parse_scenario(load_yaml_file(file, ScenarioError, "scenario"), file)
     # Dry-run every story so an impossible event (refunding a SKU the order never had) fails now,
-    # with its path, instead of as a 500 in the middle of a test.
-    from integration_assets.sandbox.storefront_orders import OrderBook, StoryError
+    # with its path, instead of as a 500 in the middle of a test. The payments ledger replays them
+    # (its order book is the storefront's), so one replay checks the stories, the payments side (a
+    # dispute on an order that was never charged) and, from the same book, the warehouse's files.
+    from integration_assets.sandbox.payments_ledger import PaymentsLedger
+    from integration_assets.sandbox.storefront_orders import StoryError
 
     try:
-        book = OrderBook(scenario)
+        ledger = PaymentsLedger(scenario)
     except StoryError as error:
         raise ScenarioError(f"{file}: {error.path}: {error.problem}") from None
     if scenario.warehouse is not None:  # a duplicate of a file that is never dropped fails now
         from integration_assets.sandbox.warehouse_files import WarehouseError, warehouse_plan
 
         try:
-            warehouse_plan(scenario, book)
+            warehouse_plan(scenario, ledger.order_book)
         except WarehouseError as error:
             raise ScenarioError(f"{file}: {error.path}: {error.problem}") from None
-    # The payments side too: a dispute on an order that was never charged fails now.
-    from integration_assets.sandbox.payments_ledger import PaymentsLedger
-
-    try:
-        PaymentsLedger(scenario)
-    except StoryError as error:
-        raise ScenarioError(f"{file}: {error.path}: {error.problem}") from None
     return scenario
 
 

@@ -4,6 +4,10 @@ Each story is replayed once, at start-up, into one rendered Shopify order per ap
 ("versions"). Serving time T is then a binary search per story for the last event at or before T,
 so polling every order again and again costs O(orders x log events), never a replay. Fixture
 orders are real third-party payloads and are served exactly as they are written.
+
+A version is kept as its answer's JSON bytes, zlib-compressed (about 1.2 kB instead of ~25 kB of
+Python objects per version): a big scenario's order book fits in memory, and a page is answered by
+joining those bytes rather than by encoding dictionaries again.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import bisect
 import copy
 import json
 import threading
+import zlib
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timezone
@@ -75,12 +80,25 @@ def parse_shopify_time(value: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def encode_answer(value: Any) -> bytes:
+    """`value` as the storefront answers it: compact JSON, UTF-8 (json_response's encoding)."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str).encode()
+
+
+def _pack(value: Any) -> bytes:
+    return zlib.compress(encode_answer(value), 1)
+
+
+_NO_TRANSACTIONS = _pack([])
+
+
 @dataclass(frozen=True)
 class ServedOrder:
     """An order as served at some time, plus the facts the API filters on.
 
     The facts come from the story, not from `body`, so a deliberately corrupted body (no
     `updated_at`, a non-numeric `id`) is still listed, paged and found like any other order.
+    `body` and `transactions` are decoded (a fresh copy) from the packed answer on each access.
     """
 
     id: int
@@ -88,8 +106,42 @@ class ServedOrder:
     updated_at: datetime
     cancelled: bool
     closed: bool
-    body: dict[str, Any]
-    transactions: tuple[dict[str, Any], ...] = ()
+    packed_body: bytes
+    packed_transactions: bytes = _NO_TRANSACTIONS
+
+    @classmethod
+    def of(
+        cls,
+        id: int,
+        created_at: datetime,
+        updated_at: datetime,
+        cancelled: bool,
+        closed: bool,
+        body: dict[str, Any],
+        transactions: Any = (),
+    ) -> ServedOrder:
+        return cls(
+            id,
+            created_at,
+            updated_at,
+            cancelled,
+            closed,
+            _pack(body),
+            _pack(list(transactions)) if transactions else _NO_TRANSACTIONS,
+        )
+
+    @property
+    def body_json(self) -> bytes:
+        """The order exactly as an answer carries it (compact JSON bytes)."""
+        return zlib.decompress(self.packed_body)
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return json.loads(self.body_json)
+
+    @property
+    def transactions(self) -> tuple[dict[str, Any], ...]:
+        return tuple(json.loads(zlib.decompress(self.packed_transactions)))
 
     @property
     def status(self) -> str:
@@ -528,6 +580,9 @@ class _OrderState:
 
     # ---- rendering ------------------------------------------------------------------------
     def render(self, path: str) -> dict[str, Any]:
+        """The order as served now. It may share the state's own lists and dicts (the caller packs
+        it at once); only a corrupt event, which edits the body in place, needs copies of them."""
+        own = copy.deepcopy if self.corruptions else _shared
         totals = self.totals()
         currency = self.currency
         tax_rate = self.scenario.shop.tax_rate
@@ -613,7 +668,7 @@ class _OrderState:
                 if totals.tax
                 else []
             ),
-            "shipping_address": copy.deepcopy(self.shipping_address),
+            "shipping_address": own(self.shipping_address),
             "billing_address": billing,
             "customer": {
                 "id": customer.id,
@@ -624,8 +679,8 @@ class _OrderState:
                 "tags": ", ".join(customer.tags),
                 "admin_graphql_api_id": f"gid://shopify/Customer/{customer.id}",
             },
-            "fulfillments": copy.deepcopy(self.fulfillments),
-            "refunds": copy.deepcopy(self.refunds),
+            "fulfillments": own(self.fulfillments),
+            "refunds": own(self.refunds),
         }
         for operation, dotted, value in self.corruptions:
             try:
@@ -661,6 +716,10 @@ _REFUND_TRANSACTION_KEYS = (
     "currency",
     "admin_graphql_api_id",
 )
+
+
+def _shared(value: Any) -> Any:
+    return value
 
 
 def _address(customer: Any) -> dict[str, Any]:
@@ -850,14 +909,14 @@ class OrderBook:
         for index, event in ordered:
             event_path = f"{path}.events[{index}]"
             state.apply(event, event_path)
-            served = ServedOrder(
+            served = ServedOrder.of(
                 id=order_id,
                 created_at=state.created_at,
                 updated_at=event.at,
                 cancelled=state.cancelled_at is not None,
                 closed=state.closed_at is not None,
-                body=_freeze(state.render(event_path)),
-                transactions=tuple(copy.deepcopy(state.transactions)),
+                body=state.render(event_path),  # packed now: shares nothing with the state
+                transactions=state.transactions,
             )
             if times and times[-1] == event.at:
                 versions[-1] = served  # same second: only the last state is ever visible
@@ -891,7 +950,7 @@ class OrderBook:
                     or not isinstance(order.get("id"), int)
                 ):
                     raise StoryError(path, f"{ref.name}: every order needs an integer 'id'")
-                served = ServedOrder(
+                served = ServedOrder.of(
                     id=order["id"],
                     created_at=parse_shopify_time(order.get("created_at")) or ref.appears_at,
                     updated_at=parse_shopify_time(order.get("updated_at")) or ref.appears_at,
@@ -946,23 +1005,22 @@ class OrderBook:
         return None if served is None else self._with_schema_changes(served)
 
     def _with_schema_changes(self, served: ServedOrder) -> ServedOrder:
-        body = served.body
-        for fault in self._schema_changes:
-            if fault.at is not None and served.updated_at >= fault.at:
-                body = apply_schema_change(body, fault)
-        if body is served.body:
+        faults = [
+            fault
+            for fault in self._schema_changes
+            if fault.at is not None and served.updated_at >= fault.at
+        ]
+        if not faults:
             return served
+        body = served.body
+        for fault in faults:
+            body = apply_schema_change(body, fault)
         return ServedOrder(
             served.id,
             served.created_at,
             served.updated_at,
             served.cancelled,
             served.closed,
-            body,
-            served.transactions,
+            _pack(body),
+            served.packed_transactions,
         )
-
-
-def _freeze(body: dict[str, Any]) -> dict[str, Any]:
-    """Round-trip through JSON so a version shares nothing mutable with the state that made it."""
-    return json.loads(json.dumps(body, default=str))

@@ -170,6 +170,9 @@ class ReservationBook:
         self.config = config
         self._lock = threading.Lock()
         self._reservations: dict[str, StoredReservation] = {}
+        # Units held per SKU by every reserved reservation (what it asked for, less what it was
+        # short): kept as reservations are written, so a PUT costs the same however many exist.
+        self._held: dict[str, int] = {}
         self.versions_written = 0  # every stored version, first ones included
 
     def put(
@@ -186,34 +189,41 @@ class ReservationBook:
                 )
             if stored is not None and stored.request_body() == wanted:
                 return None, stored
-            backordered = self._backorders(reservation_id, wanted)
+            if stored is not None:
+                self._count_held(stored, -1)
+            backordered = self._backorders(wanted)
             version = 1 if stored is None else stored.version + 1
-            self._reservations[reservation_id] = StoredReservation(
+            written = StoredReservation(
                 reservation_id=reservation_id,
                 version=version,
                 backordered=backordered,
                 updated_at=now,
                 **wanted,
             )
+            self._reservations[reservation_id] = written
+            self._count_held(written, +1)
             self.versions_written += 1
-            return stored is None, self._reservations[reservation_id]
+            return stored is None, written
 
-    def _backorders(self, reservation_id: str, wanted: dict[str, Any]) -> list[dict[str, Any]]:
-        """What stock cannot cover, after what the OTHER reserved reservations already hold."""
+    def _count_held(self, reservation: StoredReservation, sign: int) -> None:
+        """Add (+1) or take out (-1) what `reservation` holds of each SKU."""
+        if reservation.status != "reserved":
+            return
+        short = {line["sku"]: line["quantity"] for line in reservation.backordered}
+        for line in reservation.lines:
+            held = line["quantity"] - short.get(line["sku"], 0)
+            self._held[line["sku"]] = self._held.get(line["sku"], 0) + sign * held
+
+    def _backorders(self, wanted: dict[str, Any]) -> list[dict[str, Any]]:
+        """What stock cannot cover, after what the OTHER reserved reservations already hold
+        (the caller has taken the reservation's own previous version out of `_held`)."""
         if wanted["status"] != "reserved":
             return []
-        held: dict[str, int] = {}
-        for other in self._reservations.values():
-            if other.reservation_id == reservation_id or other.status != "reserved":
-                continue
-            short = {line["sku"]: line["quantity"] for line in other.backordered}
-            for line in other.lines:
-                held[line["sku"]] = (
-                    held.get(line["sku"], 0) + line["quantity"] - short.get(line["sku"], 0)
-                )
         backordered = []
         for line in wanted["lines"]:
-            available = max(0, self.config.stock.get(line["sku"], 0) - held.get(line["sku"], 0))
+            available = max(
+                0, self.config.stock.get(line["sku"], 0) - self._held.get(line["sku"], 0)
+            )
             if line["quantity"] > available:
                 backordered.append({"sku": line["sku"], "quantity": line["quantity"] - available})
         return backordered

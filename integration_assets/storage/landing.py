@@ -71,6 +71,7 @@ def land_pages(
                     },
                 }
             )
+            fetched_at = to_iso_utc(page.fetched_at)  # once per page, not per record
             for payload in page.records:
                 writer.append(
                     {
@@ -80,7 +81,7 @@ def land_pages(
                         "endpoint": page.url,
                         "request_params": page.params,
                         "page": page.page_number,
-                        "fetched_at": to_iso_utc(page.fetched_at),
+                        "fetched_at": fetched_at,
                         "http_status": page.http_status,
                         "payload_hash": payload_hash(payload),
                         "run_id": run_id,

@@ -39,10 +39,45 @@ RESPONSE_CHARS = 300
 _lock = threading.Lock()
 
 
+# A secret-named key whose string value runs past the end of a cut text: the value is masked too.
+_JSON_SECRET_CUT = re.compile(
+    r'("(?:[^"]*(?:access_token|refresh_token|client_secret|secret|password|api_key|token)[^"]*)"\s*:\s*)"[^"]*\Z',
+    re.IGNORECASE,
+)
+# How much of a response `redacted_excerpt` reads first; it reads more only when redaction shrank it.
+_EXCERPT_WINDOW = 4096
+
+
 def redact_text(text: str) -> str:
     """Mask the values of secret-looking keys in JSON or form-encoded text."""
-    text = _JSON_SECRET.sub(lambda match: f'{match.group(1)}"{REDACTED}"', text)
-    return _FORM_SECRET.sub(lambda match: f"{match.group(1)}{REDACTED}", text)
+    text = _JSON_SECRET.sub(_mask_json, text)
+    return _FORM_SECRET.sub(_mask_form, text)
+
+
+def _mask_json(match: re.Match[str]) -> str:
+    return f'{match.group(1)}"{REDACTED}"'
+
+
+def _mask_form(match: re.Match[str]) -> str:
+    return f"{match.group(1)}{REDACTED}"
+
+
+def redacted_excerpt(text: str, limit: int = RESPONSE_CHARS) -> str:
+    """`redact_text(text)[:limit]`, without running the patterns over all of a megabyte page.
+
+    Only a prefix is redacted. A secret value that the prefix's end cuts in two is masked whole
+    (as the full text's redaction masks it), so the redacted prefix is a prefix of the redacted
+    text; when masking left it shorter than `limit`, a prefix twice as long is tried.
+    """
+    window = max(_EXCERPT_WINDOW, 2 * limit)
+    while len(text) > window:
+        cut = _JSON_SECRET.sub(_mask_json, text[:window])
+        cut = _JSON_SECRET_CUT.sub(_mask_json, cut)
+        cut = _FORM_SECRET.sub(_mask_form, cut)
+        if len(cut) >= limit:
+            return cut[:limit]
+        window *= 2
+    return redact_text(text)[:limit]
 
 
 def redact_url(url: str) -> str:
@@ -104,9 +139,7 @@ def audit_exchange(
         "idempotency_key": idempotency_key,
         "request_hash": request_hash(request_body),
         "status": str(status),
-        "response_short": None
-        if response_text is None
-        else redact_text(response_text)[:RESPONSE_CHARS],
+        "response_short": None if response_text is None else redacted_excerpt(response_text),
         "duration_ms": round(float(duration_ms), 3),
         "attempt": int(attempt),
         "run_id": run_id,

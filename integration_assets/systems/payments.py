@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 
 import requests
 
-from integration_assets.systems.http_client import RetryingHttpResource
+from integration_assets.systems.http_client import RetryingHttpResource, response_json
+from integration_assets.systems.read_ahead import read_ahead
 
 SECRET_KEY_ENV_VAR = "PAYMENTS_SECRET_KEY"
 LIST_RESOURCES = ("charges", "refunds", "balance_transactions", "disputes", "payouts")
@@ -90,7 +91,17 @@ class PaymentsClient(RetryingHttpResource):
         created_gte: int | None = None,
         extra_params: dict | None = None,
     ) -> Iterator[PaymentsPage]:
-        """Every object of a list endpoint (newest first), page by page, following `starting_after`."""
+        """Every object of a list endpoint (newest first), page by page, following `starting_after`.
+
+        The next page is requested while the caller lands this one (`read_ahead`)."""
+        return read_ahead(self._read_pages(resource, created_gte, extra_params))
+
+    def _read_pages(
+        self,
+        resource: str,
+        created_gte: int | None = None,
+        extra_params: dict | None = None,
+    ) -> Iterator[PaymentsPage]:
         url = self.api_url(resource)
         base: dict[str, str] = {"limit": str(self.page_limit)}
         if created_gte is not None:
@@ -104,7 +115,7 @@ class PaymentsClient(RetryingHttpResource):
             if starting_after is not None:
                 params["starting_after"] = starting_after
             response = self.get(url, params)
-            body = response.json()
+            body = response_json(response)
             if (
                 not isinstance(body, dict)
                 or body.get("object") != "list"

@@ -15,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from integration_assets.systems.http_client import RetryingHttpResource
+from integration_assets.systems.http_client import RetryingHttpResource, response_json
+from integration_assets.systems.read_ahead import read_ahead
 
 LINK_RE = re.compile(r'<([^<>]+)>;\s*rel="([^"]+)"')
 
@@ -103,7 +104,18 @@ class StorefrontClient(RetryingHttpResource):
         updated_at_min: datetime,
         updated_at_max: datetime | None = None,
     ) -> Iterator[Page]:
-        """Follow a list endpoint's Link-header pages; `resource` is also the response's envelope key."""
+        """Follow a list endpoint's Link-header pages; `resource` is also the response's envelope key.
+
+        The next page is requested while the caller lands this one (`read_ahead`)."""
+        return read_ahead(self._read_pages(resource, filters, updated_at_min, updated_at_max))
+
+    def _read_pages(
+        self,
+        resource: str,
+        filters: dict[str, str],
+        updated_at_min: datetime,
+        updated_at_max: datetime | None = None,
+    ) -> Iterator[Page]:
         params = {
             **filters,
             "limit": str(self.page_limit),
@@ -116,7 +128,7 @@ class StorefrontClient(RetryingHttpResource):
         page_number = 0
         while url:
             response = self.get(url, request_params)
-            body = response.json()
+            body = response_json(response)
             if not isinstance(body, dict) or not isinstance(body.get(resource), list):
                 raise StorefrontError(
                     f"GET {urlsplit(url).path}: expected {{'{resource}': [...]}}, got {str(body)[:200]}"

@@ -231,3 +231,19 @@ def test_snapshots_are_cached_per_time() -> None:
     book = OrderBook(DEFAULT)
     moment = DEFAULT.clock.start + timedelta(hours=5)
     assert book.orders_at(moment) is book.orders_at(moment)
+
+
+def test_a_packed_version_answers_the_same_bytes_as_encoding_its_body():
+    """Versions are kept as compressed answer bytes; a page joined from them must be exactly what
+    encoding the decoded bodies gives (generated orders, real fixtures, corrupted bodies alike)."""
+    from integration_assets.sandbox.storefront_app import json_response
+
+    for scenario in (DEFAULT, load_scenario(SCENARIOS_DIR / "real_fixtures.yaml")):
+        book = OrderBook(scenario)
+        orders = book.orders_at(scenario.clock.start + FAR_FUTURE)
+        assert orders
+        joined = b'{"orders":[%s]}' % b",".join(order.body_json for order in orders)
+        assert joined == json_response({"orders": [order.body for order in orders]}).get_data()
+        for order in orders:  # each access decodes a fresh copy: a caller cannot edit the version
+            order.body["id"] = "changed"
+            assert order.body["id"] != "changed"

@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from integration_assets.sandbox.scenario import ScenarioError, _Reader
 from integration_assets.sandbox.wms_api import parse_wms_api, start_wms_api
@@ -202,3 +204,58 @@ def test_config_errors_name_file_and_path(raw, message):
     ) as error:
         parse_wms_api(_Reader(Path("scenario.yaml")), raw)
     assert str(error.value).startswith("scenario.yaml: ")
+
+
+def _backorders_by_scanning(book, reservation_id, wanted, stock):
+    """The rule as first written: what stock cannot cover after every OTHER reserved reservation."""
+    if wanted["status"] != "reserved":
+        return []
+    held = {}
+    for other in book.all():
+        if other.reservation_id == reservation_id or other.status != "reserved":
+            continue
+        short = {line["sku"]: line["quantity"] for line in other.backordered}
+        for line in other.lines:
+            held[line["sku"]] = (
+                held.get(line["sku"], 0) + line["quantity"] - short.get(line["sku"], 0)
+            )
+    return [
+        {"sku": line["sku"], "quantity": line["quantity"] - available}
+        for line in wanted["lines"]
+        if line["quantity"]
+        > (available := max(0, stock.get(line["sku"], 0) - held.get(line["sku"], 0)))
+    ]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["r1", "r2", "r3", "r4"]),
+            st.sampled_from(["reserved", "released"]),
+            st.dictionaries(st.sampled_from(["A", "B", "C"]), st.integers(0, 6), max_size=3),
+        ),
+        max_size=30,
+    )
+)
+def test_held_stock_kept_per_sku_backorders_as_a_scan_of_every_reservation(puts):
+    from datetime import UTC, datetime
+
+    from integration_assets.sandbox.wms_api import ReservationBook, WmsApiConfig
+
+    stock = {"A": 5, "B": 2, "C": 0}
+    book = ReservationBook(WmsApiConfig(stock=stock))
+    for reservation_id, status, quantities in puts:
+        body = {
+            "order_id": f"order-{reservation_id}",
+            "status": status,
+            "lines": [{"sku": sku, "quantity": n} for sku, n in quantities.items()],
+        }
+        stored = book.get(reservation_id)
+        expected = (
+            stored.backordered
+            if stored is not None and stored.request_body() == body
+            else _backorders_by_scanning(book, reservation_id, body, stock)
+        )
+        _, written = book.put(reservation_id, body, datetime(2026, 12, 14, tzinfo=UTC))
+        assert written.backordered == expected
