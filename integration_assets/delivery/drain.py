@@ -1,8 +1,11 @@
 """Drain the due rows of one (target, entity) through a client, recording every attempt in the outbox.
 
-Rows are sent oldest intent first. Outcomes are written back in small transactions as the drain goes,
-so a crash loses at most one chunk of bookkeeping, and even then nothing is doubled: every write is an
-upsert by external id, so sending it again changes nothing at the target.
+Rows are sent oldest intent first. Outcomes are written back every CHUNK writes, one transaction of
+two set-based statements per chunk (storage/outbox.py `record_attempts`: the same end state as booking
+each attempt in turn), on a connection opened only for that: no warehouse lock is held while waiting
+on a target. A crash loses at most one chunk of bookkeeping, and even then nothing is doubled: those
+rows are still due and are sent again with the same idempotency key, and every write is an upsert by
+external id, so sending it again changes nothing at the target.
 
 A circuit breaker stops a drain early when the target keeps failing (connection refused, timeouts,
 5xx after the client's own retries): the rest stay due, untouched, for the next run, rather than each
@@ -15,13 +18,14 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from integration_assets.storage import outbox as store
 from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams import outbox as rules
 from integration_assets.systems.write_outcome import TargetError, WriteOutcome
 
-CHUNK = 100
+CHUNK = 100  # writes per bookkeeping transaction: the most a crash can leave unbooked
 
 
 @dataclass(frozen=True)
@@ -72,7 +76,7 @@ def drain(
     with warehouse.connect() as con:
         rows = store.due(con, target, entity, keys)
     report = DrainReport(due=len(rows))
-    pending: list[tuple[store.OutboxRow, rules.Transition]] = []
+    pending: list[store.Attempt] = []
     consecutive_unavailable = 0
     try:
         for row in rows:
@@ -80,6 +84,7 @@ def drain(
                 report.deferred += 1
                 continue
             outcome = send(row)
+            attempted_at = _now()
             report.attempted += 1
             report.outcomes[outcome.outcome] += 1
             if outcome.created:
@@ -103,7 +108,7 @@ def drain(
                         "message": transition.target_message,
                     }
                 )
-            pending.append((row, transition))
+            pending.append(store.Attempt(row, transition, attempted_at))
             if outcome.outcome == rules.UNAVAILABLE:
                 consecutive_unavailable += 1
                 if consecutive_unavailable >= policy.breaker_threshold:
@@ -126,15 +131,13 @@ def drain(
     return report
 
 
-def _write(
-    warehouse: Warehouse,
-    attempts: list[tuple[store.OutboxRow, rules.Transition]],
-    run_id: str,
-) -> int:
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _write(warehouse: Warehouse, attempts: list[store.Attempt], run_id: str) -> int:
+    """Book one chunk of attempts in one transaction (two statements, whatever the chunk's size)."""
     if not attempts:
         return 0
-    resolved = 0
     with warehouse.transaction() as con:
-        for row, transition in attempts:
-            resolved += store.record_attempt(con, row, transition, run_id)
-    return resolved
+        return store.record_attempts(con, attempts, run_id)

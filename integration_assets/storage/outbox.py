@@ -8,10 +8,10 @@ retry, resolve) are written to ops.operator_actions in the same transaction as t
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import duckdb
 import orjson
@@ -74,8 +74,11 @@ class OutboxRow:
     source_ref: str
 
     def payload_to_send(self) -> dict[str, Any]:
-        """The mapped payload with the operator's audited field edits applied."""
-        return rules.apply_override(self.payload, self.override or {})
+        """The mapped payload with the operator's audited field edits applied (the mapped payload
+        itself when there are none: not copied per write, so a caller must not change it)."""
+        if not self.override:
+            return self.payload
+        return rules.apply_override(self.payload, self.override)
 
 
 def _now() -> datetime:
@@ -87,17 +90,38 @@ def _json(value: Any) -> str | None:
 
 
 def _heads(
-    con: duckdb.DuckDBPyConnection, target: str, entity: str
+    con: duckdb.DuckDBPyConnection, target: str, entity: str, intents: list[rules.WriteIntent]
 ) -> tuple[dict[tuple[str, str, str], rules.OutboxHead], set[str]]:
+    """The newest row of each intent's record (one row per record, not the entity's history), and
+    which of the keys the intents would take are already used (content gone back to an earlier
+    version), the only keys `plan_enqueue` asks about."""
     heads: dict[tuple[str, str, str], rules.OutboxHead] = {}
-    used: set[str] = set()
-    for key, external_id, digest, sequence, status in con.execute(
-        "SELECT idempotency_key, external_id, payload_hash, sequence, status FROM ops.outbox "
-        "WHERE target = ? AND entity = ? ORDER BY external_id, sequence",
-        [target, entity],
+    if not intents:
+        return heads, set()
+    for external_id, key, digest, sequence, status in con.execute(
+        "SELECT external_id, arg_max(idempotency_key, sequence), arg_max(payload_hash, sequence), "
+        "max(sequence), arg_max(status, sequence) FROM ops.outbox "
+        "WHERE target = $target AND entity = $entity "
+        "AND external_id IN (SELECT unnest($external_ids::VARCHAR[])) GROUP BY external_id",
+        {
+            "target": target,
+            "entity": entity,
+            "external_ids": [intent.external_id for intent in intents],
+        },
     ).fetchall():
-        used.add(key)
         heads[(target, entity, external_id)] = rules.OutboxHead(key, digest, sequence, status)
+    candidates = [
+        rules.idempotency_key(target, entity, intent.external_id, intent.content_hash)
+        for intent in intents
+    ]
+    used = {
+        key
+        for (key,) in con.execute(
+            "SELECT idempotency_key FROM ops.outbox "
+            "WHERE idempotency_key IN (SELECT unnest($keys::VARCHAR[]))",
+            {"keys": candidates},
+        ).fetchall()
+    }
     return heads, used
 
 
@@ -115,37 +139,38 @@ def enqueue(
             raise ValueError(
                 f"intent for {intent.target}/{intent.entity} passed to the {target}/{entity} outbox"
             )
-    heads, used = _heads(con, target, entity)
+    heads, used = _heads(con, target, entity, intents)
     plan = rules.plan_enqueue(intents, heads, used)
     now = _now()
     if plan.superseded_keys:
-        con.executemany(
-            "UPDATE ops.outbox SET status = ?, resolution = 'superseded by newer content', resolved_at = ? "
-            "WHERE idempotency_key = ?",
-            [[rules.SUPERSEDED, now, key] for key in plan.superseded_keys],
+        con.execute(
+            "UPDATE ops.outbox SET status = $status, resolution = 'superseded by newer content', "
+            "resolved_at = $now WHERE idempotency_key IN (SELECT unnest($keys::VARCHAR[]))",
+            {"status": rules.SUPERSEDED, "now": now, "keys": plan.superseded_keys},
         )
     if plan.new_rows:
-        con.executemany(
+        # One statement for the whole plan: each list is a column, unnested side by side.
+        con.execute(
             "INSERT INTO ops.outbox (idempotency_key, target, entity, external_id, sequence, payload, "
             "payload_hash, source_ref, status, attempts, approval_rule, enqueued_run_id, enqueued_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)",
-            [
-                [
-                    row.idempotency_key,
-                    target,
-                    entity,
-                    row.intent.external_id,
-                    row.sequence,
-                    _json(dict(row.intent.payload)),
-                    row.intent.content_hash,
-                    row.intent.source_ref,
-                    row.status,
-                    row.intent.approval_rule,
-                    run_id,
-                    now,
-                ]
-                for row in plan.new_rows
-            ],
+            "SELECT unnest($keys::VARCHAR[]), $target, $entity, unnest($external_ids::VARCHAR[]), "
+            "unnest($sequences::BIGINT[]), unnest($payloads::VARCHAR[])::JSON, "
+            "unnest($hashes::VARCHAR[]), unnest($source_refs::VARCHAR[]), "
+            "unnest($statuses::VARCHAR[]), 0, unnest($approval_rules::VARCHAR[]), $run_id, $now",
+            {
+                "keys": [row.idempotency_key for row in plan.new_rows],
+                "target": target,
+                "entity": entity,
+                "external_ids": [row.intent.external_id for row in plan.new_rows],
+                "sequences": [row.sequence for row in plan.new_rows],
+                "payloads": [_json(dict(row.intent.payload)) for row in plan.new_rows],
+                "hashes": [row.intent.content_hash for row in plan.new_rows],
+                "source_refs": [row.intent.source_ref for row in plan.new_rows],
+                "statuses": [row.status for row in plan.new_rows],
+                "approval_rules": [row.intent.approval_rule for row in plan.new_rows],
+                "run_id": run_id,
+                "now": now,
+            },
         )
     return plan
 
@@ -182,6 +207,106 @@ def due(
     ]
 
 
+class Attempt(NamedTuple):
+    """One write sent to the target: the row, what its outcome does to it, and when it was made."""
+
+    row: OutboxRow
+    transition: rules.Transition
+    at: datetime
+
+
+# The attempts of one chunk as a relation: each list parameter is a column, unnested side by side;
+# `position` is the order the writes were made in.
+_ATTEMPTS = (
+    "SELECT unnest($positions::BIGINT[]) AS position, "
+    "unnest($keys::VARCHAR[]) AS idempotency_key, "
+    "unnest($targets::VARCHAR[]) AS target, "
+    "unnest($entities::VARCHAR[]) AS entity, "
+    "unnest($external_ids::VARCHAR[]) AS external_id, "
+    "unnest($statuses::VARCHAR[]) AS status, "
+    "unnest($attempts::INTEGER[]) AS attempts, "
+    "unnest($error_classes::VARCHAR[]) AS error_class, "
+    "unnest($target_statuses::INTEGER[]) AS target_status, "
+    "unnest($target_messages::VARCHAR[]) AS target_message, "
+    "unnest($target_record_ids::VARCHAR[]) AS target_record_id, "
+    "unnest($attempted_at::TIMESTAMP[]) AS attempted_at"
+)
+
+_RECORD_STATUSES = f"""
+WITH a AS ({_ATTEMPTS})
+UPDATE ops.outbox SET
+    status = a.status,
+    attempts = a.attempts,
+    error_class = a.error_class,
+    target_status = a.target_status,
+    target_message = a.target_message,
+    target_record_id = coalesce(a.target_record_id, ops.outbox.target_record_id),
+    last_run_id = $run_id,
+    last_attempt_at = a.attempted_at,
+    sent_at = CASE WHEN a.status = 'sent' THEN a.attempted_at ELSE ops.outbox.sent_at END,
+    dead_at = CASE WHEN a.status = 'dead' THEN a.attempted_at ELSE ops.outbox.dead_at END
+FROM a WHERE ops.outbox.idempotency_key = a.idempotency_key
+"""
+
+# A delivery resolves the record's dead letters that were open when it was made: those from earlier
+# runs, and those made dead earlier in this chunk (not a later write of the chunk that failed). The
+# first such delivery names itself in the resolution, as when attempts were recorded one by one.
+_RESOLVE_DEAD_LETTERS = f"""
+WITH a AS ({_ATTEMPTS}),
+resolved AS (
+    SELECT o.idempotency_key AS dead_key,
+        arg_min(a.idempotency_key, a.position) AS by_key,
+        arg_min(a.attempted_at, a.position) AS resolved_at
+    FROM ops.outbox o
+    JOIN a ON o.target = a.target AND o.entity = a.entity AND o.external_id = a.external_id
+    LEFT JOIN a AS same ON same.idempotency_key = o.idempotency_key
+    WHERE a.status = 'sent' AND o.status = 'dead' AND o.resolved_at IS NULL
+        AND o.idempotency_key <> a.idempotency_key
+        AND (same.position IS NULL OR same.position < a.position)
+    GROUP BY o.idempotency_key
+)
+UPDATE ops.outbox SET
+    resolution = 'a later write for the same record was delivered (' || resolved.by_key || ')',
+    resolved_at = resolved.resolved_at
+FROM resolved WHERE ops.outbox.idempotency_key = resolved.dead_key
+RETURNING ops.outbox.idempotency_key
+"""
+
+
+def record_attempts(
+    con: duckdb.DuckDBPyConnection, attempts: Sequence[Attempt], run_id: str
+) -> int:
+    """Write a chunk of attempts' results in two statements, in the caller's transaction; every
+    delivery auto-resolves its record's open dead letters.
+
+    The same end state as recording them one by one in order. Returns how many dead letters the
+    deliveries resolved.
+    """
+    if not attempts:
+        return 0
+    keys = [attempt.row.idempotency_key for attempt in attempts]
+    if len(set(keys)) != len(keys):
+        raise ValueError("the same outbox row attempted twice in one chunk")
+    columns = {
+        "positions": list(range(len(attempts))),
+        "keys": keys,
+        "targets": [attempt.row.target for attempt in attempts],
+        "entities": [attempt.row.entity for attempt in attempts],
+        "external_ids": [attempt.row.external_id for attempt in attempts],
+        "statuses": [attempt.transition.status for attempt in attempts],
+        "attempts": [attempt.transition.attempts for attempt in attempts],
+        "error_classes": [attempt.transition.error_class for attempt in attempts],
+        "target_statuses": [attempt.transition.target_status for attempt in attempts],
+        "target_messages": [attempt.transition.target_message for attempt in attempts],
+        "target_record_ids": [attempt.transition.target_record_id for attempt in attempts],
+        "attempted_at": [attempt.at for attempt in attempts],
+    }
+    con.execute(_RECORD_STATUSES, {**columns, "run_id": run_id})
+    if not any(attempt.transition.status == rules.SENT for attempt in attempts):
+        return 0
+    return len(con.execute(_RESOLVE_DEAD_LETTERS, columns).fetchall())
+
+
 def record_attempt(
     con: duckdb.DuckDBPyConnection,
     row: OutboxRow,
@@ -193,44 +318,7 @@ def record_attempt(
 
     Returns how many dead letters that resolved.
     """
-    at = at or _now()
-    con.execute(
-        "UPDATE ops.outbox SET status = ?, attempts = ?, error_class = ?, target_status = ?, "
-        "target_message = ?, target_record_id = coalesce(?, target_record_id), last_run_id = ?, "
-        "last_attempt_at = ?, sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END, "
-        "dead_at = CASE WHEN ? = 'dead' THEN ? ELSE dead_at END WHERE idempotency_key = ?",
-        [
-            transition.status,
-            transition.attempts,
-            transition.error_class,
-            transition.target_status,
-            transition.target_message,
-            transition.target_record_id,
-            run_id,
-            at,
-            transition.status,
-            at,
-            transition.status,
-            at,
-            row.idempotency_key,
-        ],
-    )
-    if transition.status != rules.SENT:
-        return 0
-    resolved = con.execute(
-        "UPDATE ops.outbox SET resolution = ?, resolved_at = ? WHERE target = ? AND entity = ? "
-        "AND external_id = ? AND status = 'dead' AND resolved_at IS NULL AND idempotency_key <> ? "
-        "RETURNING idempotency_key",
-        [
-            f"a later write for the same record was delivered ({row.idempotency_key})",
-            at,
-            row.target,
-            row.entity,
-            row.external_id,
-            row.idempotency_key,
-        ],
-    ).fetchall()
-    return len(resolved)
+    return record_attempts(con, [Attempt(row, transition, at or _now())], run_id)
 
 
 def unbuilt_or_refused(

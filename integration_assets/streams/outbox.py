@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from integration_assets.streams.balances import Balance
@@ -55,7 +56,7 @@ class WriteIntent:
     source_ref: str
     approval_rule: str | None = None
 
-    @property
+    @cached_property  # asked by the enqueue plan and the outbox row: hash the payload once
     def content_hash(self) -> str:
         return payload_hash(self.payload)
 

@@ -1,5 +1,7 @@
 """ops.outbox in a real DuckDB file: enqueue, attempts, auto-resolution and audited operator actions."""
 
+from datetime import datetime
+
 import orjson
 import pytest
 
@@ -200,3 +202,102 @@ def test_audit_files_load_once_and_resume_after_appends(warehouse, tmp_path):
     assert (second.lines_read, second.lines_loaded) == (1, 1)
     assert third.lines_read == 0
     assert statuses == [("201",), ("503",)]
+
+
+BOOKED_COLUMNS = (
+    "idempotency_key",
+    "status",
+    "attempts",
+    "error_class",
+    "target_status",
+    "target_message",
+    "target_record_id",
+    "last_run_id",
+    "last_attempt_at",
+    "sent_at",
+    "dead_at",
+    "resolution",
+    "resolved_at",
+)
+OUTCOMES = {
+    "delivered": ("delivered", 200, "updated", None, "id-1"),
+    "rejected": ("rejected", 400, "name: invalid", "validation", None),
+    "unavailable": ("unavailable", None, "connection refused", "connection", None),
+}
+
+
+def _two_due_rows_per_record(warehouse, records: list[str]) -> None:
+    """Each record: a dead letter an operator put back in the queue, then a newer write, both due;
+    the last record's dead letter stays dead (only its newer write is due)."""
+    with warehouse.transaction() as con:
+        store.enqueue(con, "erp", "customer", [customer(r, "Ada") for r in records], "run-0")
+        first = store.due(con, "erp", "customer")
+        refused = rules.after_attempt(0, "rejected", 400, "name: invalid", "validation", None, 5)
+        for row in first:
+            store.record_attempt(con, row, refused, "run-0", datetime(2026, 11, 29, 9))
+        store.enqueue(con, "erp", "customer", [customer(r, "Ada Lane") for r in records], "run-0")
+        for row in first[:-1]:
+            store.retry(con, row.idempotency_key, "lena")
+
+
+def test_a_chunk_booked_together_ends_as_booking_each_attempt_in_turn(tmp_path):
+    """Two due rows for one record (a retried dead letter and a newer write), every pair of
+    outcomes, in one chunk: a delivery resolves only the dead letters open when it was made."""
+    pairs = [(first, second) for first in OUTCOMES for second in OUTCOMES]
+    records = [str(n) for n in range(len(pairs) + 1)]
+    booked = {}
+    for mode in ("one_by_one", "chunk"):
+        warehouse = Warehouse(tmp_path / f"{mode}.duckdb")
+        _two_due_rows_per_record(warehouse, records)
+        with warehouse.connect() as con:
+            due = store.due(con, "erp", "customer")
+        by_record: dict[str, list] = {}
+        for row in due:
+            by_record.setdefault(row.external_id, []).append(row)
+        assert [len(by_record[r]) for r in records] == [2] * len(pairs) + [1]
+        pairs_by_record = dict(zip(records, [*pairs, ("delivered",)], strict=True))
+        attempts = []
+        for position, row in enumerate(due):
+            which = by_record[row.external_id].index(row)
+            outcome, status, message, error_class, record_id = OUTCOMES[
+                pairs_by_record[row.external_id][which]
+            ]
+            transition = rules.after_attempt(
+                row.attempts, outcome, status, message, error_class, record_id, 24
+            )
+            attempts.append(store.Attempt(row, transition, datetime(2026, 11, 29, 10, position)))
+        with warehouse.transaction() as con:
+            if mode == "chunk":
+                resolved = store.record_attempts(con, attempts, "run-1")
+            else:
+                resolved = sum(
+                    store.record_attempt(con, a.row, a.transition, "run-1", a.at) for a in attempts
+                )
+            rows = store.list_rows(con)
+        booked[mode] = (
+            resolved,
+            sorted(tuple(row[c] for c in BOOKED_COLUMNS) for row in rows),
+        )
+    assert booked["chunk"] == booked["one_by_one"]
+    resolved, rows = booked["chunk"]
+    # Resolved: the refusal followed by a delivery in the chunk, and the last record's older dead
+    # letter. Still open: a refusal made after the record's delivery, both of a refused pair, and a
+    # refusal with no delivery.
+    assert resolved == 2
+    assert sum(1 for row in rows if row[1] == "dead" and row[12] is None) == 5
+
+
+def test_enqueue_reads_the_heads_of_its_records_and_never_reuses_a_key(warehouse):
+    """A record whose content goes back to an earlier version gets a fresh key; records the pass
+    does not mention keep their open rows."""
+    with warehouse.transaction() as con:
+        store.enqueue(con, "erp", "customer", [customer("1", "Ada"), customer("2", "Bob")], "r1")
+        store.enqueue(con, "erp", "customer", [customer("1", "Ada Lane")], "r2")
+        back = store.enqueue(con, "erp", "customer", [customer("1", "Ada")], "r3")
+        (row,) = back.new_rows
+        assert row.sequence == 3 and row.idempotency_key.endswith("~3")
+        assert back.superseded_keys and store.counts_by_status(con) == {
+            "pending": 2,
+            "superseded": 2,
+        }
+        assert {r.external_id for r in store.due(con, "erp", "customer")} == {"1", "2"}
