@@ -13,7 +13,6 @@ the system, the attempt number and the Dagster run id. The secret never reaches 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
@@ -50,6 +49,7 @@ class RetryingHttpResource(dg.ConfigurableResource):
     system_name: ClassVar[str] = ""
 
     _session: requests.Session | None = PrivateAttr(default=None)
+    _environment: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
     _stats: RequestStats = PrivateAttr(default_factory=RequestStats)
     _run_id: str | None = PrivateAttr(default=None)
 
@@ -93,6 +93,24 @@ class RetryingHttpResource(dg.ConfigurableResource):
             )
             self._session = session
         return self._session
+
+    def _environment_settings(self, url: str) -> dict[str, Any]:
+        """Proxies and CA bundle from the environment (HTTPS_PROXY, NO_PROXY, REQUESTS_CA_BUNDLE...)
+        for `url`'s host, read once per host: requests reads them on every request otherwise (about
+        3 ms a write). The session then stops reading the environment itself."""
+        parts = urlsplit(url)
+        host = f"{parts.scheme}://{parts.netloc}"
+        if host not in self._environment:
+            session = self._http()
+            session.trust_env = True
+            settings = session.merge_environment_settings(host, {}, None, None, None)
+            session.trust_env = False
+            self._environment[host] = {
+                "proxies": settings["proxies"],
+                "verify": settings["verify"],
+                "cert": settings["cert"],
+            }
+        return self._environment[host]
 
     def _sleep(self, seconds: float) -> None:
         self._stats.waited_seconds += seconds
@@ -166,6 +184,7 @@ class RetryingHttpResource(dg.ConfigurableResource):
                 response = self._http().request(
                     method,
                     url,
+                    **self._environment_settings(url),
                     params=params,
                     data=None if body is None else body[1],
                     headers=request_headers,
@@ -322,7 +341,7 @@ def _encode_body(json_body: Any, form: Mapping[str, str] | None) -> tuple[str, b
     if json_body is not None and form is not None:
         raise ValueError("send either json_body or form, not both")
     if json_body is not None:
-        return "application/json", json.dumps(json_body, separators=(",", ":")).encode()
+        return "application/json", orjson.dumps(json_body)
     if form is not None:
         return "application/x-www-form-urlencoded", urlencode(dict(form)).encode()
     return None

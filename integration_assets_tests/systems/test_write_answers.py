@@ -93,3 +93,34 @@ def test_a_crm_write_to_an_unknown_sobject_says_what_to_check():
         "PATCH /services/data/v60.0/sobjects/Widget/External_Id__c/w-1 answered 404 "
         "(The requested resource does not exist); check the sObject name and the CRM URL"
     )
+
+
+def _wms_client() -> WmsClient:
+    return WmsClient(base_url="http://wms.example/api", api_key="k")
+
+
+@pytest.fixture
+def proxy_environment(monkeypatch):
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "https_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/company-ca.pem")
+    return monkeypatch
+
+
+def test_proxies_and_ca_bundle_come_from_the_environment_read_once_per_host(proxy_environment):
+    client = _wms_client()
+    settings = client._environment_settings("http://wms.example/api/v1/reservations/R-1")
+    assert settings["proxies"]["http"] == "http://proxy.example:3128"
+    assert settings["verify"] == "/etc/ssl/certs/company-ca.pem"
+    # Read once: the session no longer reads the environment on each request.
+    assert client._http().trust_env is False
+    proxy_environment.setenv("HTTP_PROXY", "http://other.example:1")
+    again = client._environment_settings("http://wms.example/api/v1/reservations/R-2")
+    assert again["proxies"]["http"] == "http://proxy.example:3128"
+
+
+def test_no_proxy_still_bypasses_the_proxy_for_its_hosts(proxy_environment):
+    proxy_environment.setenv("NO_PROXY", "wms.example")
+    settings = _wms_client()._environment_settings("http://wms.example/api/v1/reservations/R-1")
+    assert "http" not in settings["proxies"]
