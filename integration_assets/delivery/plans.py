@@ -1,7 +1,8 @@
 """What each delivery maps from: read the core tables, call the pure mappings, collect a PlanResult.
 
-Reads use one short warehouse connection; lookups against a target (the CRM's users and picklists)
-happen after it is closed, so no warehouse lock is held while waiting on a network.
+Reads happen in one short warehouse session (the file opened once for all of a planner's reads);
+lookups against a target (the CRM's users and picklists) happen after it is closed, so no warehouse
+lock is held while waiting on a network.
 
 The order planners apply the timing definitions (contracts/timing.yaml), read at plan time so a
 changed definition applies from the next run: sales orders once confirmed, invoices once revenue is
@@ -168,13 +169,15 @@ def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
     """Sales orders as sold, once the order is confirmed (or already sent: it keeps following the
     order); once invoiced, their lines and amounts stay as delivered (the ERP refuses to change
     them, and later edits are booked as adjustments)."""
-    known = {str(c["customer_id"]) for c in golden_customers(sources.warehouse)}
-    invoiced = invoiced_orders(sources)
-    sent_before = enqueued_external_ids(sources, "erp", "sales_order")
+    with sources.warehouse.session():
+        known = {str(c["customer_id"]) for c in golden_customers(sources.warehouse)}
+        invoiced = invoiced_orders(sources)
+        sent_before = enqueued_external_ids(sources, "erp", "sales_order")
+        snapshots = order_snapshots(sources)
     timing = applied_timing()
 
     def sales_orders():
-        for snapshot, ref in order_snapshots(sources):
+        for snapshot, ref in snapshots:
             mapped = erp_mapping.erp_sales_order(
                 snapshot, known, timing, sent_before=_order_key(snapshot) in sent_before
             )
@@ -189,11 +192,13 @@ def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
 def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
     """One invoice per order whose revenue is recognised, never rewritten once delivered; an order
     edited up after that gets a supplementary invoice for the difference."""
-    invoiced = invoiced_orders(sources)
+    with sources.warehouse.session():
+        invoiced = invoiced_orders(sources)
+        snapshots = order_snapshots(sources)
     timing = applied_timing()
 
     def invoices():
-        for snapshot, ref in order_snapshots(sources):
+        for snapshot, ref in snapshots:
             delivered = invoiced.get(_order_key(snapshot))
             if delivered is None:
                 yield erp_mapping.erp_invoice(snapshot, timing), ref
@@ -209,11 +214,13 @@ def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
 def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
     """A credit note per refund that moved money (once the order has an invoice), and one per
     invoiced order edited down."""
-    invoiced = invoiced_orders(sources)
+    with sources.warehouse.session():
+        invoiced = invoiced_orders(sources)
+        snapshots = order_snapshots(sources)
     timing = applied_timing()
 
     def credit_notes():
-        for snapshot, ref in order_snapshots(sources):
+        for snapshot, ref in snapshots:
             delivered = invoiced.get(_order_key(snapshot))
             for refund in snapshot.get("refunds") or []:
                 yield (
@@ -266,12 +273,14 @@ def succeeded_charges(warehouse: Warehouse) -> dict[int, list[dict[str, Any]]]:
 
 def plan_erp_payments_applied(sources: PlanSources, erp: Any = None) -> PlanResult:
     """Each succeeded charge applied to its order's invoice, once the order has one."""
-    charges = succeeded_charges(sources.warehouse)
-    invoiced = invoiced_orders(sources)
+    with sources.warehouse.session():
+        charges = succeeded_charges(sources.warehouse)
+        invoiced = invoiced_orders(sources)
+        snapshots = order_snapshots(sources)
     timing = applied_timing()
 
     def applied():
-        for snapshot, ref in order_snapshots(sources):
+        for snapshot, ref in snapshots:
             delivered = _order_key(snapshot) in invoiced
             for charge in charges.get(int(snapshot.get("id") or 0), []):
                 yield (
@@ -290,11 +299,13 @@ def plan_wms_reservations(sources: PlanSources, wms: Any = None) -> PlanResult:
 
     A release for an order that never had a reservation is not sent: there is nothing to release.
     """
-    reserved_before = enqueued_external_ids(sources, "wms", "reservation")
+    with sources.warehouse.session():
+        reserved_before = enqueued_external_ids(sources, "wms", "reservation")
+        snapshots = order_snapshots(sources)
     timing = applied_timing()
 
     def reservations():
-        for snapshot, ref in order_snapshots(sources):
+        for snapshot, ref in snapshots:
             mapped = wms_mapping.wms_reservation(snapshot, timing)
             if (
                 mapped is not None

@@ -4,12 +4,24 @@ DuckDB lets one process at a time hold the file open for writing (and a read-onl
 another process writes). Runs, sensors, the webserver and the CLI are separate processes, so every
 connection here is opened for one unit of work and closed, a lock conflict is retried with backoff,
 and writers are serialized by the Dagster concurrency pool WAREHOUSE_POOL.
+
+Opening the file is the expensive part (DuckDB loads the catalog, and checkpoints when the last
+connection closes), so a step that reads and writes in several short units holds it open with
+`Warehouse.session()`: the connections opened inside reuse the open database and cost next to
+nothing. A session lasts one step at most and never spans a wait on a network.
+
+SCHEMA_SQL runs once per database file and schema text: its fingerprint is recorded in the file
+(`ops.schema_applied`), so a process checks it with one SELECT on its first writable connection,
+and runs the schema only on a new file or one built by a different schema text.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
+import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -142,8 +154,15 @@ CREATE TABLE IF NOT EXISTS core.order_heads (
     sequence INTEGER NOT NULL,
     updated_at TIMESTAMP NOT NULL,
     payload_hash VARCHAR NOT NULL,
-    snapshot JSON NOT NULL
+    snapshot JSON NOT NULL,
+    raw_ref VARCHAR,
+    payload JSON
 );
+-- added after the table first shipped: the head version's raw reference and source document (a copy
+-- of raw, so readers need not reparse the log); NULL in warehouses built before, until
+-- core/order_events fills them from raw
+ALTER TABLE core.order_heads ADD COLUMN IF NOT EXISTS raw_ref VARCHAR;
+ALTER TABLE core.order_heads ADD COLUMN IF NOT EXISTS payload JSON;
 
 CREATE TABLE IF NOT EXISTS core.stale_versions (
     order_id BIGINT NOT NULL,
@@ -456,6 +475,19 @@ CREATE TABLE IF NOT EXISTS ops.mapping_quarantine (
     PRIMARY KEY (target, entity, external_id)
 );
 
+-- One row per oversell episode of a SKU (available-to-promise below zero from started_at until ended_at,
+-- NULL while still below), each short order once: channels[i] is the sales channel of orders[i].
+-- core/inventory_ledger rebuilds it whole every run (CREATE OR REPLACE, same columns), which also
+-- replaces the per-commitment table (sku, at, available_after, ...) of warehouses built before.
+CREATE TABLE IF NOT EXISTS core.inventory_oversells (
+    sku VARCHAR NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    ended_at TIMESTAMP,
+    lowest_available BIGINT NOT NULL,
+    orders BIGINT[] NOT NULL,
+    channels VARCHAR[] NOT NULL
+);
+
 -- The customers domain: every version of a CRM account (system 'crm') and an ERP customer ('erp'),
 -- typed and deduplicated; core/customers merges the ones from batches the gate passed.
 CREATE TABLE IF NOT EXISTS staging.customer_references (
@@ -477,6 +509,25 @@ CREATE TABLE IF NOT EXISTS staging.customer_references (
 """
 
 
+# Which schema text a warehouse was last brought up to: a different text (a table or column added)
+# has a different fingerprint, and the next writable connection runs SCHEMA_SQL again.
+SCHEMA_FINGERPRINT = hashlib.sha256(SCHEMA_SQL.encode()).hexdigest()[:16]
+SCHEMA_RECORD = "ops.schema_applied"
+
+_state_lock = threading.Lock()
+# Resolved paths whose recorded fingerprint this process has checked (or written) since it started.
+_schema_checked: set[str] = set()
+# Writable connections this process holds open, per resolved path (sessions included).
+_writable_open: Counter[str] = Counter()
+
+
+def forget_schema_checks() -> None:
+    """Make this process check every warehouse's schema again, as a new process would (tests that
+    rebuild a table behind the schema's back)."""
+    with _state_lock:
+        _schema_checked.clear()
+
+
 class WarehouseLockTimeout(RuntimeError):
     """Another process held the DuckDB file for longer than we are willing to wait."""
 
@@ -486,13 +537,55 @@ def _is_lock_error(error: duckdb.Error) -> bool:
     return "lock" in text.lower() or "Conflicting lock" in text
 
 
+def _recorded_fingerprint(connection: duckdb.DuckDBPyConnection) -> str | None:
+    try:
+        row = connection.execute(f"SELECT max(fingerprint) FROM {SCHEMA_RECORD}").fetchone()
+    except duckdb.CatalogException:  # a new file, or one built before fingerprints were recorded
+        return None
+    return row[0]
+
+
+def _apply_schema(connection: duckdb.DuckDBPyConnection) -> None:
+    """SCHEMA_SQL and its fingerprint, in one transaction."""
+    connection.execute("BEGIN TRANSACTION")
+    try:
+        connection.execute(SCHEMA_SQL)
+        connection.execute(
+            f"CREATE TABLE IF NOT EXISTS {SCHEMA_RECORD} "
+            "(fingerprint VARCHAR NOT NULL, applied_at TIMESTAMP NOT NULL)"
+        )
+        connection.execute(f"DELETE FROM {SCHEMA_RECORD}")
+        connection.execute(
+            f"INSERT INTO {SCHEMA_RECORD} VALUES (?, now()::TIMESTAMP)", [SCHEMA_FINGERPRINT]
+        )
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+def ensure_schema(connection: duckdb.DuckDBPyConnection, key: str, new_file: bool) -> bool:
+    """Bring the warehouse behind `connection` (writable) up to SCHEMA_SQL unless this process already
+    checked it (`key`: its resolved path); True when the schema ran. A file created since (`new_file`)
+    is always checked."""
+    with _state_lock:
+        if new_file:
+            _schema_checked.discard(key)
+        if key in _schema_checked:
+            return False
+        applied = _recorded_fingerprint(connection) != SCHEMA_FINGERPRINT
+        if applied:
+            _apply_schema(connection)
+        _schema_checked.add(key)
+        return applied
+
+
 class Warehouse:
     """A DuckDB file; open it for one unit of work at a time."""
 
     def __init__(self, path: Path, lock_wait_seconds: float = LOCK_WAIT_SECONDS):
         self.path = Path(path)
         self.lock_wait_seconds = lock_wait_seconds
-        self._schema_ready = False
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -501,14 +594,35 @@ class Warehouse:
                 f"no warehouse at {self.path}: run the pipeline first (make demo)"
             )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = self._open(read_only)
+        key = str(self.path.resolve())
+        new_file = not self.path.exists()
+        with _state_lock:
+            # DuckDB opens a file once per process, in one mode: inside a writable session a read
+            # shares the writable database (and writes nothing), rather than failing.
+            writable = not read_only or _writable_open[key] > 0
+            if writable:
+                _writable_open[key] += 1
         try:
-            if not read_only and not self._schema_ready:
-                connection.execute(SCHEMA_SQL)
-                self._schema_ready = True
-            yield connection
+            connection = self._open(key, read_only=not writable)
+            try:
+                if not read_only:
+                    ensure_schema(connection, key, new_file)
+                yield connection
+            finally:
+                connection.close()
         finally:
-            connection.close()
+            if writable:
+                with _state_lock:
+                    _writable_open[key] -= 1
+
+    @contextmanager
+    def session(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Hold the file open (and locked) for one unit of work made of several connections, e.g. a
+        step's reads and writes: each `connect()` or `transaction()` inside, on any `Warehouse` of
+        this path in this process, reuses the open database instead of opening the file again.
+        Never hold one across a wait on a network or beyond the step."""
+        with self.connect() as connection:
+            yield connection
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -522,12 +636,13 @@ class Warehouse:
                 raise
             connection.execute("COMMIT")
 
-    def _open(self, read_only: bool) -> duckdb.DuckDBPyConnection:
+    def _open(self, key: str, read_only: bool) -> duckdb.DuckDBPyConnection:
         deadline = time.monotonic() + self.lock_wait_seconds
         delay = 0.05
         while True:
             try:
-                return duckdb.connect(str(self.path), read_only=read_only)
+                # The resolved path: DuckDB shares an open database only under the same name.
+                return duckdb.connect(key, read_only=read_only)
             except duckdb.IOException as error:
                 if not _is_lock_error(error) or time.monotonic() > deadline:
                     if _is_lock_error(error):

@@ -112,23 +112,26 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
         plan = spec.plan(PlanSources(wh, raw_log.log()), client)
         # Ownership before anything is enqueued: a value goes to a target only from its owner's system.
         registry = load_ownership()
-        golden = (
-            {str(row["customer_id"]): row for row in golden_customers(wh)}
-            if registry.delivery(spec.target, spec.entity).values_from == GOLDEN_RECORD
-            else {}
-        )
-        refused = refuse_unowned_writes(plan, registry, golden)
-        for external_id, reason in sorted(refused.items()):
-            context.log.error(f"write refused, not enqueued: {external_id}: {reason}")
-        with wh.connect() as con:
-            unbuilt = store.unbuilt_or_refused(con, exclude=(spec.target, spec.entity))
-        # A child of a write that was not built, or is a dead letter, waits in mapping quarantine
-        # (naming its parent) instead of burning its attempts on "reference not found".
-        plan.hold_children_of_unbuilt(unbuilt)
-        with wh.transaction() as con:
-            enqueued = store.enqueue(con, spec.target, spec.entity, plan.intents, run_id)
-            _replace_quarantine(con, plan, run_id)
-            record_balance(con, run_id, spec.key.to_user_string(), "plan", plan.balance())
+        # One opening of the warehouse for the reads and the enqueue (no network in between); the
+        # drain below opens it per chunk, between sends.
+        with wh.session():
+            golden = (
+                {str(row["customer_id"]): row for row in golden_customers(wh)}
+                if registry.delivery(spec.target, spec.entity).values_from == GOLDEN_RECORD
+                else {}
+            )
+            refused = refuse_unowned_writes(plan, registry, golden)
+            for external_id, reason in sorted(refused.items()):
+                context.log.error(f"write refused, not enqueued: {external_id}: {reason}")
+            with wh.connect() as con:
+                unbuilt = store.unbuilt_or_refused(con, exclude=(spec.target, spec.entity))
+            # A child of a write that was not built, or is a dead letter, waits in mapping quarantine
+            # (naming its parent) instead of burning its attempts on "reference not found".
+            plan.hold_children_of_unbuilt(unbuilt)
+            with wh.transaction() as con:
+                enqueued = store.enqueue(con, spec.target, spec.entity, plan.intents, run_id)
+                _replace_quarantine(con, plan, run_id)
+                record_balance(con, run_id, spec.key.to_user_string(), "plan", plan.balance())
         for reason, count in sorted(Counter(q.reason for q in plan.quarantined).items()):
             context.log.warning(f"{count} {spec.entity} write(s) not built: {reason}")
         report = drain(
