@@ -35,5 +35,5 @@ def land_and_promote_orders(
     manifest = writer.commit({"records_from_pages": len(orders)})
     staged = stage_batch(warehouse, raw_log, manifest, load_contract(CONTRACT_NAME), run_id)
     with warehouse.transaction() as con:
-        promote_batch(con, manifest.batch_id, run_id)
+        promote_batch(con, manifest.batch_id, run_id, raw_log)
     return staged

@@ -1,9 +1,11 @@
 """The current version of every order as the storefront sent it: core.order_heads says which version
-is current, staging says which raw record it came from, and the raw log holds the payload itself.
+is current and holds that version's source document (`payload`, copied from the raw log at `raw_ref`).
 
 Core keeps a normalized snapshot of each order; everything that needs the source's own document (the
-customer object, refunds with their transactions, line item ids) reads it back from raw here, so it
-gets exactly what the source said and nothing is copied twice.
+customer object, refunds with their transactions, line item ids) reads it here, so it gets exactly
+what the source said. The raw log stays the source of truth: `core/order_events` copies the payload
+of each head it changes (and only those), a replay rebuilds it from raw, and a head whose payload is
+not there yet (a warehouse built before the column existed) is read back from raw.
 """
 
 from __future__ import annotations
@@ -13,8 +15,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import orjson
+import pandas as pd
 
 from integration_assets.storage.raw_log import RawLog
+
+# The staged version each head was applied from: its raw reference (one row per key in staging).
+_HEADS_WITHOUT_PAYLOAD_SQL = """
+SELECT h.order_id, any_value(s.raw_ref) FROM core.order_heads h
+JOIN staging.storefront_orders s ON s.order_id = h.order_id AND s.updated_at = h.updated_at
+    AND s.payload_hash = h.payload_hash
+WHERE h.payload IS NULL
+GROUP BY h.order_id ORDER BY h.order_id
+"""
 
 
 @dataclass(frozen=True)
@@ -31,18 +44,76 @@ class CurrentOrder:
         return f"core/order_heads:{self.order_id}@{self.sequence}"
 
 
+def payload_json(payload: Any) -> str:
+    """A source document as stored in `core.order_heads.payload` (the source's key order kept)."""
+    return orjson.dumps(payload).decode()
+
+
+def _raw_payloads_of_heads_without_one(
+    con: duckdb.DuckDBPyConnection, raw_log: RawLog
+) -> dict[int, tuple[str, Any]]:
+    """(raw_ref, payload) read from raw for every head whose payload column is still empty."""
+    refs = dict(con.execute(_HEADS_WITHOUT_PAYLOAD_SQL).fetchall())
+    if not refs:
+        return {}
+    payloads = raw_log.payloads(list(refs.values()))
+    return {order_id: (raw_ref, payloads[raw_ref]) for order_id, raw_ref in refs.items()}
+
+
+def fill_missing_payloads(con: duckdb.DuckDBPyConnection, raw_log: RawLog) -> int:
+    """Copy from raw the payload of every head that has none (inside the caller's transaction).
+
+    Heads written since the column exists carry their payload; this fills the heads of a warehouse
+    built before, once: afterwards it finds nothing and reads no raw file. Returns the heads filled.
+    """
+    found = _raw_payloads_of_heads_without_one(con, raw_log)
+    if not found:
+        return 0
+    frame = pd.DataFrame(
+        [
+            [order_id, raw_ref, payload_json(payload)]
+            for order_id, (raw_ref, payload) in found.items()
+        ],
+        columns=["order_id", "raw_ref", "payload"],
+    )
+    con.register("filled_payloads", frame)
+    try:
+        con.execute(
+            """
+            UPDATE core.order_heads SET raw_ref = f.raw_ref, payload = f.payload
+            FROM filled_payloads f WHERE core.order_heads.order_id = f.order_id
+            """
+        )
+    finally:
+        con.unregister("filled_payloads")
+    return len(found)
+
+
 def current_orders(con: duckdb.DuckDBPyConnection, raw_log: RawLog) -> list[CurrentOrder]:
-    """Every order's head version with its raw payload, by order id."""
+    """Every order's head version with its source payload, by order id.
+
+    One SELECT of core.order_heads. Heads still without a payload (written before the column
+    existed, until `core/order_events` runs once) are read from raw, as they always were; a head
+    whose staged version cannot be found is left out, as before.
+    """
     heads = con.execute(
-        """
-        SELECT h.order_id, h.sequence, h.updated_at, any_value(s.raw_ref) FROM core.order_heads h
-        JOIN staging.storefront_orders s ON s.order_id = h.order_id AND s.updated_at = h.updated_at
-            AND s.payload_hash = h.payload_hash
-        GROUP BY ALL ORDER BY h.order_id
-        """
+        "SELECT order_id, sequence, updated_at, raw_ref, payload FROM core.order_heads "
+        "ORDER BY order_id"
     ).fetchall()
-    payloads = raw_log.payloads([raw_ref for *_, raw_ref in heads])
-    return [
-        CurrentOrder(order_id, sequence, updated_at.replace(tzinfo=UTC), payloads[raw_ref], raw_ref)
-        for order_id, sequence, updated_at, raw_ref in heads
-    ]
+    from_raw = (
+        _raw_payloads_of_heads_without_one(con, raw_log)
+        if any(payload is None for *_, payload in heads)
+        else {}
+    )
+    orders = []
+    for order_id, sequence, updated_at, raw_ref, payload in heads:
+        if payload is None:
+            if order_id not in from_raw:
+                continue
+            raw_ref, document = from_raw[order_id]
+        else:
+            document = orjson.loads(payload)
+        orders.append(
+            CurrentOrder(order_id, sequence, updated_at.replace(tzinfo=UTC), document, raw_ref)
+        )
+    return orders

@@ -23,6 +23,8 @@ from integration_assets.defs.orders.names import (
 )
 from integration_assets.storage import gates
 from integration_assets.storage.balances import record_balance
+from integration_assets.storage.order_payloads import fill_missing_payloads, payload_json
+from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
 from integration_assets.streams.balances import Balance
@@ -58,8 +60,23 @@ def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def promote_batch(con, batch_id: str, run_id: str) -> dict:
-    """Apply one gated batch's versions on top of the current heads, inside the caller's transaction."""
+HEAD_COLUMNS = [
+    "order_id",
+    "sequence",
+    "updated_at",
+    "payload_hash",
+    "snapshot",
+    "raw_ref",
+    "payload",
+]
+
+
+def promote_batch(con, batch_id: str, run_id: str, raw_log: RawLog) -> dict:
+    """Apply one gated batch's versions on top of the current heads, inside the caller's transaction.
+
+    A head that changes takes its version's source document from raw (only this batch's new heads
+    are read), so readers of current orders find it in the warehouse instead of reparsing raw.
+    """
     versions = con.execute(
         "SELECT order_id, updated_at, payload_hash, raw_ref, snapshot FROM staging.storefront_orders WHERE batch_id = ?",
         [batch_id],
@@ -119,15 +136,30 @@ def promote_batch(con, batch_id: str, run_id: str) -> dict:
         )
         con.unregister("new_events")
     if new_heads:
+        # A head is always one of this batch's versions (apply_versions only moves forward to one).
+        raw_refs = {(v.order_id, v.key): v.raw_ref for vs in by_order.values() for v in vs}
+        head_refs = [raw_refs[(h.order_id, h.key)] for h in new_heads]
+        payloads = raw_log.payloads(head_refs)
         frame = pd.DataFrame(
             [
-                [h.order_id, h.sequence, naive_utc(h.updated_at), h.payload_hash, _json(h.snapshot)]
-                for h in new_heads
+                [
+                    h.order_id,
+                    h.sequence,
+                    naive_utc(h.updated_at),
+                    h.payload_hash,
+                    _json(h.snapshot),
+                    ref,
+                    payload_json(payloads[ref]),
+                ]
+                for h, ref in zip(new_heads, head_refs, strict=True)
             ],
-            columns=["order_id", "sequence", "updated_at", "payload_hash", "snapshot"],
+            columns=HEAD_COLUMNS,
         )
         con.register("new_heads", frame)
-        con.execute("INSERT OR REPLACE INTO core.order_heads SELECT * FROM new_heads")
+        con.execute(
+            f"INSERT OR REPLACE INTO core.order_heads ({', '.join(HEAD_COLUMNS)}) "
+            f"SELECT {', '.join(HEAD_COLUMNS)} FROM new_heads"
+        )
         con.unregister("new_heads")
     for version, resolution, other_hash in conflicts:
         con.execute(
@@ -198,7 +230,7 @@ def promote_batch(con, batch_id: str, run_id: str) -> dict:
     automation_condition=FOLLOW_UPSTREAM,
 )
 def order_events(
-    context: dg.AssetExecutionContext, warehouse: WarehouseResource
+    context: dg.AssetExecutionContext, warehouse: WarehouseResource, raw_log: RawLogResource
 ) -> dg.MaterializeResult:
     """One row per detected change of an order, in order: created, paid, edited, fulfilled, refunded, cancelled...
 
@@ -207,16 +239,22 @@ def order_events(
     a per-order sequence number, the attribute before and after, the source version and its raw
     reference. A version older than what is already applied is recorded in `core.stale_versions`
     and never applied over newer state. Batches that failed a gate stay out until re-checked.
+    `core.order_heads` keeps each order's newest applied version with its source document.
     """
     wh = warehouse.warehouse()
-    with wh.connect() as con:
+    log = raw_log.log()
+    with wh.transaction() as con:
+        # Heads of a warehouse built before order_heads held the payload: read from raw once.
+        payloads_filled = fill_missing_payloads(con, log)
         batches = gates.promotable_batches(con, STREAM, GATING_CHECKS)
         blocked = gates.blocked_batches(con, STREAM)
         awaiting = gates.pending_batches(con, STREAM, GATING_CHECKS)
+    if payloads_filled:
+        context.log.info(f"copied the source payload of {payloads_filled} order heads from raw")
     results = []
     for batch_id in batches:
         with wh.transaction() as con:
-            results.append(promote_batch(con, batch_id, context.run_id))
+            results.append(promote_batch(con, batch_id, context.run_id, log))
     for batch_id, check_name, reason in blocked:
         context.log.warning(f"batch {batch_id} is held back by {check_name}: {reason}")
     totals = {
@@ -243,6 +281,7 @@ def order_events(
             "stale_events_skipped": totals["stale"],
             "version_conflicts": totals["conflicts"],
             "events_added": totals["events"],
+            "head_payloads_backfilled": payloads_filled,
             "dagster/row_count": int(event_rows),
             "orders_with_events": int(orders),
             "events_by_type": dg.MetadataValue.json({k: int(v) for k, v in by_type.items()}),

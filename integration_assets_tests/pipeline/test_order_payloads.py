@@ -1,0 +1,127 @@
+"""core.order_heads keeps the head version's source document, so reading current orders is one SELECT;
+a warehouse built before the column existed still reads its orders (from raw) and is filled once."""
+
+import copy
+
+import orjson
+
+from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
+from integration_assets.storage.order_payloads import current_orders, fill_missing_payloads
+from integration_assets.storage.raw_log import RawLog
+from integration_assets.storage.warehouse import SCHEMA_RECORD, Warehouse, forget_schema_checks
+from integration_assets_tests.conftest import load_fixture_order
+from integration_assets_tests.seeding import land_and_promote_orders
+
+
+def _order() -> dict:
+    return load_fixture_order("monei_shopify_api_node/order/res/get.json")
+
+
+def _other_order() -> dict:
+    order = copy.deepcopy(_order())
+    order.update(id=450789470, customer=None, email="walk-in@example.com")
+    return order
+
+
+def _edited(order: dict) -> dict:
+    edited = copy.deepcopy(order)
+    edited.update(updated_at="2030-01-01T00:00:00Z", note="edited later")
+    return edited
+
+
+class _CountingRawLog(RawLog):
+    """Counts the batch files read for payloads: the point is to read none."""
+
+    files_read = 0
+
+    def read_records(self, manifest):
+        type(self).files_read += 1
+        return super().read_records(manifest)
+
+
+def _world(tmp_path):
+    warehouse = Warehouse(tmp_path / "warehouse.duckdb")
+    raw_log = RawLog(tmp_path / "raw")
+    return warehouse, raw_log
+
+
+def _heads(warehouse: Warehouse) -> dict[int, tuple]:
+    with warehouse.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT order_id, sequence, raw_ref, payload FROM core.order_heads"
+        ).fetchall()
+    return {order_id: (sequence, raw_ref, payload) for order_id, sequence, raw_ref, payload in rows}
+
+
+def test_promotion_stores_each_new_heads_source_document_and_readers_use_it(tmp_path):
+    warehouse, raw_log = _world(tmp_path)
+    first, second = _order(), _other_order()
+    land_and_promote_orders(warehouse, raw_log, [first, second])
+    [batch] = raw_log.batches(SOURCE, STREAM_NAME)
+
+    heads = _heads(warehouse)
+    assert {order_id: orjson.loads(payload) for order_id, (_, _, payload) in heads.items()} == {
+        first["id"]: first,
+        second["id"]: second,
+    }
+    assert sorted(raw_ref for _, raw_ref, _ in heads.values()) == [
+        batch.raw_ref(0),
+        batch.raw_ref(1),
+    ]
+
+    counting = _CountingRawLog(raw_log.root)
+    with warehouse.connect() as con:
+        orders = current_orders(con, counting)
+    assert _CountingRawLog.files_read == 0, "current orders are read from the warehouse, not raw"
+    assert [(o.order_id, o.payload, o.raw_ref) for o in orders] == [
+        (first["id"], first, batch.raw_ref(0)),
+        (second["id"], second, batch.raw_ref(1)),
+    ]
+
+
+def test_a_newer_version_replaces_the_payload_and_an_older_one_does_not(tmp_path):
+    warehouse, raw_log = _world(tmp_path)
+    original = _order()
+    edited = _edited(original)
+    land_and_promote_orders(warehouse, raw_log, [original])
+    land_and_promote_orders(warehouse, raw_log, [edited])
+    land_and_promote_orders(warehouse, raw_log, [original])  # stale: arrives after the edit
+    second_batch = raw_log.batches(SOURCE, STREAM_NAME)[1]
+
+    with warehouse.connect() as con:
+        [order] = current_orders(con, raw_log)
+    assert order.payload == edited
+    assert order.raw_ref == second_batch.raw_ref(0)
+    assert order.sequence == _heads(warehouse)[original["id"]][0]
+
+
+def test_a_warehouse_built_before_the_payload_column_reads_from_raw_until_filled_once(tmp_path):
+    warehouse, raw_log = _world(tmp_path)
+    land_and_promote_orders(warehouse, raw_log, [_order(), _other_order()])
+    with warehouse.connect() as con:
+        expected = current_orders(con, raw_log)
+    # The table as it was before: no raw_ref, no payload.
+    with warehouse.transaction() as con:
+        con.execute("ALTER TABLE core.order_heads DROP COLUMN payload")
+        con.execute("ALTER TABLE core.order_heads DROP COLUMN raw_ref")
+        # ...as the schema text of before left it: its recorded fingerprint is not today's
+        con.execute(f"UPDATE {SCHEMA_RECORD} SET fingerprint = 'before payloads'")
+
+    forget_schema_checks()  # a new process has checked no warehouse yet
+    upgraded = Warehouse(warehouse.path)  # a new process: the schema adds the columns, empty
+    with upgraded.connect() as con:
+        assert current_orders(con, raw_log) == expected
+    assert [(raw_ref, payload) for _, raw_ref, payload in _heads(upgraded).values()] == [
+        (None, None),
+        (None, None),
+    ]
+
+    with upgraded.transaction() as con:
+        assert fill_missing_payloads(con, raw_log) == 2
+    with upgraded.transaction() as con:
+        assert fill_missing_payloads(con, raw_log) == 0, "filled once, then nothing to read"
+    counting = _CountingRawLog(raw_log.root)
+    _CountingRawLog.files_read = 0
+    with upgraded.connect() as con:
+        assert current_orders(con, counting) == expected
+    assert _CountingRawLog.files_read == 0
