@@ -477,8 +477,9 @@ CREATE TABLE IF NOT EXISTS ops.mapping_quarantine (
 
 -- One row per oversell episode of a SKU (available-to-promise below zero from started_at until ended_at,
 -- NULL while still below), each short order once: channels[i] is the sales channel of orders[i].
--- core/inventory_ledger rebuilds it whole every run (CREATE OR REPLACE, same columns), which also
--- replaces the per-commitment table (sku, at, available_after, ...) of warehouses built before.
+-- core/inventory_ledger rebuilds it whole every run (CREATE OR REPLACE, same columns); the
+-- per-commitment table (sku, at, available_after, ...) of warehouses built before is dropped first
+-- (REPLACED_DERIVED_TABLES).
 CREATE TABLE IF NOT EXISTS core.inventory_oversells (
     sku VARCHAR NOT NULL,
     started_at TIMESTAMP NOT NULL,
@@ -545,10 +546,29 @@ def _recorded_fingerprint(connection: duckdb.DuckDBPyConnection) -> str | None:
     return row[0]
 
 
+# Derived tables whose shape changed: table -> a column only the old shape has. A warehouse built
+# before holds the old shape, which `CREATE TABLE IF NOT EXISTS` would keep; it is dropped before
+# SCHEMA_SQL creates the new one, and its asset rebuilds it whole on its next run.
+REPLACED_DERIVED_TABLES = {"core.inventory_oversells": "available_after"}
+
+
+def _drop_replaced_derived_tables(connection: duckdb.DuckDBPyConnection) -> None:
+    for table, old_column in REPLACED_DERIVED_TABLES.items():
+        schema, name = table.split(".")
+        found = connection.execute(
+            "SELECT count(*) FROM information_schema.columns "
+            "WHERE table_schema = ? AND table_name = ? AND column_name = ?",
+            [schema, name, old_column],
+        ).fetchone()[0]
+        if found:
+            connection.execute(f"DROP TABLE {table}")
+
+
 def _apply_schema(connection: duckdb.DuckDBPyConnection) -> None:
     """SCHEMA_SQL and its fingerprint, in one transaction."""
     connection.execute("BEGIN TRANSACTION")
     try:
+        _drop_replaced_derived_tables(connection)
         connection.execute(SCHEMA_SQL)
         connection.execute(
             f"CREATE TABLE IF NOT EXISTS {SCHEMA_RECORD} "

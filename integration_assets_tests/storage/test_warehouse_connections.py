@@ -147,3 +147,26 @@ def test_a_session_holds_the_lock_only_while_it_lasts(tmp_path, fresh_process_vi
             pass
         assert _in_another_process(probe).stdout.strip() == "locked"
     assert _in_another_process(probe).stdout.strip() == "opened"
+
+
+def test_a_derived_table_of_an_old_shape_is_replaced_by_the_new_one(tmp_path, fresh_process_view):
+    path = tmp_path / "w.duckdb"
+    with Warehouse(path).connect() as con:
+        con.execute("DROP TABLE core.inventory_oversells")
+        # The per-commitment shape of warehouses built before oversell episodes.
+        con.execute(
+            'CREATE TABLE core.inventory_oversells (sku VARCHAR, "at" TIMESTAMP, '
+            "available_after BIGINT, orders BIGINT[], channels VARCHAR[])"
+        )
+        con.execute(f"UPDATE {SCHEMA_RECORD} SET fingerprint = 'older'")
+    forget_schema_checks()  # a new process opens the old file
+    with Warehouse(path).connect() as con:
+        columns = {
+            row[0]
+            for row in con.execute(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_schema = 'core' AND table_name = 'inventory_oversells'"
+            ).fetchall()
+        }
+    assert {"started_at", "ended_at", "lowest_available"} <= columns
+    assert "available_after" not in columns
