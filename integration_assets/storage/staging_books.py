@@ -88,6 +88,19 @@ def record_batch_outcome(
     return balance
 
 
+def _is_unique_key(con: duckdb.DuckDBPyConnection, table: str, key_columns: Sequence[str]) -> bool:
+    """Is `key_columns` (in any order) the primary key or a unique constraint of `table`?"""
+    schema, _, name = table.rpartition(".")
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM duckdb_constraints() WHERE schema_name = ? AND table_name = ? "
+            "AND constraint_type IN ('PRIMARY KEY', 'UNIQUE') "
+            "AND list_sort(constraint_column_names) = list_sort(?::VARCHAR[])",
+            [schema or "main", name, list(key_columns)],
+        ).fetchone()[0]
+    )
+
+
 def insert_new_rows(
     con: duckdb.DuckDBPyConnection,
     table: str,
@@ -97,15 +110,29 @@ def insert_new_rows(
 ) -> int:
     """Insert the rows of `frame` that `table` does not hold yet (the same `key_columns`: a record
     version and its payload hash); returns how many were new. The rest are exact re-reads, which
-    the caller counts as duplicates, so re-staging a batch never doubles a row."""
-    same_key = " AND ".join(f"s.{column} = i.{column}" for column in key_columns)
+    the caller counts as duplicates, so re-staging a batch never doubles a row.
+
+    When the key is the table's primary key (every staging table), each incoming row is looked up
+    in its index, so the cost follows the batch, not the table; otherwise an anti-join reads the
+    table's keys."""
     con.register("incoming", frame)
-    new_rows = con.execute(
-        f"INSERT INTO {table} ({', '.join(columns)}) "
-        f"SELECT {', '.join('i.' + column for column in columns)} FROM incoming i "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {same_key})"
-    ).fetchone()[0]
-    con.unregister("incoming")
+    try:
+        if _is_unique_key(con, table, key_columns):
+            sql = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"SELECT {', '.join(columns)} FROM incoming "
+                f"ON CONFLICT ({', '.join(key_columns)}) DO NOTHING"
+            )
+        else:
+            same_key = " AND ".join(f"s.{column} = i.{column}" for column in key_columns)
+            sql = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "
+                f"SELECT {', '.join('i.' + column for column in columns)} FROM incoming i "
+                f"WHERE NOT EXISTS (SELECT 1 FROM {table} s WHERE {same_key})"
+            )
+        new_rows = con.execute(sql).fetchone()[0]
+    finally:
+        con.unregister("incoming")
     return int(new_rows)
 
 

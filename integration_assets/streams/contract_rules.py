@@ -30,7 +30,11 @@ def break_rule(rule: str, field: str, message: str) -> None:
 def check_field(record: dict, rule: FieldRule, currency: str | None, where: str = "") -> Any:
     label = f"{where}{rule.name}"
     # A contract that accepted a rename reads the new name first, then the old one (older records).
-    key = next((name for name in rule.source_names if name in record), None)
+    for key in rule.source_names:
+        if key in record:
+            break
+    else:
+        key = None
     if key is None:
         if rule.required:
             break_rule("required_field_missing", label, f"required field '{label}' is missing")

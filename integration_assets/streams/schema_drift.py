@@ -87,21 +87,42 @@ class BatchShape:
         return observed.present - observed.null if observed else 0
 
 
+def _json_type_of_class(kind: type) -> str:
+    """`json_type` of any value of class `kind`."""
+    if kind is type(None):
+        return "null"
+    for base, name in (
+        (bool, "boolean"),
+        (int, "integer"),
+        (float, "number"),
+        (str, "string"),
+        (list, "array"),
+        (dict, "object"),
+    ):
+        if issubclass(kind, base):
+            return name
+    return kind.__name__
+
+
 def observe(payloads: Iterable[Any]) -> BatchShape:
     """Count, for every top-level field of every payload, presence, nulls and JSON types."""
     records = not_objects = 0
-    fields: dict[str, FieldObservation] = {}
+    # (field, Python class of its value) counted in C, then folded into JSON types per field; fields
+    # and their types come out in the order first seen, as a record-by-record count would give.
+    seen: Counter[tuple[str, type]] = Counter()
     for payload in payloads:
         if not isinstance(payload, dict):
             not_objects += 1
             continue
         records += 1
-        for name, value in payload.items():
-            observed = fields.setdefault(str(name), FieldObservation())
-            observed.present += 1
-            observed.types[json_type(value)] += 1
-            if value is None:
-                observed.null += 1
+        seen.update(zip(payload, map(type, payload.values()), strict=True))
+    fields: dict[str, FieldObservation] = {}
+    for (name, kind), count in seen.items():
+        observed = fields.setdefault(str(name), FieldObservation())
+        observed.present += count
+        observed.types[_json_type_of_class(kind)] += count
+        if kind is type(None):
+            observed.null += count
     return BatchShape(records, not_objects, fields)
 
 

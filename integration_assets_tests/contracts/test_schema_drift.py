@@ -2,6 +2,9 @@
 
 import dataclasses
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from integration_assets.contracts import load_contract
 from integration_assets.streams.schema_drift import (
     ADDED,
@@ -123,3 +126,48 @@ def test_a_contract_that_accepted_the_rename_reads_both_names_without_drift():
 def test_records_that_are_not_objects_are_counted_apart():
     shape = observe([order(), "not an order", None])
     assert (shape.records, shape.not_objects) == (1, 2)
+
+
+def _observe_record_by_record(payloads) -> tuple:
+    """The shape counted one value at a time, as `observe` is specified."""
+    from collections import Counter
+
+    from integration_assets.streams.schema_drift import json_type
+
+    records = not_objects = 0
+    fields: dict[str, tuple[int, int, Counter]] = {}
+    for payload in payloads:
+        if not isinstance(payload, dict):
+            not_objects += 1
+            continue
+        records += 1
+        for name, value in payload.items():
+            present, null, types = fields.get(name, (0, 0, Counter()))
+            types[json_type(value)] += 1
+            fields[name] = (present + 1, null + (value is None), types)
+    return records, not_objects, [(n, p, z, list(t.items())) for n, (p, z, t) in fields.items()]
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=2) | st.dictionaries(st.text(max_size=2), inner, max_size=2)
+    ),
+    max_leaves=4,
+)
+
+
+@given(
+    st.lists(
+        st.dictionaries(st.sampled_from(["id", "total", "tags", "note", "x"]), json_values)
+        | json_values,
+        max_size=12,
+    )
+)
+def test_observe_counts_presence_nulls_and_types_in_the_order_first_seen(payloads):
+    shape = observe(payloads)
+    counted = [
+        (name, seen.present, seen.null, list(seen.types.items()))
+        for name, seen in shape.fields.items()
+    ]
+    assert (shape.records, shape.not_objects, counted) == _observe_record_by_record(payloads)

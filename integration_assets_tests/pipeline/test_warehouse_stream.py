@@ -9,6 +9,8 @@ import orjson
 import pytest
 
 from integration_assets.defs.warehouse.assets import (
+    drop_logs_to_read,
+    judge_schema,
     raw_warehouse_files,
     staging_warehouse_files,
     staging_warehouse_gate,
@@ -195,9 +197,17 @@ def test_runs_are_incremental_and_a_file_is_never_applied_twice(stream):
     assert stream.sql("SELECT count(*) FROM staging.wms_shipments") == [(6,)]
 
     stream.drop_until(10)
+    landed = dg.materialize([raw_warehouse_files], resources=stream.resources)
+    assert landed.success
+    with stream.warehouse.connect() as con:  # staging reads the new drop log, not the earlier ones
+        assert drop_logs_to_read(con, stream.raw_log) == [
+            stream.raw_log.latest(SOURCE, DROPS_STREAM)
+        ]
     result = stream.run()
     assert result.success and all(check_outcomes(result).values())
     assert stream.sql("SELECT count(*) FROM staging.warehouse_files") == [(14,)]  # 12 + both copies
+    with stream.warehouse.connect() as con:
+        assert drop_logs_to_read(con, stream.raw_log) == []
 
 
 def test_a_file_dropped_by_hand_with_a_bad_row_is_quarantined_with_line_and_column(stream):
@@ -261,3 +271,54 @@ def test_the_sensor_requests_one_run_per_set_of_new_files(stream):
         instance=stream.instance, resources={"warehouse_inbox": resource}, cursor=cursor
     )
     assert warehouse_inbox_sensor(again).run_key == second.run_key
+
+
+def test_optional_columns_are_staged_as_nulls_and_timestamps_in_utc(stream):
+    write_atomically(
+        stream.inbox,
+        "return_authorizations_manual.csv",
+        b"rma_id,order_id,sku,quantity,requested_at,approved_at,carrier,tracking_number,shipped_at\n"
+        b"RMA-1,1001,CASE-SLIM,2,2026-11-20T10:00:00-05:00,,,,\n"
+        b"RMA-2,1002,CASE-SLIM,1,2026-11-20T10:00:00Z,2026-11-20T12:30:00+01:00,UPS,1Z9,"
+        b"2026-11-21T08:00:00Z\n",
+    )
+    result = stream.run()
+    assert result.success and all(check_outcomes(result).values())
+    assert stream.sql(
+        "SELECT rma_id, order_id, quantity, requested_at::VARCHAR, approved_at::VARCHAR, carrier, "
+        "tracking_number, shipped_at::VARCHAR, line, raw_ref LIKE 'raw/warehouse/files/%#line=' || line "
+        "FROM staging.wms_return_authorizations ORDER BY line"
+    ) == [
+        ("RMA-1", 1001, 2, "2026-11-20 15:00:00", None, None, None, None, 2, True),
+        (
+            "RMA-2",
+            1002,
+            1,
+            "2026-11-20 10:00:00",
+            "2026-11-20 11:30:00",
+            "UPS",
+            "1Z9",
+            "2026-11-21 08:00:00",
+            3,
+            True,
+        ),
+    ]
+
+
+def test_the_schema_check_counts_this_runs_rows_without_a_required_field(stream):
+    with stream.warehouse.connect() as con:
+        # Only reachable if the table lost a NOT NULL: what the check guards against.
+        con.execute("ALTER TABLE staging.wms_shipments ALTER COLUMN sku DROP NOT NULL")
+        con.execute("ALTER TABLE staging.wms_shipments ALTER COLUMN location DROP NOT NULL")
+        rows = [("r1", None, "WH-EAST", 2), ("r1", None, None, 3), ("r0", None, None, 4)]
+        for run_id, sku, location, line in rows:
+            con.execute(
+                "INSERT INTO staging.wms_shipments VALUES "
+                "('S-1', 1001, ?, 1, ?, TIMESTAMP '2026-11-20 10:00:00', 'abc', ?, 'ref', ?)",
+                [sku, location, line, run_id],
+            )
+        assert judge_schema(con, "shipments", "r1") == (
+            False,
+            "2 row(s) staged in this run have no sku; 1 row(s) staged in this run have no location",
+        )
+        assert judge_schema(con, "shipments", "r2")[0]

@@ -144,3 +144,35 @@ def test_only_rows_the_table_does_not_hold_yet_are_inserted(warehouse):
         ("r1", "h2", "a new version"),
         ("r2", "h1", "a new record"),
     ]
+
+
+def test_under_a_primary_key_only_new_rows_are_inserted_even_after_a_restage_forgot_them(
+    warehouse,
+):
+    columns = ("record_id", "payload_hash", "note")
+    frame = pd.DataFrame(
+        [("r1", "h1", "seen before"), ("r1", "h2", "a new version"), ("r2", "h1", "a new record")],
+        columns=columns,
+    )
+    key = ("payload_hash", "record_id")  # the key's order need not be the constraint's
+    with warehouse.connect() as con:
+        con.execute(
+            "CREATE TABLE main.keyed (record_id VARCHAR, payload_hash VARCHAR, note VARCHAR, "
+            "PRIMARY KEY (record_id, payload_hash))"
+        )
+        con.execute("INSERT INTO main.keyed VALUES ('r1', 'h1', 'first read')")
+        new_rows = insert_new_rows(con, "main.keyed", frame, columns, key)
+        again = insert_new_rows(con, "main.keyed", frame, columns, key)
+        # A restage forgets the batch's rows and stages them again in one transaction.
+        con.execute("BEGIN TRANSACTION")
+        con.execute("DELETE FROM main.keyed WHERE note <> 'first read'")
+        restaged = insert_new_rows(con, "main.keyed", frame, columns, key)
+        con.execute("COMMIT")
+        held = con.execute("SELECT * FROM main.keyed ORDER BY 1, 2").fetchall()
+
+    assert (new_rows, again, restaged) == (2, 0, 2)
+    assert held == [
+        ("r1", "h1", "first read"),
+        ("r1", "h2", "a new version"),
+        ("r2", "h1", "a new record"),
+    ]
