@@ -279,23 +279,25 @@ def staging_customer_references(
             f"erp_company_currency must be an ISO 4217 code, got {config.erp_company_currency!r}"
         )
     log, wh = raw_log.log(), warehouse.warehouse()
-    restaged = [
-        restage_references_batch(
-            wh, log, stream, manifest, config.erp_company_currency, context.run_id
-        )
-        for stream, manifest in references_batches_to_restage(wh, log)
-    ]
-    for result in restaged:
-        context.log.info(
-            f"{result['stream']} batch {result['batch_id']} was blocked under an older contract "
-            f"version: staged again under {load_contract(CONTRACTS[result['stream']]).label}"
-        )
-    results = restaged + [
-        stage_references_batch(
-            wh, log, stream, manifest, config.erp_company_currency, context.run_id
-        )
-        for stream, manifest in unstaged_batches(wh, log)
-    ]
+    # One opening of the warehouse for every batch's reads and transactions (no network here).
+    with wh.session():
+        restaged = [
+            restage_references_batch(
+                wh, log, stream, manifest, config.erp_company_currency, context.run_id
+            )
+            for stream, manifest in references_batches_to_restage(wh, log)
+        ]
+        for result in restaged:
+            context.log.info(
+                f"{result['stream']} batch {result['batch_id']} was blocked under an older contract "
+                f"version: staged again under {load_contract(CONTRACTS[result['stream']]).label}"
+            )
+        results = restaged + [
+            stage_references_batch(
+                wh, log, stream, manifest, config.erp_company_currency, context.run_id
+            )
+            for stream, manifest in unstaged_batches(wh, log)
+        ]
     totals, reasons, balance = staging_run_books(results, "reasons")
     drift = Counter(f"{r['stream']}: {event.kind}" for r in results for event in r["drift"])
     for reason, count in reasons.most_common():

@@ -284,19 +284,21 @@ def staging_storefront_orders(
     """
     contract = load_contract(CONTRACT_NAME)
     log, wh = raw_log.log(), warehouse.warehouse()
-    restaged = [
-        restage_batch(wh, log, manifest, contract, context.run_id)
-        for manifest in batches_to_restage(wh, log, contract)
-    ]
-    for result in restaged:
-        context.log.info(
-            f"batch {result['batch_id']} was blocked under an older contract version: "
-            f"staged again under {contract.label}"
-        )
-    results = restaged + [
-        stage_batch(wh, log, manifest, contract, context.run_id)
-        for manifest in unstaged_batches(wh, log)
-    ]
+    # One opening of the warehouse for every batch's reads and transactions (no network here).
+    with wh.session():
+        restaged = [
+            restage_batch(wh, log, manifest, contract, context.run_id)
+            for manifest in batches_to_restage(wh, log, contract)
+        ]
+        for result in restaged:
+            context.log.info(
+                f"batch {result['batch_id']} was blocked under an older contract version: "
+                f"staged again under {contract.label}"
+            )
+        results = restaged + [
+            stage_batch(wh, log, manifest, contract, context.run_id)
+            for manifest in unstaged_batches(wh, log)
+        ]
     totals, reasons, balance = staging_run_books(results, "quarantine_reasons")
     flags = sum((r["quality_flags"] for r in results), Counter())
     drift = Counter(event.kind for r in results for event in r["drift"])

@@ -223,31 +223,33 @@ def staging_payments_objects(
     duplicates and dropped; each batch is staged in one transaction with its count balance.
     """
     log, wh = raw_log.log(), warehouse.warehouse()
-    restaged = [
-        restage_payments_batch(wh, log, resource, manifest, context.run_id)
-        for resource, manifest in payments_batches_to_restage(wh, log)
-    ]
-    for result in restaged:
-        context.log.info(
-            f"{result['resource']} batch {result['batch_id']} was blocked under an older contract "
-            f"version: staged again under {load_contract(CONTRACTS[result['resource']]).label}"
-        )
-    with wh.connect() as con:
-        done = {
-            row[0]
-            for row in con.execute(
-                "SELECT batch_id FROM staging.batches WHERE stream LIKE 'payments/%'"
-            ).fetchall()
-        }
-    # Polled batches, and Stripe webhook events routed by their object's type (a charge.* event
-    # whose data.object is a charge is staged as a charges batch).
-    staged_as = payments_batches_staged(log, STREAMS.values())
-    results = restaged + [
-        stage_payments_batch(wh, log, resource, manifest, context.run_id)
-        for resource, stream in STREAMS.items()
-        for manifest in staged_as[stream]
-        if manifest.batch_id not in done
-    ]
+    # One opening of the warehouse for every batch's reads and transactions (no network here).
+    with wh.session():
+        restaged = [
+            restage_payments_batch(wh, log, resource, manifest, context.run_id)
+            for resource, manifest in payments_batches_to_restage(wh, log)
+        ]
+        for result in restaged:
+            context.log.info(
+                f"{result['resource']} batch {result['batch_id']} was blocked under an older contract "
+                f"version: staged again under {load_contract(CONTRACTS[result['resource']]).label}"
+            )
+        with wh.connect() as con:
+            done = {
+                row[0]
+                for row in con.execute(
+                    "SELECT batch_id FROM staging.batches WHERE stream LIKE 'payments/%'"
+                ).fetchall()
+            }
+        # Polled batches, and Stripe webhook events routed by their object's type (a charge.* event
+        # whose data.object is a charge is staged as a charges batch).
+        staged_as = payments_batches_staged(log, STREAMS.values())
+        results = restaged + [
+            stage_payments_batch(wh, log, resource, manifest, context.run_id)
+            for resource, stream in STREAMS.items()
+            for manifest in staged_as[stream]
+            if manifest.batch_id not in done
+        ]
     totals, reasons, balance = staging_run_books(results, "reasons")
     drift = Counter(f"{r['resource']}: {event.kind}" for r in results for event in r["drift"])
     for reason, count in reasons.most_common():

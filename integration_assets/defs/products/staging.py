@@ -260,19 +260,23 @@ def staging_storefront_products(
         raise dg.Failure(f"shop_currency must be an ISO 4217 code, got {config.shop_currency!r}")
     contract = load_contract(CONTRACT_NAME)
     log, wh = raw_log.log(), warehouse.warehouse()
-    restaged = [
-        restage_products_batch(wh, log, manifest, contract, config.shop_currency, context.run_id)
-        for manifest in batches_to_restage(wh, log, STREAM, contract)
-    ]
-    for result in restaged:
-        context.log.info(
-            f"batch {result['batch_id']} was blocked under an older contract version: "
-            f"staged again under {contract.label}"
-        )
-    results = restaged + [
-        stage_products_batch(wh, log, manifest, contract, config.shop_currency, context.run_id)
-        for manifest in unstaged_product_batches(wh, log)
-    ]
+    # One opening of the warehouse for every batch's reads and transactions (no network here).
+    with wh.session():
+        restaged = [
+            restage_products_batch(
+                wh, log, manifest, contract, config.shop_currency, context.run_id
+            )
+            for manifest in batches_to_restage(wh, log, STREAM, contract)
+        ]
+        for result in restaged:
+            context.log.info(
+                f"batch {result['batch_id']} was blocked under an older contract version: "
+                f"staged again under {contract.label}"
+            )
+        results = restaged + [
+            stage_products_batch(wh, log, manifest, contract, config.shop_currency, context.run_id)
+            for manifest in unstaged_product_batches(wh, log)
+        ]
     totals, reasons, balance = staging_run_books(
         results,
         "quarantine_reasons",
