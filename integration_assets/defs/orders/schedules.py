@@ -2,6 +2,8 @@
 
 import dagster as dg
 
+from integration_assets.defs.execution import PRELOADED_WITH_GATES, forkserver_execution
+
 hourly_sync_job = dg.define_asset_job(
     name="storefront_hourly_sync",
     selection=dg.AssetSelection.groups(
@@ -24,6 +26,7 @@ hourly_sync_job = dg.define_asset_job(
     ),
     # A failed run is re-executed from its failed step, at most twice (the daemon; docs/deploy.md).
     # Safe: every step is idempotent, and delivery sends nothing twice (the outbox).
+    config=forkserver_execution(PRELOADED_WITH_GATES),
     tags={
         "integration_assets/trigger": "schedule",
         "dagster/max_retries": "2",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from integration_assets.defs.execution import PRELOADED_MODULES, forkserver_execution
 from integration_assets.defs.warehouse.assets import list_inbox
 from integration_assets.defs.warehouse.names import GROUP, JOB_NAME, SENSOR_NAME
 from integration_assets.storage.resources import WarehouseInboxResource
@@ -14,6 +15,7 @@ warehouse_file_sync = dg.define_asset_job(
     name=JOB_NAME,
     selection=dg.AssetSelection.groups(GROUP),
     description="Land every new WMS inbox file in raw (by sha256), then stage each file whole or quarantine it whole.",
+    config=forkserver_execution(PRELOADED_MODULES),
     tags={"integration_assets/trigger": "sensor"},
 )
 
