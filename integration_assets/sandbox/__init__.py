@@ -16,6 +16,7 @@ from integration_assets.sandbox.scenario import (
     Scenario,
     ScenarioError,
     load_scenario,
+    load_scenario_with_ledger,
 )
 from integration_assets.sandbox.server import (
     RunningPayments,
@@ -45,6 +46,7 @@ __all__ = [
     "ServedOrder",
     "generate_stories",
     "load_scenario",
+    "load_scenario_with_ledger",
     "parse_duration",
     "serve_forever",
     "start_sandbox_systems",

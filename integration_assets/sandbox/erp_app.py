@@ -432,17 +432,9 @@ class ErpApp:
             errors.append(FieldError("offset", "invalid", "must be an integer >= 0"))
         if errors or limit is None or offset is None:
             return _validation_failed(errors)
-        matching = [
-            stored
-            for stored in self.store.records(record_type)
-            if since is None or stored.updated_at >= since
-        ]
-        page = matching[offset : offset + limit]
+        page, total = self.store.page(record_type, since, offset, limit)
         return json_response(
-            {
-                "records": [stored.as_json(with_updated_at=True) for stored in page],
-                "total": len(matching),
-            }
+            {"records": [stored.as_json(with_updated_at=True) for stored in page], "total": total}
         )
 
     def _unavailable(self) -> Response:

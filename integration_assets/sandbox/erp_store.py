@@ -11,8 +11,10 @@ with a different request it is refused.
 
 from __future__ import annotations
 
+import bisect
 import copy
 import threading
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -113,6 +115,10 @@ class ErpStore:
     _next_number: dict[str, int] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     writes: WriteCounts = field(default_factory=WriteCounts)
+    # Kept as the records change, so no write or list page rescans every record of a type:
+    # how many invoices name each sales order, and each type's records in list order.
+    _invoices_per_order: Counter[str | None] = field(default_factory=Counter)
+    _listed: dict[str, list[StoredRecord] | None] = field(default_factory=dict)
 
     # ---- reads ----------------------------------------------------------------------------------
     def get(self, record_type: str, external_id: str) -> StoredRecord | None:
@@ -125,6 +131,26 @@ class ErpStore:
         with self._lock:
             stored = list(self._records[record_type].values())
         return [copy.deepcopy(item) for item in sorted(stored, key=lambda r: (r.updated_at, r.id))]
+
+    def page(
+        self, record_type: str, since: datetime | None, offset: int, limit: int
+    ) -> tuple[list[StoredRecord], int]:
+        """One page of `records(record_type)` changed at or after `since`, and how many there are.
+
+        Only the page is copied; the list order is kept between writes, and `since` is a binary
+        search in it, so a page costs the same on page 1 and page 1,000.
+        """
+        with self._lock:
+            listed = self._listed.get(record_type)
+            if listed is None:
+                listed = sorted(
+                    self._records[record_type].values(), key=lambda r: (r.updated_at, r.id)
+                )
+                self._listed[record_type] = listed
+            first = 0 if since is None else bisect.bisect_left(listed, since, key=_updated_at)
+            total = len(listed) - first
+            chosen = listed[first + offset : first + offset + limit]
+            return [copy.deepcopy(item) for item in chosen], total
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -199,7 +225,12 @@ class ErpStore:
         record: dict[str, Any],
         now: datetime,
     ) -> UpsertResult:
+        if record_type == "invoice":
+            if stored is not None:
+                self._invoices_per_order[stored.record.get("sales_order_eid")] -= 1
+            self._invoices_per_order[record.get("sales_order_eid")] += 1
         if stored is None:
+            self._listed[record_type] = None  # a new record: the list order is made again
             number = self._next_number.get(record_type, 0) + 1
             self._next_number[record_type] = number
             stored = StoredRecord(
@@ -220,6 +251,7 @@ class ErpStore:
             stored.record = copy.deepcopy(record)
             stored.version += 1
             stored.updated_at = now
+            self._listed[record_type] = None  # its updated_at moved: the list order is made again
             self.writes.updates += 1
         return UpsertResult(200, {**stored.as_json(), "created": False})
 
@@ -272,10 +304,11 @@ class ErpStore:
                 )
 
     def _is_invoiced(self, order_external_id: str) -> bool:
-        return any(
-            invoice.record.get("sales_order_eid") == order_external_id
-            for invoice in self._records["invoice"].values()
-        )
+        return self._invoices_per_order[order_external_id] > 0
+
+
+def _updated_at(stored: StoredRecord) -> datetime:
+    return stored.updated_at
 
 
 def _canonical(value: Any) -> Any:

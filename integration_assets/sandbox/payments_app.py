@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
@@ -50,6 +53,8 @@ EXTRA_PARAMS = {
     "payouts": {"status"},
 }
 API_ENDPOINTS = {"list", "retrieve"}
+CURSOR_PARAMS = ("limit", "starting_after", "ending_before")
+SELECTION_CACHE_SIZE = 32  # (snapshot time, resource, filters) selections kept for the next pages
 RATE_LIMIT_MESSAGE = "Too many requests hit the API too quickly. We recommend an exponential backoff of your requests."
 
 URL_MAP = Map(
@@ -112,6 +117,37 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What one list filter matches in one snapshot: newest first, and the keys oldest first."""
+
+    objects: list[dict[str, Any]]
+    ascending_keys: list[tuple[int, str]]  # (created, id) of `objects`, reversed
+
+
+def newest_first_page(
+    ascending_keys: Sequence[tuple[int, str]],
+    limit: int,
+    starting_after: tuple[int, str] | None = None,
+    ending_before: tuple[int, str] | None = None,
+) -> tuple[int, int, bool]:
+    """The page of a newest-first list (keys given oldest first, unique) that a Stripe cursor asks for.
+
+    Returns `(start, stop, has_more)` as positions in the newest-first list: the `limit` objects
+    just older than `starting_after`, else the `limit` just newer than `ending_before`, else the
+    newest `limit`. Binary search, so a page deep into the list costs what the first one does.
+    """
+    total = len(ascending_keys)
+    if starting_after is not None:
+        older = bisect.bisect_left(ascending_keys, starting_after)
+        start = total - older
+        return start, start + min(limit, older), older > limit
+    if ending_before is not None:
+        newer = total - bisect.bisect_right(ascending_keys, ending_before)
+        return max(0, newer - limit), newer, newer > limit
+    return 0, min(total, limit), total > limit
+
+
 def _is_api_route(route: str) -> bool:
     return route in RESOURCES or route.endswith("/{id}")
 
@@ -129,6 +165,10 @@ class PaymentsApp:
         self.request_faults: list[Fault] = list(scenario.payments.faults)
         self._request_ids = 0
         self._request_ids_lock = threading.Lock()
+        # Walking a list is many requests with the same filters on the same snapshot: each page
+        # reuses the selection the first one made.
+        self._selections: OrderedDict[tuple[Any, ...], Selection] = OrderedDict()
+        self._selections_lock = threading.Lock()
 
     # ---- WSGI -------------------------------------------------------------------------------
     def __call__(
@@ -265,17 +305,41 @@ class PaymentsApp:
                     param=cursor_param,
                 )
             cursor_key = (cursor["created"], cursor["id"])
-        matching = [obj for obj in objects if self._matches(obj, args, resource, snapshot)]
-        # `matching` is newest first: descending (created, id).
-        if cursor_key is not None and starting_after is not None:
-            rest = [obj for obj in matching if (obj["created"], obj["id"]) < cursor_key]
-            page, has_more = rest[:limit], len(rest) > limit
-        elif cursor_key is not None:
-            newer = [obj for obj in matching if (obj["created"], obj["id"]) > cursor_key]
-            page, has_more = newer[-limit:], len(newer) > limit
-        else:
-            page, has_more = matching[:limit], len(matching) > limit
+        matching = self._selected(objects, args, resource, snapshot)
+        start, stop, has_more = newest_first_page(
+            matching.ascending_keys,
+            limit,
+            starting_after=cursor_key if starting_after is not None else None,
+            ending_before=cursor_key if starting_after is None else None,
+        )
+        page = matching.objects[start:stop]
         return {"object": "list", "url": f"/v1/{resource}", "has_more": has_more, "data": page}
+
+    def _selected(
+        self,
+        objects: list[dict[str, Any]],
+        args: Any,
+        resource: str,
+        snapshot: PaymentsSnapshot,
+    ) -> Selection:
+        """The objects matching the request's filters, made once per (snapshot, filters) and reused."""
+        filters = tuple(
+            sorted((name, tuple(args.getlist(name))) for name in args if name not in CURSOR_PARAMS)
+        )
+        key = (snapshot.at, resource, filters)
+        with self._selections_lock:
+            cached = self._selections.get(key)
+            if cached is not None:
+                self._selections.move_to_end(key)
+                return cached
+        # `objects` is newest first: descending (created, id). A bad filter raises here, uncached.
+        matching = [obj for obj in objects if self._matches(obj, args, resource, snapshot)]
+        selection = Selection(matching, [(obj["created"], obj["id"]) for obj in reversed(matching)])
+        with self._selections_lock:
+            self._selections[key] = selection
+            while len(self._selections) > SELECTION_CACHE_SIZE:
+                self._selections.popitem(last=False)
+        return selection
 
     def _matches(
         self, obj: dict[str, Any], args: Any, resource: str, snapshot: PaymentsSnapshot

@@ -287,7 +287,7 @@ class PaymentsSnapshot:
     at: int
     lists: dict[str, list[dict[str, Any]]]
     by_id: dict[str, dict[str, dict[str, Any]]]
-    payout_members: dict[str, list[str]]  # payout id -> ids of the balance transactions it paid out
+    payout_members: dict[str, frozenset[str]]  # payout id -> its balance transactions' ids
 
 
 class _RecordingOrderBook(OrderBook):
@@ -319,6 +319,7 @@ class PaymentsLedger:
         self.disputes: list[_Dispute] = []
         self.payouts: list[_Payout] = []
         self.charges_by_order: dict[int, list[_Charge]] = defaultdict(list)
+        self.refunded_by_charge: dict[str, int] = defaultdict(int)  # running total, not a rescan
         self.excluded_order_ids: set[int] = set()
         self.order_ids_by_label = dict(self.order_book.ids_by_label)
         self._snapshots: OrderedDict[int, PaymentsSnapshot] = OrderedDict()
@@ -353,6 +354,8 @@ class PaymentsLedger:
         for index, spec in enumerate(self.config.disputes):
             self._add_dispute(spec, index)
         self._add_payouts()
+        # The stories were needed for the build only; a big scenario's generated ones are many.
+        self.order_book.replayed = []
 
     def _fee(self, amount: int) -> int:
         percent = (Decimal(amount) * self.config.fee_percent / 100).quantize(
@@ -470,7 +473,7 @@ class PaymentsLedger:
         self.txns.append(txn)
 
     def _refundable(self, charge: _Charge) -> int:
-        return charge.amount - sum(r.amount for r in self.refunds if r.charge == charge.id)
+        return charge.amount - self.refunded_by_charge[charge.id]
 
     def _add_refunds(
         self,
@@ -519,6 +522,7 @@ class PaymentsLedger:
                     shopify_refund_id=shopify_refund_id,
                 )
             )
+            self.refunded_by_charge[charge.id] += part
             self.txns.append(txn)
             remaining -= part
         if remaining:
@@ -698,7 +702,7 @@ class PaymentsLedger:
             lists=lists,
             by_id={name: {obj["id"]: obj for obj in objects} for name, objects in lists.items()},
             payout_members={
-                payout.id: [txn.id for txn in payout.paid_out]
+                payout.id: frozenset(txn.id for txn in payout.paid_out)
                 for payout in self.payouts
                 if payout.created <= now
             },

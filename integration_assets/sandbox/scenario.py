@@ -19,6 +19,7 @@ from integration_assets.sandbox.clock import parse_duration
 from integration_assets.strict_yaml import StrictYamlReader, load_yaml_file
 
 if TYPE_CHECKING:
+    from integration_assets.sandbox.payments_ledger import PaymentsLedger
     from integration_assets.sandbox.warehouse_files import WarehouseSpec
 
 PACKAGE_FIXTURES_DIR = Path(__file__).parent / "fixtures" / "shopify"
@@ -388,6 +389,12 @@ class _Reader(StrictYamlReader):
 
 def load_scenario(path: str | Path) -> Scenario:
     """Read, validate and dry-run a scenario file; raises ScenarioError naming file, path and problem."""
+    return load_scenario_with_ledger(path)[0]
+
+
+def load_scenario_with_ledger(path: str | Path) -> tuple[Scenario, PaymentsLedger]:
+    """`load_scenario`, plus the payments ledger its dry run built (whose order book is the
+    storefront's): a server serves from it instead of replaying every story a second time."""
     file = Path(path)
     scenario = parse_scenario(load_yaml_file(file, ScenarioError, "scenario"), file)
     # Dry-run every story so an impossible event (refunding a SKU the order never had) fails now,
@@ -408,7 +415,7 @@ def load_scenario(path: str | Path) -> Scenario:
             warehouse_plan(scenario, ledger.order_book)
         except WarehouseError as error:
             raise ScenarioError(f"{file}: {error.path}: {error.problem}") from None
-    return scenario
+    return scenario, ledger
 
 
 def parse_scenario(raw: Any, file: Path) -> Scenario:

@@ -24,7 +24,7 @@ from integration_assets.sandbox.crm_app import RunningCrm, start_crm
 from integration_assets.sandbox.erp_app import RunningErp, start_erp
 from integration_assets.sandbox.payments_app import PaymentsApp
 from integration_assets.sandbox.payments_ledger import PaymentsLedger
-from integration_assets.sandbox.scenario import Scenario, load_scenario
+from integration_assets.sandbox.scenario import Scenario, load_scenario_with_ledger
 from integration_assets.sandbox.served_app import ServedApp, StopsOnExit, serve
 from integration_assets.sandbox.storefront_app import StorefrontApp
 from integration_assets.sandbox.warehouse_files import WarehouseInbox
@@ -82,11 +82,13 @@ def start_storefront(
 
     With `warehouse_inbox`, the sandbox WMS writes the scenario's CSV files there as the clock moves.
     """
+    order_book = None
     if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario)
+        scenario, ledger = load_scenario_with_ledger(scenario)
+        order_book = ledger.order_book  # the dry run's replay: served, not replayed again
     speed = scenario.clock.speed if clock_speed is None else clock_speed
     clock = ScenarioClock(scenario.clock.start, speed)
-    app = StorefrontApp(scenario, clock)
+    app = StorefrontApp(scenario, clock, order_book=order_book)
     wms = None if warehouse_inbox is None else WarehouseInbox(scenario, clock, warehouse_inbox)
     wsgi = app if wms is None else wms.wrap(app)
     sandbox = serve(RunningSandbox, scenario, app, host, port, wsgi=wsgi)
@@ -184,19 +186,28 @@ def start_sandbox_systems(
     crm_port: int = 0,
     wms_port: int = 0,
     alerts_log: Path | None = None,
+    ledger: PaymentsLedger | None = None,
 ) -> RunningSystems:
     """Serve every system (storefront, payments, ERP, CRM, WMS API), each on its own port, on ONE clock.
 
     With `alerts_log`, a Slack-compatible alert receiver appends what it is sent to that file.
+    `ledger` is the scenario's already-built ledger (`load_scenario_with_ledger`), if there is one:
+    building it replays every story, the bulk of a big scenario's start-up.
 
     Moving the clock anywhere (`RunningSystems.clock`, or `POST /_sandbox/clock` on either server)
     moves it for every system.
     """
     if not isinstance(scenario, Scenario):
-        scenario = load_scenario(scenario)
+        if ledger is not None:
+            raise ValueError("pass a ledger with the Scenario it was built from, not with a path")
+        scenario, ledger = load_scenario_with_ledger(scenario)
+    if ledger is None:
+        ledger = PaymentsLedger(scenario)
+    elif ledger.scenario is not scenario:
+        raise ValueError("the ledger was built from another scenario")
     speed = scenario.clock.speed if clock_speed is None else clock_speed
     clock = ScenarioClock(scenario.clock.start, speed)
-    ledger = PaymentsLedger(scenario)  # its replay is the storefront's order book too
+    # The ledger's replay is the storefront's order book too.
     storefront_app = StorefrontApp(scenario, clock, order_book=ledger.order_book)
     payments_app = PaymentsApp(scenario, clock, ledger)
     wms = None if warehouse_inbox is None else WarehouseInbox(scenario, clock, warehouse_inbox)
@@ -256,7 +267,7 @@ def serve_forever(
 
     `port` is the storefront's; the payments sandbox listens on `payments_port` (0 = a free one).
     """
-    scenario = load_scenario(scenario_path)
+    scenario, ledger = load_scenario_with_ledger(scenario_path)
     stop_requested = threading.Event()
 
     def request_stop(signum: int, frame: FrameType | None) -> None:
@@ -274,6 +285,7 @@ def serve_forever(
             payments_port=payments_port,
             warehouse_inbox=warehouse_inbox,
             alerts_log=alerts_log,
+            ledger=ledger,
         ) as systems:
             sandbox = systems.storefront
             print(

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import json
 import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timezone
 from typing import Any
 from urllib.parse import quote
@@ -35,6 +37,7 @@ from integration_assets.sandbox.storefront_products import (
 
 MAX_LIMIT = 250
 DEFAULT_LIMIT = 50
+SELECTION_CACHE_SIZE = 16  # (resource, clock time, filters) selections kept for the next pages
 STATUSES = ("open", "closed", "cancelled", "any")
 TIME_FILTERS = ("updated_at_min", "updated_at_max", "created_at_min", "created_at_max")
 LIST_FILTERS = ("status", *TIME_FILTERS, "since_id", "ids")
@@ -144,6 +147,33 @@ def parse_filter_time(param: str, value: str, tz: timezone) -> datetime:
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What one list filter matches at one clock time: the items by id ascending, and their ids."""
+
+    items: list[Any]
+    ids: list[int]
+
+
+def keyset_page(
+    ids: Sequence[int], limit: int, after: int | None = None, before: int | None = None
+) -> tuple[int, int, bool, bool]:
+    """The page of an ascending, duplicate-free id list that a cursor asks for.
+
+    Returns `(start, stop, has_next, has_previous)`: the page is `ids[start:stop]`, at most `limit`
+    long; after `after` (the first `limit` greater than it), else before `before` (the last `limit`
+    smaller than it), else from the start. Binary search, so a page costs O(log n + limit) however
+    deep into the list it is.
+    """
+    if after is not None:
+        start = bisect.bisect_right(ids, after)
+        return start, min(len(ids), start + limit), len(ids) - start > limit, start > 0
+    if before is not None:
+        stop = bisect.bisect_left(ids, before)
+        return max(0, stop - limit), stop, stop < len(ids), stop > limit
+    return 0, min(len(ids), limit), len(ids) > limit, False
+
+
 class RequestStats:
     """Counts by route and status, so tests can assert what a sandbox server actually answered.
 
@@ -211,6 +241,10 @@ class StorefrontApp:
         )
         self.stats = RequestStats()
         self.request_faults: list[Fault] = [f for f in scenario.faults if f.kind != "schema_change"]
+        # Walking a list is many requests with the same filters at the same clock time: each page
+        # reuses the selection the first one made (the order book and catalog never change).
+        self._selections: OrderedDict[tuple[Any, ...], Selection] = OrderedDict()
+        self._selections_lock = threading.Lock()
 
     # ---- WSGI -------------------------------------------------------------------------------
     def __call__(
@@ -298,7 +332,7 @@ class StorefrontApp:
         version: str,
         resource: str,
         list_filters: tuple[str, ...],
-        select: Callable[[dict[str, str]], list[Any]],
+        select: Callable[[dict[str, str], datetime], list[Any]],
     ) -> Response:
         """A list endpoint: `limit`, `fields` and keyset `page_info` cursors over `select(filters)`."""
         args = request.args
@@ -316,21 +350,14 @@ class StorefrontApp:
         else:
             cursor = {}
             filters = {key: args[key] for key in list_filters if key in args}
-        matching = select(filters)
-        if "after" in cursor:
-            after = [order for order in matching if order.id > cursor["after"]]
-            page = after[:limit]
-            has_next = len(after) > limit
-            has_previous = any(order.id <= cursor["after"] for order in matching)
-        elif "before" in cursor:
-            before = [order for order in matching if order.id < cursor["before"]]
-            page = before[-limit:]
-            has_previous = len(before) > limit
-            has_next = any(order.id >= cursor["before"] for order in matching)
-        else:
-            page = matching[:limit]
-            has_next = len(matching) > limit
-            has_previous = False
+        matching = self._selected(resource, filters, select)
+        start, stop, has_next, has_previous = keyset_page(
+            matching.ids,
+            limit,
+            after=cursor.get("after"),
+            before=cursor.get("before") if cursor.get("after") is None else None,
+        )
+        page = matching.items[start:stop]
         links = []
         if page and has_next:
             links.append(
@@ -386,9 +413,31 @@ class StorefrontApp:
             url += f"&fields={quote(fields, safe=',')}"
         return f'<{url}>; rel="{rel}"'
 
+    def _selected(
+        self,
+        resource: str,
+        filters: dict[str, str],
+        select: Callable[[dict[str, str], datetime], list[Any]],
+    ) -> Selection:
+        """`select(filters, now)`, made once per (resource, clock time, filters) and reused."""
+        now = self.clock.now()
+        key = (resource, now, tuple(sorted(filters.items())))
+        with self._selections_lock:
+            cached = self._selections.get(key)
+            if cached is not None:
+                self._selections.move_to_end(key)
+                return cached
+        items = select(filters, now)  # a bad filter raises here, and nothing is cached
+        selection = Selection(items, [item.id for item in items])
+        with self._selections_lock:
+            self._selections[key] = selection
+            while len(self._selections) > SELECTION_CACHE_SIZE:
+                self._selections.popitem(last=False)
+        return selection
+
     def _orders_count(self, request: Request, version: str) -> Response:
         filters = {key: request.args[key] for key in LIST_FILTERS if key in request.args}
-        return json_response({"count": len(self._filter(filters))})
+        return json_response({"count": len(self._selected("orders", filters, self._filter).ids)})
 
     def _order(self, request: Request, version: str, order_id: int) -> Response:
         served = self.orders.order_at(order_id, self.clock.now())
@@ -406,7 +455,8 @@ class StorefrontApp:
 
     def _products_count(self, request: Request, version: str) -> Response:
         filters = {key: request.args[key] for key in PRODUCT_FILTERS if key in request.args}
-        return json_response({"count": len(self._filter_products(filters))})
+        selection = self._selected("products", filters, self._filter_products)
+        return json_response({"count": len(selection.ids)})
 
     def _product(self, request: Request, version: str, product_id: int) -> Response:
         served = self.products.product_at(product_id, self.clock.now())
@@ -429,7 +479,7 @@ class StorefrontApp:
             raise BadRequest("limit", "must be greater than or equal to 1")
         return limit
 
-    def _filter(self, filters: dict[str, str]) -> list[ServedOrder]:
+    def _filter(self, filters: dict[str, str], now: datetime) -> list[ServedOrder]:
         status = filters.get("status", "open")
         if status not in STATUSES:
             raise BadRequest("status", f"{status!r} is not one of {', '.join(STATUSES)}")
@@ -444,7 +494,7 @@ class StorefrontApp:
         if filters.get("ids"):
             ids = {_integer("ids", part) for part in filters["ids"].split(",") if part.strip()}
         selected = []
-        for order in self.orders.orders_at(self.clock.now()):
+        for order in self.orders.orders_at(now):
             if status == "open" and (order.cancelled or order.closed):
                 continue
             if status == "closed" and not order.closed:
@@ -466,7 +516,7 @@ class StorefrontApp:
             selected.append(order)
         return selected
 
-    def _filter_products(self, filters: dict[str, str]) -> list[ServedProduct]:
+    def _filter_products(self, filters: dict[str, str], now: datetime) -> list[ServedProduct]:
         """Products match every status unless `status` (active|archived|draft, comma-separated) is given."""
         statuses = None
         if filters.get("status"):
@@ -487,7 +537,7 @@ class StorefrontApp:
         if filters.get("ids"):
             ids = {_integer("ids", part) for part in filters["ids"].split(",") if part.strip()}
         selected = []
-        for product in self.products.products_at(self.clock.now()):
+        for product in self.products.products_at(now):
             if statuses is not None and product.status not in statuses:
                 continue
             if since_id is not None and product.id <= since_id:

@@ -26,6 +26,7 @@ import os
 import secrets
 import threading
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -483,7 +484,8 @@ class WarehousePlan:
         self._files.sort(key=lambda f: (f.at, f.name))
 
     # ---- the simulation: stock moves in time order, shipments pick the fullest location ------
-    def _story_orders(self, book: OrderBook) -> list[tuple[int, dict[str, Any]]]:
+    def _story_orders(self, book: OrderBook) -> Iterator[tuple[int, dict[str, Any]]]:
+        """Each story order's last version, decoded one at a time (not every body at once)."""
         fixture_ids: set[int] = set()
         for ref in self.scenario.fixture_orders:
             try:
@@ -492,13 +494,11 @@ class WarehousePlan:
                 continue
             orders = document.get("orders") or [document.get("order")]
             fixture_ids |= {o["id"] for o in orders if isinstance(o, dict) and "id" in o}
-        found = []
         for order_id in book.order_ids():
             if order_id in fixture_ids:
                 continue
             timeline = book._timelines[order_id]  # the order's last version holds its whole history
-            found.append((order_id, timeline.versions[-1].body))
-        return found
+            yield order_id, timeline.versions[-1].body
 
     @staticmethod
     def _rma_order(book: OrderBook, rma: RmaSpec) -> int:
