@@ -2,8 +2,7 @@
 
 import os
 import time
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -465,18 +464,6 @@ def stage_drop(
         return stage_drop_in(con, log, drop_manifest, index, drop, run_id, contract)
 
 
-@contextmanager
-def one_transaction(con) -> Iterator[Any]:
-    """A transaction on an open connection (one per staged file): all of it, or nothing of it."""
-    con.execute("BEGIN TRANSACTION")
-    try:
-        yield con
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    con.execute("COMMIT")
-
-
 def stage_drop_in(
     con,
     log: RawLog,
@@ -709,17 +696,15 @@ def staging_warehouse_files(
     version of it are read again from raw."""
     log, wh = raw_log.log(), warehouse.warehouse()
     contract = load_warehouse_files_contract()
-    outcomes = []
-    # One connection for the run (opening one costs more than staging a small file), still one
-    # transaction per file.
-    with wh.connect() as con:
-        for manifest, index, drop in pending_drops_in(con, log, contract):
-            with one_transaction(con):
-                outcomes.append(
-                    stage_drop_in(con, log, manifest, index, drop, context.run_id, contract)
-                )
+    # One open database for the step (opening the file costs more than staging a small file), still
+    # one transaction per file.
+    with wh.session():
+        outcomes = [
+            stage_drop(wh, log, manifest, index, drop, context.run_id, contract)
+            for manifest, index, drop in pending_drops(wh, log, contract)
+        ]
         balances = run_balances(outcomes)
-        with one_transaction(con):
+        with wh.transaction() as con:
             for balance in balances:
                 record_balance(con, context.run_id, STAGING_FILES.to_user_string(), "run", balance)
     for outcome in outcomes:
