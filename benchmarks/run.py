@@ -193,8 +193,9 @@ class Bench:
 
 
 def step_times(entries, limit: int = 5) -> dict[str, Any]:
-    """How many steps ran, their summed time, and the slowest `limit` of them, from the run's event
-    log (STEP_START to STEP_SUCCESS|FAILURE). Wall minus the sum is the time between steps."""
+    """How many steps ran, their summed time, the slowest `limit` of them and every step's time
+    (slowest first: where an incremental run's time goes), from the run's event log (STEP_START to
+    STEP_SUCCESS|FAILURE). Wall minus the sum is the time between steps."""
     started: dict[str, float] = {}
     durations: dict[str, float] = {}
     for entry in entries:
@@ -207,11 +208,14 @@ def step_times(entries, limit: int = 5) -> dict[str, Any]:
             event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in started
         ):
             durations[event.step_key] = entry.timestamp - started[event.step_key]
-    ranked = sorted(durations.items(), key=lambda item: -item[1])[:limit]
+    ranked = sorted(durations.items(), key=lambda item: -item[1])
     return {
         "steps": len(durations),
         "steps_seconds": round(sum(durations.values()), 3),
-        "slowest_steps": [{"step": step, "seconds": round(seconds, 3)} for step, seconds in ranked],
+        "slowest_steps": [
+            {"step": step, "seconds": round(seconds, 3)} for step, seconds in ranked[:limit]
+        ],
+        "step_seconds": {step: round(seconds, 3) for step, seconds in ranked},
     }
 
 

@@ -61,6 +61,11 @@ def test_harness_at_a_tiny_size_writes_every_stage_and_target(tmp_path):
     for name in EXPECTED_STAGES:
         assert written["stages"][name]["success"], written["stages"][name]["failed_steps"]
         assert written["stages"][name]["peak_rss_bytes"] > 0
+    # Every step of the incremental run with its time: they add up to the stage's step total.
+    every_step = incremental["step_seconds"]
+    assert len(every_step) == incremental["steps"]
+    assert abs(sum(every_step.values()) - incremental["steps_seconds"]) < 0.01 * len(every_step)
+    assert incremental["slowest_steps"][0]["step"] == next(iter(every_step))
 
 
 def test_a_run_audits_only_its_own_exchanges_and_leaves_the_environment_as_it_was(tmp_path):
