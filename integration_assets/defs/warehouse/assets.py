@@ -354,30 +354,23 @@ def drop_logs_to_read(
     ]
 
 
-def pending_drops_in(
-    con, log: RawLog, contract: WarehouseFilesContract | None = None
-) -> list[tuple[BatchManifest, int, dict[str, Any]]]:
-    """Drop-log records whose file has no row in staging.warehouse_files yet, oldest first, then
-    (with `contract`) the quarantined files a newer contract version may accept."""
-    done = set(con.execute("SELECT name, sha256 FROM staging.warehouse_files").fetchall())
-    reread = files_to_reread(con, contract) if contract else set()
-    pending = []
-    for manifest in drop_logs_to_read(con, log, reread):
-        for index, record in enumerate(log.read_records(manifest)):
-            file = (record["name"], record["sha256"])
-            if file not in done or (file in reread and record["outcome"] == "landed"):
-                pending.append((manifest, index, record))
-                done.add(file)
-                reread.discard(file)
-    return pending
-
-
 def pending_drops(
     wh, log: RawLog, contract: WarehouseFilesContract | None = None
 ) -> list[tuple[BatchManifest, int, dict[str, Any]]]:
-    """`pending_drops_in` on a connection of its own."""
+    """Drop-log records whose file has no row in staging.warehouse_files yet, oldest first, then
+    (with `contract`) the quarantined files a newer contract version may accept."""
     with wh.connect() as con:
-        return pending_drops_in(con, log, contract)
+        done = set(con.execute("SELECT name, sha256 FROM staging.warehouse_files").fetchall())
+        reread = files_to_reread(con, contract) if contract else set()
+        pending = []
+        for manifest in drop_logs_to_read(con, log, reread):
+            for index, record in enumerate(log.read_records(manifest)):
+                file = (record["name"], record["sha256"])
+                if file not in done or (file in reread and record["outcome"] == "landed"):
+                    pending.append((manifest, index, record))
+                    done.add(file)
+                    reread.discard(file)
+        return pending
 
 
 def _landed_manifest(log: RawLog, batch_id: str) -> BatchManifest:
@@ -459,21 +452,7 @@ def stage_drop(
     run_id: str,
     contract: WarehouseFilesContract | None = None,
 ) -> dict[str, Any]:
-    """`stage_drop_in` in a transaction of its own."""
-    with wh.transaction() as con:
-        return stage_drop_in(con, log, drop_manifest, index, drop, run_id, contract)
-
-
-def stage_drop_in(
-    con,
-    log: RawLog,
-    drop_manifest: BatchManifest,
-    index: int,
-    drop: dict[str, Any],
-    run_id: str,
-    contract: WarehouseFilesContract | None = None,
-) -> dict[str, Any]:
-    """Stage one dropped file in the caller's transaction under `contract` (default: the one in
+    """Stage one dropped file in a transaction of its own under `contract` (default: the one in
     force): its rows, or the whole file into quarantine; its schema drift into ops.schema_drift. A
     file quarantined under an older contract version is read again from raw and replaces that verdict."""
     contract = contract or load_warehouse_files_contract()
@@ -481,131 +460,132 @@ def stage_drop_in(
     drop_ref = drop_manifest.raw_ref(index)
     name, digest = drop["name"], drop["sha256"]
     outcome: dict[str, Any] = {"name": name, "sha256": digest, "kind": None, "rows": 0}
-    if drop["outcome"] == "duplicate":
-        kind = FILE_KINDS.get(kind_of(name) or "")
+    with wh.transaction() as con:
+        if drop["outcome"] == "duplicate":
+            kind = FILE_KINDS.get(kind_of(name) or "")
+            con.execute(
+                _INSERT_FILE,
+                [
+                    name,
+                    digest,
+                    kind.kind if kind else None,
+                    drop["size"],
+                    0,
+                    FILE_STATUS_DUPLICATE,
+                    drop["raw_ref"],
+                    drop_ref,
+                    drop["duplicate_of"],
+                    f"same bytes (sha256) as {drop['duplicate_of']}, landed as {drop['raw_ref']}",
+                    run_id,
+                    now,
+                    None,  # never read: its bytes were read as the file it duplicates
+                    None,
+                ],
+            )
+            return {**outcome, "kind": kind.kind if kind else None, "status": FILE_STATUS_DUPLICATE}
+        # A file read before (quarantined under an older contract version): its verdict is replaced.
+        reread = con.execute(
+            "DELETE FROM staging.warehouse_files WHERE name = ? AND sha256 = ? RETURNING contract_version",
+            [name, digest],
+        ).fetchall()
+        con.execute(
+            "DELETE FROM ops.file_quarantine WHERE file_name = ? AND sha256 = ?", [name, digest]
+        )
+        landed = _landed_manifest(log, drop["landed_batch_id"])
+        data = landed.path.read_bytes()
+        if sha256_of(data) != digest:
+            result: ParsedFile | FileRejection = FileRejection(
+                name,
+                kind_of(name),
+                digest,
+                len(data),
+                "raw_hash_mismatch",
+                f"the raw copy {landed.raw_ref_prefix} no longer has sha256 {digest}: "
+                "the raw log was changed after landing; restore it from backup",
+            )
+        else:
+            result = read_warehouse_file(name, data, contract)
+        raw_ref = landed.raw_ref_prefix
+        if result.kind is not None:
+            record_drift_events(
+                con, drift_stream(result.kind), landed.batch_id, contract, result.drift, run_id
+            )
+        if isinstance(result, ParsedFile):
+            kind = FILE_KINDS[result.kind]
+            table = TABLE_BY_KIND[result.kind]
+            if result.rows:
+                insert_staged_rows(
+                    con, kind, staged_rows_frame(kind, result.rows, digest, raw_ref, run_id)
+                )
+            staged = con.execute(
+                f"SELECT count(*) FROM {table} WHERE file_sha256 = ?", [digest]
+            ).fetchone()[0]
+            status, rows, reason = FILE_STATUS_STAGED, len(result.rows), None
+            balance = Balance(
+                FILE_BALANCE,
+                {"rows_in_file": len(result.rows)},
+                {"rows_staged": int(staged), "rows_in_quarantined_file": 0},
+            )
+        else:
+            status, rows, reason = FILE_STATUS_QUARANTINED, result.data_lines, result.reason
+            con.execute(
+                "INSERT OR REPLACE INTO ops.file_quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    name,
+                    digest,
+                    result.kind,
+                    result.rule,
+                    result.reason,
+                    result.line,
+                    result.column,
+                    result.data_lines,
+                    raw_ref,
+                    run_id,
+                    now,
+                ],
+            )
+            balance = Balance(
+                FILE_BALANCE,
+                {"rows_in_file": result.data_lines},
+                {"rows_staged": 0, "rows_in_quarantined_file": result.data_lines},
+            )
         con.execute(
             _INSERT_FILE,
             [
                 name,
                 digest,
-                kind.kind if kind else None,
-                drop["size"],
-                0,
-                FILE_STATUS_DUPLICATE,
-                drop["raw_ref"],
-                drop_ref,
-                drop["duplicate_of"],
-                f"same bytes (sha256) as {drop['duplicate_of']}, landed as {drop['raw_ref']}",
-                run_id,
-                now,
-                None,  # never read: its bytes were read as the file it duplicates
-                None,
-            ],
-        )
-        return {**outcome, "kind": kind.kind if kind else None, "status": FILE_STATUS_DUPLICATE}
-    # A file read before (quarantined under an older contract version): its verdict is replaced.
-    reread = con.execute(
-        "DELETE FROM staging.warehouse_files WHERE name = ? AND sha256 = ? RETURNING contract_version",
-        [name, digest],
-    ).fetchall()
-    con.execute(
-        "DELETE FROM ops.file_quarantine WHERE file_name = ? AND sha256 = ?", [name, digest]
-    )
-    landed = _landed_manifest(log, drop["landed_batch_id"])
-    data = landed.path.read_bytes()
-    if sha256_of(data) != digest:
-        result: ParsedFile | FileRejection = FileRejection(
-            name,
-            kind_of(name),
-            digest,
-            len(data),
-            "raw_hash_mismatch",
-            f"the raw copy {landed.raw_ref_prefix} no longer has sha256 {digest}: "
-            "the raw log was changed after landing; restore it from backup",
-        )
-    else:
-        result = read_warehouse_file(name, data, contract)
-    raw_ref = landed.raw_ref_prefix
-    if result.kind is not None:
-        record_drift_events(
-            con, drift_stream(result.kind), landed.batch_id, contract, result.drift, run_id
-        )
-    if isinstance(result, ParsedFile):
-        kind = FILE_KINDS[result.kind]
-        table = TABLE_BY_KIND[result.kind]
-        if result.rows:
-            insert_staged_rows(
-                con, kind, staged_rows_frame(kind, result.rows, digest, raw_ref, run_id)
-            )
-        staged = con.execute(
-            f"SELECT count(*) FROM {table} WHERE file_sha256 = ?", [digest]
-        ).fetchone()[0]
-        status, rows, reason = FILE_STATUS_STAGED, len(result.rows), None
-        balance = Balance(
-            FILE_BALANCE,
-            {"rows_in_file": len(result.rows)},
-            {"rows_staged": int(staged), "rows_in_quarantined_file": 0},
-        )
-    else:
-        status, rows, reason = FILE_STATUS_QUARANTINED, result.data_lines, result.reason
-        con.execute(
-            "INSERT OR REPLACE INTO ops.file_quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                name,
-                digest,
                 result.kind,
-                result.rule,
-                result.reason,
-                result.line,
-                result.column,
-                result.data_lines,
+                len(data),
+                rows,
+                status,
                 raw_ref,
+                drop_ref,
+                None,
+                reason,
                 run_id,
                 now,
+                contract.name,
+                contract.version,
             ],
         )
-        balance = Balance(
-            FILE_BALANCE,
-            {"rows_in_file": result.data_lines},
-            {"rows_staged": 0, "rows_in_quarantined_file": result.data_lines},
-        )
-    con.execute(
-        _INSERT_FILE,
-        [
-            name,
-            digest,
-            result.kind,
-            len(data),
-            rows,
-            status,
-            raw_ref,
-            drop_ref,
-            None,
-            reason,
-            run_id,
-            now,
-            contract.name,
-            contract.version,
-        ],
-    )
-    asset_key = STAGING_BY_KIND[result.kind] if result.kind else STAGING_FILES
-    record_balance(con, run_id, asset_key.to_user_string(), name, balance)
-    return {
-        **outcome,
-        "kind": result.kind,
-        "status": status,
-        "rows": rows,
-        "reason": reason,
-        "rule": None if isinstance(result, ParsedFile) else result.rule,
-        "balance": balance,
-        "contract": contract.label,
-        "reread_from_version": reread[0][0] if reread else None,
-        "drift": [
-            {"kind": event.kind, "column": event.field, "breaking": event.breaking}
-            for event in result.drift
-        ],
-        "drift_details": [event.detail for event in result.drift],
-    }
+        asset_key = STAGING_BY_KIND[result.kind] if result.kind else STAGING_FILES
+        record_balance(con, run_id, asset_key.to_user_string(), name, balance)
+        return {
+            **outcome,
+            "kind": result.kind,
+            "status": status,
+            "rows": rows,
+            "reason": reason,
+            "rule": None if isinstance(result, ParsedFile) else result.rule,
+            "balance": balance,
+            "contract": contract.label,
+            "reread_from_version": reread[0][0] if reread else None,
+            "drift": [
+                {"kind": event.kind, "column": event.field, "breaking": event.breaking}
+                for event in result.drift
+            ],
+            "drift_details": [event.detail for event in result.drift],
+        }
 
 
 def run_balances(outcomes: list[dict[str, Any]]) -> list[Balance]:
