@@ -26,10 +26,8 @@ SECRET_KEY_PATTERN = re.compile(
     re.IGNORECASE,
 )
 # "key": "value" pairs in JSON, and key=value pairs in form bodies, whose key names a secret.
-_JSON_SECRET = re.compile(
-    r'("(?:[^"]*(?:access_token|refresh_token|client_secret|secret|password|api_key|token)[^"]*)"\s*:\s*)"[^"]*"',
-    re.IGNORECASE,
-)
+_JSON_SECRET_KEY = r'("(?:[^"]*(?:access_token|refresh_token|client_secret|secret|password|api_key|token)[^"]*)"\s*:\s*)'
+_JSON_SECRET = re.compile(_JSON_SECRET_KEY + r'"[^"]*"', re.IGNORECASE)
 _FORM_SECRET = re.compile(
     r"((?:access_token|refresh_token|client_secret|password|api_key|token)=)[^&\s]*", re.IGNORECASE
 )
@@ -40,10 +38,7 @@ _lock = threading.Lock()
 
 
 # A secret-named key whose string value runs past the end of a cut text: the value is masked too.
-_JSON_SECRET_CUT = re.compile(
-    r'("(?:[^"]*(?:access_token|refresh_token|client_secret|secret|password|api_key|token)[^"]*)"\s*:\s*)"[^"]*\Z',
-    re.IGNORECASE,
-)
+_JSON_SECRET_CUT = re.compile(_JSON_SECRET_KEY + r'"[^"]*\Z', re.IGNORECASE)
 # How much of a response `redacted_excerpt` reads first; it reads more only when redaction shrank it.
 _EXCERPT_WINDOW = 4096
 
