@@ -116,8 +116,10 @@ class ErpStore:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     writes: WriteCounts = field(default_factory=WriteCounts)
     # Kept as the records change, so no write or list page rescans every record of a type:
-    # how many invoices name each sales order, and each type's records in list order.
+    # how many invoices name each sales order, the customers holding each email address (case
+    # folded), and each type's records in list order.
     _invoices_per_order: Counter[str | None] = field(default_factory=Counter)
+    _customers_by_email: dict[str, set[str]] = field(default_factory=dict)
     _listed: dict[str, list[StoredRecord] | None] = field(default_factory=dict)
 
     # ---- reads ----------------------------------------------------------------------------------
@@ -229,6 +231,10 @@ class ErpStore:
             if stored is not None:
                 self._invoices_per_order[stored.record.get("sales_order_eid")] -= 1
             self._invoices_per_order[record.get("sales_order_eid")] += 1
+        if record_type == "customer":
+            if stored is not None:
+                self._customers_by_email.get(_email_key(stored.record), set()).discard(external_id)
+            self._customers_by_email.setdefault(_email_key(record), set()).add(external_id)
         if stored is None:
             self._listed[record_type] = None  # a new record: the list order is made again
             number = self._next_number.get(record_type, 0) + 1
@@ -276,14 +282,11 @@ class ErpStore:
         record: dict[str, Any],
     ) -> None:
         if record_type == "customer" and isinstance(record.get("email"), str):
-            email = record["email"].casefold()
-            for other in self._records["customer"].values():
-                if other.external_id != external_id and (
-                    str(other.record.get("email", "")).casefold() == email
-                ):
-                    raise RecordConflict(
-                        f"the email address is already used by customer {other.external_id!r}"
-                    )
+            holders = self._customers_by_email.get(_email_key(record), set()) - {external_id}
+            if holders:
+                raise RecordConflict(
+                    f"the email address is already used by customer {min(holders)!r}"
+                )
         if stored is None:
             return
         if record_type == "sales_order" and self._is_invoiced(external_id):
@@ -305,6 +308,11 @@ class ErpStore:
 
     def _is_invoiced(self, order_external_id: str) -> bool:
         return self._invoices_per_order[order_external_id] > 0
+
+
+def _email_key(record: dict[str, Any]) -> str:
+    """How customers are told apart by email: case folded (no email is the empty string)."""
+    return str(record.get("email", "")).casefold()
 
 
 def _updated_at(stored: StoredRecord) -> datetime:

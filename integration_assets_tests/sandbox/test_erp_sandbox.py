@@ -401,6 +401,17 @@ def test_an_email_belongs_to_one_customer(erp, api):
     assert erp.stats()["documents"]["customer"] == 1
 
 
+def test_a_customer_that_changes_its_email_frees_the_old_one(api):
+    api.put("customer", "c-1", CUSTOMER)
+    assert api.put("customer", "c-1", {**CUSTOMER, "email": "ada@new.example"}).status_code == 200
+    # The old address is free for another customer; the new one is taken, in any case.
+    assert api.put("customer", "c-2", CUSTOMER).status_code == 201
+    clash = api.put("customer", "c-3", {**CUSTOMER, "email": "Ada@New.Example"})
+    assert clash.status_code == 409 and "'c-1'" in clash.json()["message"]
+    # Writing a customer again with its own address is no clash with itself.
+    assert api.put("customer", "c-1", {**CUSTOMER, "email": "ada@new.example"}).status_code == 200
+
+
 def test_an_invoiced_order_keeps_its_lines_and_amounts_and_an_invoice_its_amount(api):
     api.put("customer", "c-1", CUSTOMER)
     api.put("sales_order", "o-1", ORDER)
