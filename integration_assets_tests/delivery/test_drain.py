@@ -57,6 +57,34 @@ def test_a_target_that_is_down_opens_the_breaker_and_nothing_is_lost(warehouse):
     assert recovered.attempted == 6 and statuses(warehouse) == {"sent": 6}
 
 
+def test_outcomes_are_booked_in_chunks_while_the_drain_goes_on(warehouse):
+    seen_mid_drain = []
+
+    def send(row):
+        if row.external_id == "4":  # after four writes: two chunks of two were booked
+            seen_mid_drain.append(statuses(warehouse))
+        return DELIVERED
+
+    policy = DrainPolicy(book_every_writes=2, book_every_seconds=3600)
+    drain(warehouse, "erp", "customer", send, "run-1", policy)
+    assert seen_mid_drain == [{"sent": 4, "pending": 2}]
+    assert statuses(warehouse) == {"sent": 6}
+
+
+def test_a_slow_target_still_gets_its_outcomes_booked_every_few_seconds(warehouse):
+    seen_mid_drain = []
+
+    def send(row):
+        if row.external_id == "2":
+            seen_mid_drain.append(statuses(warehouse))
+        return DELIVERED
+
+    # Every write takes "longer" than the booking interval: each outcome is booked before the next.
+    policy = DrainPolicy(book_every_writes=1000, book_every_seconds=0)
+    drain(warehouse, "erp", "customer", send, "run-1", policy)
+    assert seen_mid_drain == [{"sent": 2, "pending": 4}]
+
+
 def test_retries_run_out_into_a_dead_letter(warehouse):
     policy = DrainPolicy(max_attempts=2, breaker_threshold=100)
     drain(warehouse, "erp", "customer", lambda row: DOWN, "run-1", policy)
