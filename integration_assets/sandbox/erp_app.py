@@ -4,7 +4,13 @@
 `PUT /api/v1/records/{type}/eid:{external_id}` upserts a customer, sales order, invoice, credit note
 or payment applied by external id (201 created, 200 updated with version + 1, 200 with the same
 version when nothing changed); `GET` the same path reads one; `GET /api/v1/records/{type}` lists by
-`updated_since` with `limit`/`offset`. Field problems are a 400 naming every field, a reference to
+`updated_since` with `limit`/`offset`. `POST /api/v1/records/{type}/batch` upserts up to
+`MAX_BATCH_RECORDS` records in one request, as record APIs offer bulk writes (Salesforce's sObject
+Collections, OData `$batch`): `{"records": [{"external_id", "idempotency_key", "record"}, ...]}` is
+answered 200 with `{"results": [{"external_id", "status", "body"}, ...]}` in request order, each
+entry exactly what the PUT of that record with that `Idempotency-Key` would have answered; records
+are written one after another, so two writes of one record keep their order. A batch is one API
+request for the rate limit and for the faults. Field problems are a 400 naming every field, a reference to
 a record that does not exist yet is `reference_not_found` on that field, contradictions are 409s.
 A per-client leaky bucket answers 429 with `Retry-After`, and the config's faults inject 5xx,
 slow answers, token expiry and outages, numbered by API request (token requests are not numbered).
@@ -68,7 +74,8 @@ SEED_CUSTOMER_KEYS = {
     "payment_terms",
     "billing_address",
 }
-API_ROUTES = ("put_record", "get_record", "list_records")
+API_ROUTES = ("put_record", "batch_records", "get_record", "list_records")
+MAX_BATCH_RECORDS = 100
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
 SERVER_ERROR_MESSAGES = {
@@ -94,6 +101,7 @@ URL_MAP = Map(
             methods=["GET"],
         ),
         Rule("/api/v1/records/<record_type>", endpoint="list_records", methods=["GET"]),
+        Rule("/api/v1/records/<record_type>/batch", endpoint="batch_records", methods=["POST"]),
         Rule("/_sandbox/erp/stats", endpoint="stats", methods=["GET"]),
     ]
 )
@@ -371,7 +379,16 @@ class ErpApp:
                 f"unknown record type {record_type!r} (expected one of {', '.join(RECORD_TYPES)})",
             )
         if endpoint == "put_record":
-            return self._put(request, record_type, arguments["external_id"])
+            status, body, replayed = self._upsert(
+                record_type,
+                arguments["external_id"],
+                _json_or_none(request.get_data()),
+                request.headers.get("Idempotency-Key"),
+            )
+            headers = {"Idempotent-Replayed": "true"} if replayed else None
+            return json_response(body, status, headers)
+        if endpoint == "batch_records":
+            return self._batch(request, record_type)
         if endpoint == "get_record":
             stored = self.store.get(record_type, arguments["external_id"])
             if stored is None:
@@ -379,36 +396,50 @@ class ErpApp:
             return json_response(stored.as_json())
         return self._list(request, record_type)
 
-    def _put(self, request: Request, record_type: str, external_id: str) -> Response:
-        try:
-            body = json.loads(request.get_data() or b"null")
-        except ValueError:
-            body = None
+    def _upsert(
+        self, record_type: str, external_id: str, body: Any, idempotency_key: str | None
+    ) -> tuple[int, dict[str, Any], bool]:
+        """One record's upsert: (status, answer body, replayed), the same for a PUT or a batch entry."""
         if not isinstance(body, dict):
-            return _validation_failed([FieldError("", "invalid", "the body must be a JSON object")])
+            return _validation_error([FieldError("", "invalid", "the body must be a JSON object")])
         credit_terms_only = is_credit_terms_write(record_type, body)
         errors = (
             validate_credit_terms(body) if credit_terms_only else validate_record(record_type, body)
         )
         if errors:
-            return _validation_failed(errors)
+            return _validation_error(errors)
         try:
             result = self.store.upsert(
                 record_type,
                 external_id,
                 body,
                 self.clock.now(),
-                request.headers.get("Idempotency-Key"),
+                idempotency_key,
                 credit_terms_only=credit_terms_only,
             )
         except ReferencesMissing as missing:
-            return _validation_failed(missing.errors, "a referenced record does not exist")
+            return _validation_error(missing.errors, "a referenced record does not exist")
         except RecordConflict as conflict:
-            return _error(409, "conflict", str(conflict))
+            return 409, {"error": "conflict", "message": str(conflict)}, False
         except IdempotencyKeyReused as reused:
-            return _error(422, "idempotency_key_reused", str(reused))
-        headers = {"Idempotent-Replayed": "true"} if result.replayed else None
-        return json_response(result.body, result.status, headers)
+            return 422, {"error": "idempotency_key_reused", "message": str(reused)}, False
+        return result.status, result.body, result.replayed
+
+    def _batch(self, request: Request, record_type: str) -> Response:
+        """Upsert each entry in turn; a malformed envelope is refused whole, before any write."""
+        entries = _batch_entries(_json_or_none(request.get_data()))
+        if isinstance(entries, FieldError):
+            return _validation_failed([entries], "the batch is malformed; nothing was written")
+        results = []
+        for entry in entries:
+            status, body, replayed = self._upsert(
+                record_type, entry["external_id"], entry["record"], entry.get("idempotency_key")
+            )
+            result = {"external_id": entry["external_id"], "status": status, "body": body}
+            if replayed:
+                result["idempotent_replayed"] = True
+            results.append(result)
+        return json_response({"results": results})
 
     def _list(self, request: Request, record_type: str) -> Response:
         errors: list[FieldError] = []
@@ -460,6 +491,35 @@ def _bounded_int(value: str | None, default: int, minimum: int, maximum: int | N
     return number
 
 
+def _json_or_none(data: bytes) -> Any:
+    try:
+        return json.loads(data or b"null")
+    except ValueError:
+        return None
+
+
+def _batch_entries(body: Any) -> list[dict[str, Any]] | FieldError:
+    """The batch's entries, or the first thing wrong with its envelope."""
+    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
+        return FieldError("records", "required", 'the body must be {"records": [...]}')
+    entries = body["records"]
+    if not 1 <= len(entries) <= MAX_BATCH_RECORDS:
+        return FieldError("records", "invalid", f"a batch holds 1 to {MAX_BATCH_RECORDS} records")
+    for number, entry in enumerate(entries):
+        if not isinstance(entry, dict) or set(entry) - {"external_id", "idempotency_key", "record"}:
+            return FieldError(
+                f"records[{number}]",
+                "invalid",
+                'must be {"external_id", "idempotency_key", "record"}',
+            )
+        if not isinstance(entry.get("external_id"), str) or not entry["external_id"]:
+            return FieldError(f"records[{number}].external_id", "required", "a non-empty string")
+        key = entry.get("idempotency_key")
+        if key is not None and not isinstance(key, str):
+            return FieldError(f"records[{number}].idempotency_key", "invalid", "must be a string")
+    return entries
+
+
 def _error(
     status: int,
     error: str,
@@ -470,17 +530,22 @@ def _error(
     return json_response({"error": error, message_key: message}, status, headers)
 
 
+def _validation_error(
+    errors: list[FieldError], message: str = "the record failed validation"
+) -> tuple[int, dict[str, Any], bool]:
+    body = {
+        "error": "validation_failed",
+        "message": message,
+        "fields": [error.as_json() for error in errors],
+    }
+    return 400, body, False
+
+
 def _validation_failed(
     errors: list[FieldError], message: str = "the record failed validation"
 ) -> Response:
-    return json_response(
-        {
-            "error": "validation_failed",
-            "message": message,
-            "fields": [error.as_json() for error in errors],
-        },
-        400,
-    )
+    status, body, _ = _validation_error(errors, message)
+    return json_response(body, status)
 
 
 # ---- serving ---------------------------------------------------------------------------------

@@ -92,6 +92,14 @@ class Api:
             timeout=5,
         )
 
+    def batch(self, record_type: str, body) -> requests.Response:
+        return requests.post(
+            f"{self.erp.url}/api/v1/records/{record_type}/batch",
+            json=body,
+            headers=self.headers(),
+            timeout=5,
+        )
+
     def get(self, record_type: str, eid: str) -> requests.Response:
         return requests.get(
             f"{self.erp.url}/api/v1/records/{record_type}/eid:{eid}",
@@ -633,3 +641,98 @@ def test_a_bad_erp_section_fails_with_its_path(text, where):
     with pytest.raises(ScenarioError) as error:
         parse(text)
     assert f"scenario.yaml: {where}" in str(error.value)
+
+
+# ---- the batch endpoint -------------------------------------------------------------------------
+def test_a_batch_answers_each_record_as_its_own_put_would(erp, api):
+    """Created, refused by validation, a missing reference, a conflict: one entry each, in order."""
+    api.put("customer", "c-1", CUSTOMER)
+    answer = api.batch(
+        "sales_order",
+        {
+            "records": [
+                {"external_id": "o-1", "idempotency_key": "k-1", "record": ORDER},
+                {"external_id": "o-2", "record": {**ORDER, "currency": "usd"}},
+                {"external_id": "o-3", "record": {**ORDER, "customer_eid": "nobody"}},
+            ]
+        },
+    )
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert [(r["external_id"], r["status"]) for r in results] == [
+        ("o-1", 201),
+        ("o-2", 400),
+        ("o-3", 400),
+    ]
+    assert results[0]["body"]["created"] is True and results[0]["body"]["version"] == 1
+    assert {f["field"] for f in results[1]["body"]["fields"]} == {"currency"}
+    assert results[2]["body"]["fields"][0]["code"] == "reference_not_found"
+    # The same as the single PUT: the record is there once, and its key replays.
+    assert api.get("sales_order", "o-1").json()["version"] == 1
+    replay = api.put("sales_order", "o-1", ORDER, key="k-1")
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.json()["version"] == 1
+    clash = api.batch(
+        "customer",
+        {"records": [{"external_id": "c-2", "record": {**CUSTOMER, "email": "ADA@example.com"}}]},
+    )
+    assert clash.json()["results"][0]["status"] == 409
+    assert erp.stats()["documents"] == {
+        "customer": 1,
+        "sales_order": 1,
+        "invoice": 0,
+        "credit_note": 0,
+        "payment_applied": 0,
+    }
+
+
+def test_a_batch_writes_its_records_in_order_and_replays_each_key(erp, api):
+    api.put("customer", "c-1", CUSTOMER)
+    first = {"external_id": "o-1", "idempotency_key": "k-1", "record": ORDER}
+    second = {
+        "external_id": "o-1",
+        "idempotency_key": "k-2",
+        "record": {**ORDER, "shipping": "6.00", "total": "33.00"},
+    }
+    results = api.batch("sales_order", {"records": [first, second]}).json()["results"]
+    assert [r["body"]["version"] for r in results] == [1, 2]  # two writes of one record, in order
+    again = api.batch("sales_order", {"records": [first, second]}).json()["results"]
+    assert [r.get("idempotent_replayed") for r in again] == [True, True]
+    assert api.get("sales_order", "o-1").json()["record"]["shipping"] == "6.00"
+    assert erp.stats()["writes"]["creates"] == 2  # the customer and the order, nothing doubled
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"records": "o-1"}, "records"),
+        ({"records": []}, "records"),
+        ({"records": [{"external_id": f"o-{n}", "record": ORDER} for n in range(101)]}, "records"),
+        ({"records": [{"external_id": "", "record": ORDER}]}, "records[0].external_id"),
+        ({"records": [{"external_id": "o-1", "record": ORDER, "extra": 1}]}, "records[0]"),
+        (
+            {"records": [{"external_id": "o-1", "idempotency_key": 7, "record": ORDER}]},
+            "records[0].idempotency_key",
+        ),
+    ],
+)
+def test_a_malformed_batch_is_refused_whole_and_writes_nothing(erp, api, body, field):
+    api.put("customer", "c-1", CUSTOMER)
+    answer = api.batch("sales_order", body)
+    assert field in field_errors(answer)
+    assert answer.json()["message"] == "the batch is malformed; nothing was written"
+    assert erp.stats()["documents"]["sales_order"] == 0
+
+
+def test_a_batch_is_one_request_for_the_rate_limit_and_the_faults():
+    with erp_with(
+        faults=(Fault(kind="server_error", after_requests=1, count=1, status=503),)
+    ) as erp:
+        api = Api(erp)
+        entries = [
+            {"external_id": f"c-{n}", "record": {**CUSTOMER, "email": f"c{n}@example.com"}}
+            for n in range(50)
+        ]
+        assert api.batch("customer", {"records": entries}).status_code == 200
+        assert api.batch("customer", {"records": entries}).status_code == 503  # request 2
+        assert erp.stats()["api_requests"] == 2
+        assert erp.stats()["documents"]["customer"] == 50
