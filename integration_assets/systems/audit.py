@@ -1,7 +1,10 @@
 """The audit trail's write side: every HTTP exchange with a source or target becomes one JSON line.
 
 The clients call `audit_exchange` once per attempt (a retried request is several lines, each with its
-attempt number). Lines go to an append-only file per process and run under `<data dir>/audit/`, so
+attempt number). A bulk write is audited per record: each attempt of the request is one line per
+record it carries, with the record's idempotency key and request hash, and the record's own status
+and answer once the target answered the batch, so a record's story reads the same however it was
+sent. Lines go to an append-only file per process and run under `<data dir>/audit/`, so
 recording never waits for the warehouse (DuckDB lets one process write at a time); the
 `ops/audit_log` asset loads the files into `ops.audit_log`. Nothing secret is written: headers are
 never recorded, request bodies only as a hash of their redacted form, and the short response has
@@ -109,7 +112,7 @@ def audit_file(run_id: str | None) -> Path:
     return audit_dir() / f"{run_id or 'no-run'}.{os.getpid()}.jsonl"
 
 
-def audit_exchange(
+def audit_line(
     *,
     system: str,
     direction: str,
@@ -122,9 +125,9 @@ def audit_exchange(
     idempotency_key: str | None = None,
     request_body: bytes | str | None = None,
     response_text: str | None = None,
-) -> None:
-    """Append one exchange to this process's audit file (status is the HTTP code or an error class)."""
-    line = {
+) -> dict:
+    """One exchange as an audit line (status is the HTTP code or an error class), secrets masked."""
+    return {
         "audit_id": uuid.uuid4().hex,
         "at": datetime.now(UTC).isoformat(),
         "system": system,
@@ -139,9 +142,20 @@ def audit_exchange(
         "attempt": int(attempt),
         "run_id": run_id,
     }
+
+
+def append_audit_lines(run_id: str | None, lines: list[dict]) -> None:
+    """Append lines to this process's audit file for the run, in one write."""
+    if not lines:
+        return
     path = audit_file(run_id)
-    encoded = orjson.dumps(line) + b"\n"
+    encoded = b"".join(orjson.dumps(line) + b"\n" for line in lines)
     with _lock:
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("ab") as handle:
             handle.write(encoded)
+
+
+def audit_exchange(**exchange) -> None:
+    """Append one exchange to this process's audit file (the arguments of `audit_line`)."""
+    append_audit_lines(exchange["run_id"], [audit_line(**exchange)])

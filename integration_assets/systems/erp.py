@@ -4,26 +4,42 @@
 outbox's key: external id plus content hash), so a retry never makes a second document. Each answer
 becomes a `WriteOutcome` the outbox can act on: delivered, rejected (400/422, with the fields the
 ERP named), conflict (409), missing_reference (the parent is not there yet: retry later), or
-unavailable (retries ran out on 429/5xx/timeouts). Credentials the ERP refuses fail the run
+unavailable (retries ran out on 429/5xx/timeouts). `upsert_many` sends up to `batch_size` records of
+one type in one `POST /api/v1/records/{type}/batch`, each with its own idempotency key, and reads
+one outcome per record exactly as for the single PUT. Credentials the ERP refuses fail the run
 (`TargetAuthError`), naming ERP_CLIENT_ID/ERP_CLIENT_SECRET and never the secret. Point `base_url`
 at the real ERP (and `token_url` at its token endpoint when it is not `{base_url}/oauth/token`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from urllib.parse import quote, urlsplit
 
+import orjson
 import requests
 
-from integration_assets.systems.http_client import json_or_none
-from integration_assets.systems.oauth import OAuthClientCredentialsResource, target_error_detail
+from integration_assets.systems.http_client import BulkEntry, json_or_none
+from integration_assets.systems.oauth import (
+    OAuthClientCredentialsResource,
+    error_detail,
+    target_error_detail,
+)
 from integration_assets.systems.write_outcome import TargetError, WriteOutcome
 
 RECORD_TYPES = ("customer", "sales_order", "invoice", "credit_note", "payment_applied")
 REFERENCE_NOT_FOUND = "reference_not_found"
+MAX_BATCH_SIZE = 100  # records the batch endpoint takes in one request
+
+
+class RecordWrite(NamedTuple):
+    """One record of a bulk upsert."""
+
+    external_id: str
+    payload: dict[str, Any]
+    idempotency_key: str
 
 
 def field_errors_message(fields: list[dict[str, Any]]) -> str:
@@ -46,6 +62,9 @@ class ErpClient(OAuthClientCredentialsResource):
 
     base_url: str
     page_limit: int = 100
+    # Records per bulk write through the batch endpoint (at most 100); 1 sends one PUT per record,
+    # for an ERP that offers no batch endpoint.
+    batch_size: int = MAX_BATCH_SIZE
 
     def _token_endpoint(self) -> str:
         return self.token_url or f"{self.base_url.rstrip('/')}/oauth/token"
@@ -81,24 +100,97 @@ class ErpClient(OAuthClientCredentialsResource):
             json_body=payload,
             idempotency_key=idempotency_key,
             read_answer=lambda response, body: self._upsert_outcome(
-                record_type, url, response, body
+                record_type,
+                f"PUT {urlsplit(url).path}",
+                response.status_code,
+                body,
+                self._error_detail(response),
             ),
             unknown_answer_hint="check the ERP base URL",
         )
 
+    def upsert_many(self, record_type: str, writes: Sequence[RecordWrite]) -> list[WriteOutcome]:
+        """Write up to `batch_size` records of one type in one request; one outcome per record.
+
+        Raises like `upsert`: `TargetAuthError` for refused credentials, `TargetError` for an
+        answer that is not one result per record (a wrong URL, an ERP without the batch endpoint).
+        """
+        if not 1 <= len(writes) <= min(self.batch_size, MAX_BATCH_SIZE):
+            raise ValueError(
+                f"a bulk upsert takes 1 to {min(self.batch_size, MAX_BATCH_SIZE)} records, "
+                f"not {len(writes)}"
+            )
+        url = f"{self.record_url(record_type)}/batch"
+        for write in writes:
+            self.record_url(record_type, write.external_id)  # the same checks as a single write
+        return self.write_many(
+            "POST",
+            url,
+            json_body={
+                "records": [
+                    {
+                        "external_id": write.external_id,
+                        "idempotency_key": write.idempotency_key,
+                        "record": write.payload,
+                    }
+                    for write in writes
+                ]
+            },
+            entries=[BulkEntry(write.idempotency_key, write.payload) for write in writes],
+            read_answer=lambda response, body: self._batch_outcomes(
+                record_type, url, writes, response, body
+            ),
+            split_answer=_batch_parts,
+            unknown_answer_hint=(
+                "check the ERP base URL; set the ERP client's batch_size to 1 if this ERP has no "
+                "batch endpoint"
+            ),
+        )
+
+    def _batch_outcomes(
+        self,
+        record_type: str,
+        url: str,
+        writes: Sequence[RecordWrite],
+        response: requests.Response,
+        body: Any,
+    ) -> list[WriteOutcome] | None:
+        """One outcome per record; None unless the answer has one result per record, in order."""
+        results = _batch_results(body) if response.status_code == 200 else None
+        if results is None or [result.get("external_id") for result in results] != [
+            write.external_id for write in writes
+        ]:
+            return None
+        request = f"POST {urlsplit(url).path}"
+        outcomes = []
+        for result in results:
+            outcome = self._upsert_outcome(
+                record_type,
+                f"{request} (record {len(outcomes) + 1} of {len(results)})",
+                result["status"],
+                result.get("body"),
+                self._scrub(
+                    error_detail(result.get("body"), orjson.dumps(result.get("body")).decode())
+                ),
+            )
+            if outcome is None:
+                return None
+            outcomes.append(outcome)
+        return outcomes
+
     def _upsert_outcome(
-        self, record_type: str, url: str, response: requests.Response, body: Any
+        self, record_type: str, request: str, status: int, body: Any, detail: str
     ) -> WriteOutcome | None:
-        status = response.status_code
+        """What one record's answer means (a PUT's, or its entry in a batch's)."""
         if status in (200, 201):
             if not isinstance(body, dict) or not isinstance(body.get("id"), str):
-                raise TargetError(f"PUT {urlsplit(url).path} answered {status} without a record id")
+                raise TargetError(f"{request} answered {status} without a record id")
             created = bool(body.get("created", status == 201))
             version = body.get("version")
             message = f"{'created' if created else 'updated'} {record_type} version {version}"
             return WriteOutcome.delivered(status, message, body["id"], created)
         if status == 409:
-            return WriteOutcome.refused("conflict", status, self._error_detail(response))
+            return WriteOutcome.refused("conflict", status, detail)
         if status in (400, 422):
             fields = body.get("fields") if isinstance(body, dict) else None
             fields = [entry for entry in fields or [] if isinstance(entry, dict)]
@@ -108,7 +200,7 @@ class ErpClient(OAuthClientCredentialsResource):
             return WriteOutcome.refused(
                 "missing_reference" if only_missing_references else "rejected",
                 status,
-                field_errors_message(fields) if fields else self._error_detail(response),
+                field_errors_message(fields) if fields else detail,
             )
         return None
 
@@ -165,3 +257,24 @@ class ErpClient(OAuthClientCredentialsResource):
                 f"not a JSON object: {target_error_detail(response)[:200]}"
             )
         return body
+
+
+def _batch_results(body: Any) -> list[dict[str, Any]] | None:
+    """The batch answer's results, each with an integer status; None if it is not that shape."""
+    results = body.get("results") if isinstance(body, dict) else None
+    if not isinstance(results, list) or not all(
+        isinstance(result, dict)
+        and isinstance(result.get("status"), int)
+        and not isinstance(result.get("status"), bool)
+        for result in results
+    ):
+        return None
+    return results
+
+
+def _batch_parts(body: Any) -> list[tuple[int, str]] | None:
+    """Each record's status and answer in a batch answer, for its audit lines."""
+    results = _batch_results(body)
+    if results is None:
+        return None
+    return [(result["status"], orjson.dumps(result.get("body")).decode()) for result in results]

@@ -8,13 +8,15 @@ credential). Every other answer (2xx, 400, 404, 409, 422...) is returned for the
 `get` keeps the readers' contract on top of it: any other 4xx fails with the system's own message.
 
 Every attempt, answered or not, is one line of the audit trail (`systems/audit.py`), tagged with
-the system, the attempt number and the Dagster run id. The secret never reaches a message or a line.
+the system, the attempt number and the Dagster run id; a bulk write (`write_many`) is one line per
+record it carries. The secret never reaches a message or a line.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
@@ -24,7 +26,7 @@ import requests
 from pydantic import PrivateAttr
 from requests.adapters import HTTPAdapter
 
-from integration_assets.systems.audit import audit_exchange
+from integration_assets.systems.audit import append_audit_lines, audit_line
 from integration_assets.systems.http_retry import (
     RETRYABLE_STATUSES,
     RequestStats,
@@ -36,6 +38,20 @@ from integration_assets.systems.write_outcome import TargetUnavailableError, Wri
 # A system's reading of a write's answer (the response and its JSON body, None when it has none):
 # the outcome, or None when no write outcome describes the answer.
 WriteAnswerReader = Callable[[requests.Response, Any], WriteOutcome | None]
+# A system's reading of a bulk write's answer: one outcome per record, in the request's order, or
+# None when the answer is not a bulk answer it knows.
+BulkAnswerReader = Callable[[requests.Response, Any], list[WriteOutcome] | None]
+# A bulk answer's part for each record, for the audit trail: (status, answer text) per record in the
+# request's order, or None when the answer cannot be split.
+BulkAnswerSplitter = Callable[[Any], list[tuple[int, str]] | None]
+
+
+@dataclass(frozen=True)
+class BulkEntry:
+    """One record of a bulk write, as the audit trail keeps it: its key and its own body."""
+
+    idempotency_key: str
+    body: Any  # the record's JSON body, hashed (redacted) into its audit lines
 
 
 class RetryingHttpResource(dg.ConfigurableResource):
@@ -159,6 +175,7 @@ class RetryingHttpResource(dg.ConfigurableResource):
         headers: Mapping[str, str] | None = None,
         idempotency_key: str | None = None,
         max_retries: int,
+        bulk: tuple[Sequence[BulkEntry], BulkAnswerSplitter] | None = None,
     ) -> requests.Response:
         """The retry loop. `authenticate=False` (a token request) sends no credential header and
         returns 401/403 like any other answer: the caller knows what a refusal there means."""
@@ -201,6 +218,7 @@ class RetryingHttpResource(dg.ConfigurableResource):
                     idempotency_key,
                     body,
                     None,
+                    bulk,
                 )
                 if retries >= max_retries:
                     raise TargetUnavailableError(
@@ -227,6 +245,8 @@ class RetryingHttpResource(dg.ConfigurableResource):
                 idempotency_key,
                 body,
                 response.text,
+                bulk,
+                response,
             )
             if authenticate and status == 401 and not refreshed and self._refresh_credentials():
                 # One second chance: the token expired or was revoked, and we now hold a new one.
@@ -267,19 +287,46 @@ class RetryingHttpResource(dg.ConfigurableResource):
         idempotency_key: str | None,
         body: tuple[str, bytes] | None,
         response_text: str | None,
+        bulk: tuple[Sequence[BulkEntry], BulkAnswerSplitter] | None = None,
+        response: requests.Response | None = None,
     ) -> None:
-        audit_exchange(
-            system=self.system_name or type(self).__name__,
-            direction=direction,
-            method=method,
-            url=url,
-            status=status,
-            duration_ms=(time.monotonic() - started) * 1000,
-            attempt=attempt,
-            run_id=self._run_id,
-            idempotency_key=idempotency_key,
-            request_body=None if body is None else body[1],
-            response_text=response_text,
+        exchange = {
+            "system": self.system_name or type(self).__name__,
+            "direction": direction,
+            "method": method,
+            "url": url,
+            "duration_ms": (time.monotonic() - started) * 1000,
+            "attempt": attempt,
+            "run_id": self._run_id,
+        }
+        if bulk is None:
+            line = audit_line(
+                **exchange,
+                status=status,
+                idempotency_key=idempotency_key,
+                request_body=None if body is None else body[1],
+                response_text=response_text,
+            )
+            append_audit_lines(self._run_id, [line])
+            return
+        entries, split = bulk
+        # Each record's own status and answer when the target answered the batch; the request's
+        # status and answer otherwise (a 429, a 503, a timeout happened to every record in it).
+        parts = split(json_or_none(response)) if response is not None and status == 200 else None
+        if parts is None or len(parts) != len(entries):
+            parts = [(status, response_text)] * len(entries)
+        append_audit_lines(
+            self._run_id,
+            [
+                audit_line(
+                    **exchange,
+                    status=part_status,
+                    idempotency_key=entry.idempotency_key,
+                    request_body=orjson.dumps(entry.body),
+                    response_text=part_text,
+                )
+                for entry, (part_status, part_text) in zip(entries, parts, strict=True)
+            ],
         )
 
     def write(
@@ -309,6 +356,43 @@ class RetryingHttpResource(dg.ConfigurableResource):
         raise self._error(
             f"{method} {urlsplit(url).path} answered {response.status_code} "
             f"({self._error_detail(response)}); {unknown_answer_hint}"
+        )
+
+    def write_many(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any,
+        entries: Sequence[BulkEntry],
+        read_answer: BulkAnswerReader,
+        split_answer: BulkAnswerSplitter,
+        unknown_answer_hint: str,
+    ) -> list[WriteOutcome]:
+        """One bulk write of `entries` (in `json_body`), one outcome per entry in their order.
+
+        Retries that run out are `unavailable` for every entry; an answer the system's reader
+        cannot turn into one outcome per entry raises the subclass's error, as in `write`.
+        """
+        try:
+            response = self._request(
+                method,
+                url,
+                direction="outbound",
+                authenticate=True,
+                json_body=json_body,
+                max_retries=self.max_retries,
+                bulk=(entries, split_answer),
+            )
+        except TargetUnavailableError as error:
+            return [WriteOutcome.unavailable(error)] * len(entries)
+        outcomes = read_answer(response, json_or_none(response))
+        if outcomes is not None and len(outcomes) == len(entries):
+            return outcomes
+        raise self._error(
+            f"{method} {urlsplit(url).path} answered {response.status_code} "
+            f"({self._error_detail(response)}) for a bulk write of {len(entries)} records; "
+            f"{unknown_answer_hint}"
         )
 
     def json_object(self, url: str, response: requests.Response) -> dict[str, Any]:

@@ -33,13 +33,18 @@ def target_error_detail(response: requests.Response) -> str:
         body = response.json()
     except ValueError:
         return response.text[:300]
+    return error_detail(body, response.text)
+
+
+def error_detail(body: Any, text: str) -> str:
+    """The target's own words in a parsed error body, else the start of the answer's `text`."""
     if isinstance(body, list) and body and isinstance(body[0], dict):
         body = body[0]  # Salesforce answers a list of errors
     if isinstance(body, dict):
         for key in ("message", "error_description", "error", "errorCode"):
             if isinstance(body.get(key), str) and body[key]:
                 return body[key][:300]
-    return response.text[:300]
+    return text[:300]
 
 
 class OAuthClientCredentialsResource(RetryingHttpResource):

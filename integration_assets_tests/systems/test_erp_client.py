@@ -14,8 +14,8 @@ import pytest
 
 from integration_assets.sandbox.erp_app import ErpConfig, RunningErp, start_erp
 from integration_assets.sandbox.scenario import Fault
-from integration_assets.systems.erp import ErpClient
-from integration_assets.systems.write_outcome import TargetAuthError
+from integration_assets.systems.erp import ErpClient, RecordWrite
+from integration_assets.systems.write_outcome import TargetAuthError, TargetError
 
 CUSTOMER = {
     "name": "Ada Lovelace",
@@ -283,3 +283,82 @@ def test_the_audit_lines_carry_the_dagster_run_id(erp, audit_dir):
 def test_an_unknown_record_type_is_a_programming_error(erp):
     with pytest.raises(ValueError, match="unknown ERP record type 'vendor'"):
         client_for(erp).upsert("vendor", "v-1", {}, "k")
+
+
+# ---- bulk writes through the batch endpoint ----------------------------------------------------
+def test_a_bulk_upsert_reads_each_records_outcome_as_a_single_write_would(erp):
+    client = client_for(erp)
+    writes = [
+        RecordWrite("c-1", CUSTOMER, "customer:c-1:h"),
+        RecordWrite("c-2", {**CUSTOMER, "email": "not-an-email"}, "customer:c-2:h"),
+        RecordWrite("c-3", CUSTOMER, "customer:c-3:h"),  # Ada's email again: a conflict
+    ]
+    bulk = client.upsert_many("customer", writes)
+    assert [outcome.outcome for outcome in bulk] == ["delivered", "rejected", "conflict"]
+    assert bulk[0].created and bulk[0].target_record_id == erp.erp.documents("customer")[0]["id"]
+    assert bulk[1].message == "email: invalid (must be a valid email address)"
+    assert bulk[2].message == "the email address is already used by customer 'c-1'"
+    # The same writes one at a time get the same outcomes (the first replays its key).
+    assert [client.upsert("customer", *write) for write in writes] == bulk
+    assert erp.stats()["by_route"]["batch_records"] == {"200": 1}
+
+
+def test_a_record_is_audited_the_same_way_in_a_bulk_write_as_alone(erp, audit_dir):
+    client = client_for(erp)
+    client.upsert_many("customer", [RecordWrite("c-1", CUSTOMER, "customer:c-1:h")])
+    client.upsert("customer", "c-1", CUSTOMER, "customer:c-1:h")  # replays the same key
+    bulk, alone = [line for line in audit_lines(audit_dir) if line["direction"] == "outbound"]
+    assert bulk["endpoint"].endswith("/api/v1/records/customer/batch") and bulk["method"] == "POST"
+    assert alone["endpoint"].endswith("/api/v1/records/customer/eid:c-1")
+    assert bulk["idempotency_key"] == alone["idempotency_key"] == "customer:c-1:h"
+    assert bulk["request_hash"] == alone["request_hash"]  # the record's own body, hashed
+    assert bulk["status"] == alone["status"] == "201"  # the record's answer, not the batch's 200
+    assert orjson.loads(bulk["response_short"])["external_id"] == "c-1"
+
+
+def test_a_bulk_write_retried_after_5xx_has_one_line_per_record_per_attempt(audit_dir):
+    with erp_with(Fault(kind="server_error", after_requests=0, count=2, status=503)) as erp:
+        client = client_for(erp)
+        writes = [
+            RecordWrite(f"c-{n}", {**CUSTOMER, "email": f"c{n}@example.com"}, f"customer:c-{n}:h")
+            for n in range(3)
+        ]
+        assert {outcome.outcome for outcome in client.upsert_many("customer", writes)} == {
+            "delivered"
+        }
+        assert client.stats.requests - client.token_fetches == 3  # one request, two retries
+    posts = [line for line in audit_lines(audit_dir) if line["endpoint"].endswith("/batch")]
+    assert sorted((line["idempotency_key"], line["attempt"], line["status"]) for line in posts) == [
+        (f"customer:c-{n}:h", attempt, status)
+        for n in range(3)
+        for attempt, status in ((1, "503"), (2, "503"), (3, "201"))
+    ]
+    hashes = {
+        line["idempotency_key"]: line["request_hash"] for line in posts if line["attempt"] == 3
+    }
+    assert len(set(hashes.values())) == 3
+
+
+def test_a_bulk_write_to_a_target_that_stays_down_is_unavailable_for_every_record():
+    with erp_with(Fault(kind="down", after_requests=0, count=100)) as erp:
+        writes = [RecordWrite("c-1", CUSTOMER, "a"), RecordWrite("c-2", CUSTOMER, "b")]
+        outcomes = client_for(erp, max_retries=1).upsert_many("customer", writes)
+        assert [(o.outcome, o.error_class) for o in outcomes] == [
+            ("unavailable", "server_error")
+        ] * 2
+        assert erp.stats()["documents"]["customer"] == 0
+
+
+def test_a_bulk_answer_that_does_not_match_the_records_sent_fails_the_run(erp):
+    """An ERP without the batch endpoint answers 404: no outcome would be true, so it stops."""
+    client = client_for(erp, base_url=f"{erp.url}/elsewhere", token_url=erp.token_url)
+    with pytest.raises(TargetError, match="batch_size to 1"):
+        client.upsert_many("customer", [RecordWrite("c-1", CUSTOMER, "a")])
+
+
+def test_a_bulk_upsert_takes_at_most_batch_size_records(erp):
+    client = client_for(erp, batch_size=2)
+    writes = [RecordWrite(f"c-{n}", CUSTOMER, f"k{n}") for n in range(3)]
+    with pytest.raises(ValueError, match="1 to 2 records"):
+        client.upsert_many("customer", writes)
+    assert erp.stats()["api_requests"] == 0
