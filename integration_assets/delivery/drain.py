@@ -1,6 +1,8 @@
 """Drain the due rows of one (target, entity) through a client, recording every attempt in the outbox.
 
-Rows are sent oldest intent first. Outcomes are written back in chunks, one transaction of two
+Rows are sent oldest intent first, one per request or, where the target takes bulk writes
+(`send_batch`), `batch_size` consecutive rows per request, each with its own outcome (two rows of
+one record keep their order: the target writes a batch's records one after another). Outcomes are written back in chunks, one transaction of two
 set-based statements per chunk (storage/outbox.py `record_attempts`: the same end state as booking
 each attempt in turn), on a connection opened only for that: no warehouse lock is held while waiting
 on a target. A chunk closes after `book_every_seconds` or `book_every_writes`, whichever comes
@@ -77,6 +79,8 @@ def drain(
     run_id: str,
     policy: DrainPolicy = DrainPolicy(),
     keys: Iterable[str] | None = None,
+    send_batch: Callable[[list[store.OutboxRow]], list[WriteOutcome]] | None = None,
+    batch_size: int = 1,
 ) -> DrainReport:
     """Send every due row of target/entity (or only `keys`); return what happened."""
     with warehouse.connect() as con:
@@ -85,47 +89,28 @@ def drain(
     pending: list[store.Attempt] = []
     booked_at = time.monotonic()
     consecutive_unavailable = 0
+    size = max(1, batch_size) if send_batch is not None else 1
     try:
-        for row in rows:
+        for start in range(0, len(rows), size):
+            batch = rows[start : start + size]
             if report.breaker_open:
-                report.deferred += 1
+                report.deferred += len(batch)
                 continue
-            outcome = send(row)
+            outcomes = send_batch(batch) if send_batch is not None else [send(batch[0])]
+            if len(outcomes) != len(batch):
+                raise ValueError(f"{len(outcomes)} outcomes for a batch of {len(batch)} writes")
             attempted_at = _now()
-            report.attempted += 1
-            report.outcomes[outcome.outcome] += 1
-            if outcome.created:
-                report.created += 1
-            transition = rules.after_attempt(
-                row.attempts,
-                outcome.outcome,
-                outcome.http_status,
-                outcome.message,
-                outcome.error_class,
-                outcome.target_record_id,
-                policy.max_attempts,
-            )
-            report.statuses[transition.status] += 1
-            if transition.status == rules.DEAD:
-                report.dead_letters.append(
-                    {
-                        "idempotency_key": row.idempotency_key,
-                        "external_id": row.external_id,
-                        "error_class": transition.error_class,
-                        "message": transition.target_message,
-                    }
+            for row, outcome in zip(batch, outcomes, strict=True):
+                consecutive_unavailable = _book(
+                    report,
+                    pending,
+                    row,
+                    outcome,
+                    attempted_at,
+                    consecutive_unavailable,
+                    target,
+                    policy,
                 )
-            pending.append(store.Attempt(row, transition, attempted_at))
-            if outcome.outcome == rules.UNAVAILABLE:
-                consecutive_unavailable += 1
-                if consecutive_unavailable >= policy.breaker_threshold:
-                    report.breaker_open = True
-                    report.breaker_reason = (
-                        f"{target} unavailable for {consecutive_unavailable} writes in a row "
-                        f"({outcome.error_class}: {outcome.message})"
-                    )
-            else:
-                consecutive_unavailable = 0
             if (
                 len(pending) >= policy.book_every_writes
                 or time.monotonic() - booked_at >= policy.book_every_seconds
@@ -140,6 +125,53 @@ def drain(
         raise
     report.auto_resolved += _write(warehouse, pending, run_id)
     return report
+
+
+def _book(
+    report: DrainReport,
+    pending: list[store.Attempt],
+    row: store.OutboxRow,
+    outcome: WriteOutcome,
+    attempted_at: datetime,
+    consecutive_unavailable: int,
+    target: str,
+    policy: DrainPolicy,
+) -> int:
+    """Count one attempt's outcome, queue its booking, and return the unavailable streak after it."""
+    report.attempted += 1
+    report.outcomes[outcome.outcome] += 1
+    if outcome.created:
+        report.created += 1
+    transition = rules.after_attempt(
+        row.attempts,
+        outcome.outcome,
+        outcome.http_status,
+        outcome.message,
+        outcome.error_class,
+        outcome.target_record_id,
+        policy.max_attempts,
+    )
+    report.statuses[transition.status] += 1
+    if transition.status == rules.DEAD:
+        report.dead_letters.append(
+            {
+                "idempotency_key": row.idempotency_key,
+                "external_id": row.external_id,
+                "error_class": transition.error_class,
+                "message": transition.target_message,
+            }
+        )
+    pending.append(store.Attempt(row, transition, attempted_at))
+    if outcome.outcome == rules.UNAVAILABLE:
+        consecutive_unavailable += 1
+        if consecutive_unavailable >= policy.breaker_threshold:
+            report.breaker_open = True
+            report.breaker_reason = (
+                f"{target} unavailable for {consecutive_unavailable} writes in a row "
+                f"({outcome.error_class}: {outcome.message})"
+            )
+        return consecutive_unavailable
+    return 0
 
 
 def _now() -> datetime:

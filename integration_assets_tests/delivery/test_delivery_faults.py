@@ -31,11 +31,15 @@ def test_a_token_that_expires_mid_run_is_refreshed_once_and_the_run_continues(tm
 def test_a_run_that_fails_half_way_and_is_run_again_creates_no_second_document(tmp_path):
     """The ERP goes down after a few writes (the run's later ERP writes wait); running it again, as an
     operator re-materializes from the UI, delivers the rest and doubles nothing."""
-    scenario = with_erp_faults(tmp_path, {"kind": "down", "after_requests": 6, "count": 200})
+    # Two API requests answered (the ERP customers' extract and the customers' bulk write), then six
+    # 503s: the sales orders' bulk write and its two retries, then the next entity's.
+    scenario = with_erp_faults(tmp_path, {"kind": "down", "after_requests": 2, "count": 6})
     with open_stack(tmp_path, scenario) as stack:
         stack.deliver()
         first = stack.erp_documents()
         assert 0 < sum(first.values()) < 13
+        # Customers in, the rest waiting: it stopped half way.
+        assert first["customer"] == 3 and first["sales_order"] == first["invoice"] == 0
         stack.systems.erp.app.set_down(False)
         for _ in range(200):  # let the scripted outage run out: each answered request uses one
             if not stack.deliver().success:

@@ -25,7 +25,7 @@ from integration_assets.defs.delivery.names import (
     OWNER,
     delivery_key,
 )
-from integration_assets.delivery.drain import DrainPolicy, drain
+from integration_assets.delivery.drain import DrainPolicy
 from integration_assets.delivery.ownership_guard import refuse_unowned_writes
 from integration_assets.delivery.planning import PlanResult, PlanSources
 from integration_assets.delivery.plans import golden_customers
@@ -134,13 +134,8 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
                 record_balance(con, run_id, spec.key.to_user_string(), "plan", plan.balance())
         for reason, count in sorted(Counter(q.reason for q in plan.quarantined).items()):
             context.log.warning(f"{count} {spec.entity} write(s) not built: {reason}")
-        report = drain(
-            wh,
-            spec.target,
-            spec.entity,
-            lambda row: target.send(client, row),
-            run_id,
-            DrainPolicy(config.max_attempts, config.breaker_threshold),
+        report = target.drain(
+            wh, client, run_id, DrainPolicy(config.max_attempts, config.breaker_threshold)
         )
         for letter in report.dead_letters:
             context.log.warning(

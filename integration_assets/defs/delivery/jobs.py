@@ -8,7 +8,7 @@ from collections import defaultdict
 
 import dagster as dg
 
-from integration_assets.delivery.drain import DrainReport, drain
+from integration_assets.delivery.drain import DrainReport
 from integration_assets.delivery.targets import target_for
 from integration_assets.storage import outbox as store
 from integration_assets.storage.resources import WarehouseResource
@@ -31,14 +31,7 @@ def deliver_rows(
     for (target_name, entity), keys in sorted(by_pair.items()):
         target = target_for(target_name, entity)
         client = getattr(context.resources, target.resource_key)
-        report = drain(
-            warehouse.warehouse(),
-            target_name,
-            entity,
-            lambda row, target=target, client=client: target.send(client, row),
-            context.run_id,
-            keys=keys,
-        )
+        report = target.drain(warehouse.warehouse(), client, context.run_id, keys=keys)
         reports[f"{target_name}/{entity}"] = report
         context.log.info(f"{target_name}/{entity}: {report.as_metadata()}")
         for letter in report.dead_letters:
