@@ -4,13 +4,10 @@
 `PUT /api/v1/records/{type}/eid:{external_id}` upserts a customer, sales order, invoice, credit note
 or payment applied by external id (201 created, 200 updated with version + 1, 200 with the same
 version when nothing changed); `GET` the same path reads one; `GET /api/v1/records/{type}` lists by
-`updated_since` with `limit`/`offset`. `POST /api/v1/records/{type}/batch` upserts up to
-`MAX_BATCH_RECORDS` records in one request, as record APIs offer bulk writes (Salesforce's sObject
-Collections, OData `$batch`): `{"records": [{"external_id", "idempotency_key", "record"}, ...]}` is
-answered 200 with `{"results": [{"external_id", "status", "body"}, ...]}` in request order, each
-entry exactly what the PUT of that record with that `Idempotency-Key` would have answered; records
-are written one after another, so two writes of one record keep their order. A batch is one API
-request for the rate limit and for the faults. Field problems are a 400 naming every field, a reference to
+`updated_since` with `limit`/`offset`. `POST /api/v1/records/{type}/batch` upserts up to 100
+records of a type in one request (the envelope in `bulk_writes.py`), each answered as the PUT of that
+record with that `Idempotency-Key` would have been. A batch is one API request for the rate limit
+and for the faults. Field problems are a 400 naming every field, a reference to
 a record that does not exist yet is `reference_not_found` on that field, contradictions are 409s.
 A per-client leaky bucket answers 429 with `Retry-After`, and the config's faults inject 5xx,
 slow answers, token expiry and outages, numbered by API request (token requests are not numbered).
@@ -23,7 +20,6 @@ scenario's strict reader; `start_erp` serves it on a socket from a daemon thread
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -36,6 +32,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from integration_assets.sandbox.bulk_writes import (
+    MALFORMED,
+    EnvelopeProblem,
+    bulk_answer,
+    bulk_entries,
+    json_or_none,
+)
 from integration_assets.sandbox.clock import ScenarioClock
 from integration_assets.sandbox.erp_records import (
     ERP_OWNED_CUSTOMER_FIELDS,
@@ -75,7 +78,6 @@ SEED_CUSTOMER_KEYS = {
     "billing_address",
 }
 API_ROUTES = ("put_record", "batch_records", "get_record", "list_records")
-MAX_BATCH_RECORDS = 100
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
 SERVER_ERROR_MESSAGES = {
@@ -382,7 +384,7 @@ class ErpApp:
             status, body, replayed = self._upsert(
                 record_type,
                 arguments["external_id"],
-                _json_or_none(request.get_data()),
+                json_or_none(request.get_data()),
                 request.headers.get("Idempotency-Key"),
             )
             headers = {"Idempotent-Replayed": "true"} if replayed else None
@@ -427,19 +429,15 @@ class ErpApp:
 
     def _batch(self, request: Request, record_type: str) -> Response:
         """Upsert each entry in turn; a malformed envelope is refused whole, before any write."""
-        entries = _batch_entries(_json_or_none(request.get_data()))
-        if isinstance(entries, FieldError):
-            return _validation_failed([entries], "the batch is malformed; nothing was written")
-        results = []
-        for entry in entries:
-            status, body, replayed = self._upsert(
-                record_type, entry["external_id"], entry["record"], entry.get("idempotency_key")
+        entries = bulk_entries(json_or_none(request.get_data()))
+        if isinstance(entries, EnvelopeProblem):
+            return _validation_failed([FieldError(*entries)], MALFORMED)
+        return json_response(
+            bulk_answer(
+                entries,
+                lambda external_id, body, key: self._upsert(record_type, external_id, body, key),
             )
-            result = {"external_id": entry["external_id"], "status": status, "body": body}
-            if replayed:
-                result["idempotent_replayed"] = True
-            results.append(result)
-        return json_response({"results": results})
+        )
 
     def _list(self, request: Request, record_type: str) -> Response:
         errors: list[FieldError] = []
@@ -489,35 +487,6 @@ def _bounded_int(value: str | None, default: int, minimum: int, maximum: int | N
     if number < minimum or (maximum is not None and number > maximum):
         return None
     return number
-
-
-def _json_or_none(data: bytes) -> Any:
-    try:
-        return json.loads(data or b"null")
-    except ValueError:
-        return None
-
-
-def _batch_entries(body: Any) -> list[dict[str, Any]] | FieldError:
-    """The batch's entries, or the first thing wrong with its envelope."""
-    if not isinstance(body, dict) or not isinstance(body.get("records"), list):
-        return FieldError("records", "required", 'the body must be {"records": [...]}')
-    entries = body["records"]
-    if not 1 <= len(entries) <= MAX_BATCH_RECORDS:
-        return FieldError("records", "invalid", f"a batch holds 1 to {MAX_BATCH_RECORDS} records")
-    for number, entry in enumerate(entries):
-        if not isinstance(entry, dict) or set(entry) - {"external_id", "idempotency_key", "record"}:
-            return FieldError(
-                f"records[{number}]",
-                "invalid",
-                'must be {"external_id", "idempotency_key", "record"}',
-            )
-        if not isinstance(entry.get("external_id"), str) or not entry["external_id"]:
-            return FieldError(f"records[{number}].external_id", "required", "a non-empty string")
-        key = entry.get("idempotency_key")
-        if key is not None and not isinstance(key, str):
-            return FieldError(f"records[{number}].idempotency_key", "invalid", "must be a string")
-    return entries
 
 
 def _error(

@@ -3,14 +3,15 @@
 `X-Api-Key` auth; `PUT /api/v1/reservations/{id}` upserts a reservation (201 created, 200 updated
 with version + 1, 200 with the same version when the body equals what is stored, so a retried
 delivery never makes a second document); `GET /api/v1/reservations/{id}` and `GET
-/api/v1/reservations`. Stock is a figure per SKU from the config: what a reservation cannot get is
+/api/v1/reservations`. `POST /api/v1/reservations/batch` upserts up to 100 reservations in one
+request (the envelope in `bulk_writes.py`, the reservation id as each entry's `external_id`), each
+answered as its own PUT would have been; one API request for the faults. Stock is a figure per SKU from the config: what a reservation cannot get is
 `backordered`, which is an answer, not an error; an unknown SKU is a 400. `/_sandbox/wms/stats`
 (requests, faults, reservations and versions written) needs no key.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 import time
@@ -23,6 +24,13 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from integration_assets.sandbox.bulk_writes import (
+    MALFORMED,
+    EnvelopeProblem,
+    bulk_answer,
+    bulk_entries,
+    json_or_none,
+)
 from integration_assets.sandbox.clock import ScenarioClock
 from integration_assets.sandbox.request_faults import answering_fault, parse_request_faults
 from integration_assets.sandbox.routing import answer_routed
@@ -30,7 +38,7 @@ from integration_assets.sandbox.scenario import Fault, _Reader
 from integration_assets.sandbox.served_app import ServedApp, serve, standalone_clock
 from integration_assets.sandbox.storefront_app import RequestStats, json_response
 
-API_ENDPOINTS = {"reservation_put", "reservation_get", "reservations"}
+API_ENDPOINTS = {"reservation_put", "reservations_batch", "reservation_get", "reservations"}
 RESERVATION_STATUSES = ("reserved", "released")
 RESERVATION_ID_RE = re.compile(r"[A-Za-z0-9._:-]{1,100}")
 WMS_FAULT_KINDS = {
@@ -45,6 +53,7 @@ URL_MAP = Map(
         Rule("/api/v1/reservations/<reservation_id>", endpoint="reservation_put", methods=["PUT"]),
         Rule("/api/v1/reservations/<reservation_id>", endpoint="reservation_get", methods=["GET"]),
         Rule("/api/v1/reservations", endpoint="reservations", methods=["GET"]),
+        Rule("/api/v1/reservations/batch", endpoint="reservations_batch", methods=["POST"]),
         Rule("/_sandbox/wms/stats", endpoint="stats", methods=["GET"]),
     ]
 )
@@ -294,6 +303,18 @@ class WmsApiApp:
             return json_response({"error": "server_error"}, fault.status)
         if endpoint == "reservations":
             return json_response({"reservations": self.reservations()})
+        if endpoint == "reservations_batch":
+            entries = bulk_entries(json_or_none(request.get_data()))
+            if isinstance(entries, EnvelopeProblem):
+                return json_response(
+                    {
+                        "error": "validation_failed",
+                        "message": MALFORMED,
+                        "fields": [{"field": entries.field, "message": entries.message}],
+                    },
+                    400,
+                )
+            return json_response(bulk_answer(entries, self._upsert))
         reservation_id = arguments["reservation_id"]
         if endpoint == "reservation_get":
             stored = self.book.get(reservation_id)
@@ -303,21 +324,28 @@ class WmsApiApp:
         return self._put(request, reservation_id)
 
     def _put(self, request: Request, reservation_id: str) -> Response:
+        body = json_or_none(request.get_data())
+        if body is None and request.get_data().strip() not in (b"", b"null"):
+            return _invalid([{"field": "body", "message": "not valid JSON"}])
+        status, answer, _ = self._upsert(reservation_id, body, None)
+        return json_response(answer, status)
+
+    def _upsert(
+        self, reservation_id: str, body: Any, idempotency_key: str | None
+    ) -> tuple[int, dict[str, Any], bool]:
+        """One reservation's upsert: (status, answer, replayed), for a PUT or a batch entry. The
+        WMS is idempotent by content (the same body again is the same version), not by key."""
         if not RESERVATION_ID_RE.fullmatch(reservation_id):
-            return _invalid(
+            return _invalid_answer(
                 [{"field": "reservation_id", "message": "use 1-100 of A-Z a-z 0-9 . _ : -"}]
             )
         try:
-            body = json.loads(request.get_data() or b"null")
-        except ValueError:
-            return _invalid([{"field": "body", "message": "not valid JSON"}])
-        try:
             created, stored = self.book.put(reservation_id, body, self.clock.now())
         except ReservationInvalid as error:
-            return _invalid(error.fields)
+            return _invalid_answer(error.fields)
         except ReservationConflict as error:
-            return json_response({"error": "conflict", "message": str(error)}, 409)
-        return json_response(stored.answer(), 201 if created else 200)
+            return 409, {"error": "conflict", "message": str(error)}, False
+        return (201 if created else 200), stored.answer(), False
 
 
 def _refusal(request: Request, error: HTTPException) -> Response:
@@ -328,8 +356,13 @@ def _refusal(request: Request, error: HTTPException) -> Response:
     return json_response({"error": error.name}, error.code or 500)
 
 
+def _invalid_answer(fields: list[dict[str, str]]) -> tuple[int, dict[str, Any], bool]:
+    return 400, {"error": "validation_failed", "fields": fields}, False
+
+
 def _invalid(fields: list[dict[str, str]]) -> Response:
-    return json_response({"error": "validation_failed", "fields": fields}, 400)
+    status, answer, _ = _invalid_answer(fields)
+    return json_response(answer, status)
 
 
 class RunningWmsApi(ServedApp):

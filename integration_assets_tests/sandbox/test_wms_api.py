@@ -259,3 +259,53 @@ def test_held_stock_kept_per_sku_backorders_as_a_scan_of_every_reservation(puts)
         )
         _, written = book.put(reservation_id, body, datetime(2026, 12, 14, tzinfo=UTC))
         assert written.backordered == expected
+
+
+# ---- the batch endpoint -------------------------------------------------------------------------
+def batch(wms, records, key=KEY):
+    return requests.post(
+        f"{wms.url}/api/v1/reservations/batch",
+        json={"records": records},
+        headers={"X-Api-Key": key},
+        timeout=10,
+    )
+
+
+def test_a_batch_answers_each_reservation_as_its_own_put_would(wms, put):
+    put("R-2", body(order_id="2002", MUG_1=1))
+    answer = batch(
+        wms,
+        [
+            {"external_id": "R-1", "record": body(MUG_1=4)},
+            {"external_id": "R-2", "record": body(order_id="9999", MUG_1=1)},  # another order's id
+            {"external_id": "R-3", "record": body(NOPE=1)},
+            {"external_id": "R-4", "record": body(order_id="1004", MUG_1=3)},  # 1 left of 5
+        ],
+    )
+    assert answer.status_code == 200
+    results = answer.json()["results"]
+    assert [(r["external_id"], r["status"]) for r in results] == [
+        ("R-1", 201),
+        ("R-2", 409),
+        ("R-3", 400),
+        ("R-4", 201),
+    ]
+    # Written one after another: R-4 is short by what already hold.
+    assert results[3]["body"]["backordered"] == [{"sku": "MUG-1", "quantity": 3 - (5 - 4 - 1)}]
+    assert results[2]["body"]["fields"][0]["field"].startswith("lines")
+    assert len(wms.reservations()) == 3
+    again = batch(wms, [{"external_id": "R-1", "record": body(MUG_1=4)}]).json()["results"]
+    assert again[0]["status"] == 200 and again[0]["body"]["version"] == 1  # nothing doubled
+
+
+def test_a_malformed_batch_is_refused_whole(wms):
+    answer = batch(wms, [{"external_id": "R-1", "record": body(MUG_1=1)}, {"record": {}}])
+    assert answer.status_code == 400
+    assert answer.json()["fields"] == [
+        {"field": "records[1].external_id", "message": "a non-empty string"}
+    ]
+    assert wms.reservations() == []
+    assert (
+        batch(wms, [{"external_id": "R-1", "record": body(MUG_1=1)}], key="wrong").status_code
+        == 401
+    )
