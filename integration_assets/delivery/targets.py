@@ -2,7 +2,7 @@
 
 The outbox row carries the mapped payload; `send` turns one row into one upsert by external id, with
 the row's idempotency key on the request, and returns the client's WriteOutcome. Where the target
-takes bulk writes (the ERP's batch endpoint), `send_batch` writes up to the client's `batch_size`
+takes bulk writes (the ERP's and the WMS's batch endpoints), `send_batch` writes up to the client's `batch_size`
 rows in one request and returns one outcome per row, in order.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 from integration_assets.delivery.drain import DrainPolicy, DrainReport, drain
 from integration_assets.storage.outbox import OutboxRow
 from integration_assets.storage.warehouse import Warehouse
-from integration_assets.systems.erp import RecordWrite
+from integration_assets.systems.bulk import RecordWrite
 from integration_assets.systems.write_outcome import WriteOutcome
 
 BatchSend = Callable[[Any, list[OutboxRow]], list[WriteOutcome]]
@@ -71,12 +71,15 @@ def _erp_upsert_many(record_type: str) -> BatchSend:
     """A bulk upsert by external id of ERP records of `record_type`."""
 
     def send_batch(client: Any, rows: list[OutboxRow]) -> list[WriteOutcome]:
-        writes = [
-            RecordWrite(row.external_id, row.payload_to_send(), row.idempotency_key) for row in rows
-        ]
-        return client.upsert_many(record_type, writes)
+        return client.upsert_many(record_type, _record_writes(rows))
 
     return send_batch
+
+
+def _record_writes(rows: list[OutboxRow]) -> list[RecordWrite]:
+    return [
+        RecordWrite(row.external_id, row.payload_to_send(), row.idempotency_key) for row in rows
+    ]
 
 
 def _erp(entity: str, record_type: str) -> Target:
@@ -85,6 +88,10 @@ def _erp(entity: str, record_type: str) -> Target:
 
 def _wms_reservation(client: Any, row: OutboxRow) -> WriteOutcome:
     return client.put_reservation(row.external_id, row.payload_to_send(), row.idempotency_key)
+
+
+def _wms_reservations(client: Any, rows: list[OutboxRow]) -> list[WriteOutcome]:
+    return client.put_reservations(_record_writes(rows))
 
 
 TARGETS: dict[tuple[str, str], Target] = {
@@ -99,7 +106,7 @@ TARGETS: dict[tuple[str, str], Target] = {
         _erp("invoice", "invoice"),
         _erp("credit_note", "credit_note"),
         _erp("payment_applied", "payment_applied"),
-        Target("wms", "reservation", "wms", _wms_reservation),
+        Target("wms", "reservation", "wms", _wms_reservation, _wms_reservations),
     )
 }
 

@@ -15,13 +15,22 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
-import orjson
 import requests
 
-from integration_assets.systems.http_client import BulkEntry, json_or_none
+from integration_assets.systems.bulk import (
+    MAX_BULK_RECORDS,
+    RecordWrite,
+    answer_text,
+    bulk_entries,
+    bulk_outcomes,
+    bulk_parts,
+    bulk_request,
+    check_bulk_size,
+)
+from integration_assets.systems.http_client import json_or_none
 from integration_assets.systems.oauth import (
     OAuthClientCredentialsResource,
     error_detail,
@@ -31,15 +40,6 @@ from integration_assets.systems.write_outcome import TargetError, WriteOutcome
 
 RECORD_TYPES = ("customer", "sales_order", "invoice", "credit_note", "payment_applied")
 REFERENCE_NOT_FOUND = "reference_not_found"
-MAX_BATCH_SIZE = 100  # records the batch endpoint takes in one request
-
-
-class RecordWrite(NamedTuple):
-    """One record of a bulk upsert."""
-
-    external_id: str
-    payload: dict[str, Any]
-    idempotency_key: str
 
 
 def field_errors_message(fields: list[dict[str, Any]]) -> str:
@@ -64,7 +64,7 @@ class ErpClient(OAuthClientCredentialsResource):
     page_limit: int = 100
     # Records per bulk write through the batch endpoint (at most 100); 1 sends one PUT per record,
     # for an ERP that offers no batch endpoint.
-    batch_size: int = MAX_BATCH_SIZE
+    batch_size: int = MAX_BULK_RECORDS
 
     def _token_endpoint(self) -> str:
         return self.token_url or f"{self.base_url.rstrip('/')}/oauth/token"
@@ -115,68 +115,33 @@ class ErpClient(OAuthClientCredentialsResource):
         Raises like `upsert`: `TargetAuthError` for refused credentials, `TargetError` for an
         answer that is not one result per record (a wrong URL, an ERP without the batch endpoint).
         """
-        if not 1 <= len(writes) <= min(self.batch_size, MAX_BATCH_SIZE):
-            raise ValueError(
-                f"a bulk upsert takes 1 to {min(self.batch_size, MAX_BATCH_SIZE)} records, "
-                f"not {len(writes)}"
-            )
+        check_bulk_size(writes, self.batch_size)
         url = f"{self.record_url(record_type)}/batch"
         for write in writes:
             self.record_url(record_type, write.external_id)  # the same checks as a single write
         return self.write_many(
             "POST",
             url,
-            json_body={
-                "records": [
-                    {
-                        "external_id": write.external_id,
-                        "idempotency_key": write.idempotency_key,
-                        "record": write.payload,
-                    }
-                    for write in writes
-                ]
-            },
-            entries=[BulkEntry(write.idempotency_key, write.payload) for write in writes],
-            read_answer=lambda response, body: self._batch_outcomes(
-                record_type, url, writes, response, body
+            json_body=bulk_request(writes),
+            entries=bulk_entries(writes),
+            read_answer=lambda response, body: bulk_outcomes(
+                response.status_code,
+                body,
+                writes,
+                lambda _write, record, status, answer: self._upsert_outcome(
+                    record_type,
+                    f"POST {urlsplit(url).path} ({record})",
+                    status,
+                    answer,
+                    self._scrub(error_detail(answer, answer_text(answer))),
+                ),
             ),
-            split_answer=_batch_parts,
+            split_answer=bulk_parts,
             unknown_answer_hint=(
                 "check the ERP base URL; set the ERP client's batch_size to 1 if this ERP has no "
                 "batch endpoint"
             ),
         )
-
-    def _batch_outcomes(
-        self,
-        record_type: str,
-        url: str,
-        writes: Sequence[RecordWrite],
-        response: requests.Response,
-        body: Any,
-    ) -> list[WriteOutcome] | None:
-        """One outcome per record; None unless the answer has one result per record, in order."""
-        results = _batch_results(body) if response.status_code == 200 else None
-        if results is None or [result.get("external_id") for result in results] != [
-            write.external_id for write in writes
-        ]:
-            return None
-        request = f"POST {urlsplit(url).path}"
-        outcomes = []
-        for result in results:
-            outcome = self._upsert_outcome(
-                record_type,
-                f"{request} (record {len(outcomes) + 1} of {len(results)})",
-                result["status"],
-                result.get("body"),
-                self._scrub(
-                    error_detail(result.get("body"), orjson.dumps(result.get("body")).decode())
-                ),
-            )
-            if outcome is None:
-                return None
-            outcomes.append(outcome)
-        return outcomes
 
     def _upsert_outcome(
         self, record_type: str, request: str, status: int, body: Any, detail: str
@@ -257,24 +222,3 @@ class ErpClient(OAuthClientCredentialsResource):
                 f"not a JSON object: {target_error_detail(response)[:200]}"
             )
         return body
-
-
-def _batch_results(body: Any) -> list[dict[str, Any]] | None:
-    """The batch answer's results, each with an integer status; None if it is not that shape."""
-    results = body.get("results") if isinstance(body, dict) else None
-    if not isinstance(results, list) or not all(
-        isinstance(result, dict)
-        and isinstance(result.get("status"), int)
-        and not isinstance(result.get("status"), bool)
-        for result in results
-    ):
-        return None
-    return results
-
-
-def _batch_parts(body: Any) -> list[tuple[int, str]] | None:
-    """Each record's status and answer in a batch answer, for its audit lines."""
-    results = _batch_results(body)
-    if results is None:
-        return None
-    return [(result["status"], orjson.dumps(result.get("body")).decode()) for result in results]

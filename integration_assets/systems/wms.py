@@ -5,16 +5,29 @@ the same version), so a retried delivery never reserves twice; the outbox's idem
 with it for the audit trail. Answers become `WriteOutcome`s: delivered (201 created, 200 updated or
 unchanged; backorders are named in the message, they are not an error), rejected (400, the fields
 the WMS named), conflict (409: the reservation id belongs to another order), unavailable (retries
-ran out on 429/5xx/timeouts). A refused key fails the run naming WMS_API_KEY, never the key.
+ran out on 429/5xx/timeouts). `put_reservations` sends up to `batch_size` reservations in one
+`POST /api/v1/reservations/batch` and reads each one's answer as its own PUT's. A refused key fails
+the run naming WMS_API_KEY, never the key.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote, urlsplit
 
 import requests
 
+from integration_assets.systems.bulk import (
+    MAX_BULK_RECORDS,
+    RecordWrite,
+    answer_text,
+    bulk_entries,
+    bulk_outcomes,
+    bulk_parts,
+    bulk_request,
+    check_bulk_size,
+)
 from integration_assets.systems.http_client import RetryingHttpResource, json_or_none
 from integration_assets.systems.write_outcome import TargetAuthError, TargetError, WriteOutcome
 
@@ -35,6 +48,8 @@ class WmsClient(RetryingHttpResource):
 
     base_url: str
     api_key: str
+    # Reservations per bulk write through the batch endpoint (at most 100); 1 sends one PUT each.
+    batch_size: int = MAX_BULK_RECORDS
 
     def _auth_headers(self) -> dict[str, str]:
         return {"X-Api-Key": self.api_key}
@@ -49,14 +64,17 @@ class WmsClient(RetryingHttpResource):
         return TargetError(message)
 
     def _error_detail(self, response: requests.Response) -> str:
-        body = json_or_none(response)
+        return self._detail(json_or_none(response), response.text)
+
+    def _detail(self, body: Any, text: str) -> str:
+        """The WMS's own words: its field list, else its message, else the start of the answer."""
         if isinstance(body, dict):
             if isinstance(body.get("fields"), list):
                 return wms_fields_message([e for e in body["fields"] if isinstance(e, dict)])
             for key in ("message", "error"):
                 if isinstance(body.get(key), str):
                     return body[key][:300]
-        text = response.text[:300]
+        text = text[:300]
         # A WMS that echoes the key back must not put it in a message.
         return text.replace(self.api_key, "[redacted]") if self.api_key else text
 
@@ -80,18 +98,53 @@ class WmsClient(RetryingHttpResource):
             json_body=body,
             idempotency_key=idempotency_key,
             read_answer=lambda response, answer: self._reservation_outcome(
-                reservation_id, url, response, answer
+                reservation_id,
+                f"PUT {urlsplit(url).path}",
+                response.status_code,
+                answer,
+                self._error_detail(response),
             ),
             unknown_answer_hint="check the WMS base URL",
         )
 
+    def put_reservations(self, writes: Sequence[RecordWrite]) -> list[WriteOutcome]:
+        """Create or replace up to `batch_size` reservations in one request, one outcome each
+        (`external_id` is the reservation id). Raises like `put_reservation`."""
+        check_bulk_size(writes, self.batch_size)
+        for write in writes:
+            self.reservation_url(write.external_id)  # the same checks as a single write
+        url = f"{self.base_url.rstrip('/')}/api/v1/reservations/batch"
+        return self.write_many(
+            "POST",
+            url,
+            json_body=bulk_request(writes),
+            entries=bulk_entries(writes),
+            read_answer=lambda response, body: bulk_outcomes(
+                response.status_code,
+                body,
+                writes,
+                lambda write, record, status, answer: self._reservation_outcome(
+                    write.external_id,
+                    f"POST {urlsplit(url).path} ({record})",
+                    status,
+                    answer,
+                    self._detail(answer, answer_text(answer)),
+                ),
+            ),
+            split_answer=bulk_parts,
+            unknown_answer_hint=(
+                "check the WMS base URL; set the WMS client's batch_size to 1 if this WMS has no "
+                "batch endpoint"
+            ),
+        )
+
     def _reservation_outcome(
-        self, reservation_id: str, url: str, response: requests.Response, answer: Any
+        self, reservation_id: str, request: str, status: int, answer: Any, detail: str
     ) -> WriteOutcome | None:
-        status = response.status_code
+        """What one reservation's answer means (a PUT's, or its entry in a batch's)."""
         if status in (200, 201):
             if not isinstance(answer, dict) or "version" not in answer:
-                raise TargetError(f"PUT {urlsplit(url).path} answered {status} without a version")
+                raise TargetError(f"{request} answered {status} without a version")
             created = status == 201
             message = (
                 f"{'created' if created else 'stored'} reservation version {answer['version']}"
@@ -104,9 +157,9 @@ class WmsClient(RetryingHttpResource):
             target_record_id = str(answer.get("reservation_id") or reservation_id)
             return WriteOutcome.delivered(status, message, target_record_id, created)
         if status == 409:
-            return WriteOutcome.refused("conflict", status, self._error_detail(response))
+            return WriteOutcome.refused("conflict", status, detail)
         if status in (400, 422):
-            return WriteOutcome.refused("rejected", status, self._error_detail(response))
+            return WriteOutcome.refused("rejected", status, detail)
         return None
 
     def get_reservation(self, reservation_id: str) -> dict[str, Any] | None:

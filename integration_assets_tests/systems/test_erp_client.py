@@ -14,7 +14,8 @@ import pytest
 
 from integration_assets.sandbox.erp_app import ErpConfig, RunningErp, start_erp
 from integration_assets.sandbox.scenario import Fault
-from integration_assets.systems.erp import ErpClient, RecordWrite
+from integration_assets.systems.bulk import RecordWrite
+from integration_assets.systems.erp import ErpClient
 from integration_assets.systems.write_outcome import TargetAuthError, TargetError
 
 CUSTOMER = {

@@ -6,8 +6,9 @@ import pytest
 
 from integration_assets.sandbox.scenario import _Reader
 from integration_assets.sandbox.wms_api import parse_wms_api, start_wms_api
+from integration_assets.systems.bulk import RecordWrite
 from integration_assets.systems.wms import WmsClient
-from integration_assets.systems.write_outcome import TargetAuthError
+from integration_assets.systems.write_outcome import TargetAuthError, TargetError
 
 KEY = "wms-client-key-5150"
 
@@ -151,3 +152,45 @@ def test_faults_outlasting_the_retries_are_unavailable(wms_factory):
         503,
     )
     assert wms.stats()["api_by_status"] == {"503": 3}
+
+
+# ---- bulk writes through the batch endpoint ----------------------------------------------------
+def test_a_bulk_put_reads_each_reservations_outcome_as_its_own_put_would(wms, client):
+    client.put_reservation("R-2", reservation("2002", mugs=1), "k0")
+    writes = [
+        RecordWrite("R-1", reservation("1001", mugs=4), "k1"),  # 4 of the 5 left: 1 held by R-2
+        RecordWrite("R-2", reservation("9999"), "k2"),  # R-2 belongs to order 2002
+        RecordWrite(
+            "R-3",
+            {"order_id": "3", "status": "reserved", "lines": [{"sku": "NOPE", "quantity": 1}]},
+            "k3",
+        ),
+        RecordWrite("R-4", reservation("1004", mugs=2), "k4"),  # nothing left: backordered
+    ]
+    outcomes = client.put_reservations(writes)
+    assert [(o.outcome, o.http_status) for o in outcomes] == [
+        ("delivered", 201),
+        ("conflict", 409),
+        ("rejected", 400),
+        ("delivered", 201),
+    ]
+    assert "belongs to order 2002" in outcomes[1].message
+    assert outcomes[2].message == "lines[0].sku: unknown sku NOPE"
+    assert outcomes[3].message == "created reservation version 1; backordered MUG-1 x2"
+    assert outcomes[0].target_record_id == "R-1"
+    assert wms.stats()["by_route"]["reservations_batch"] == {"200": 1}
+
+
+def test_a_bulk_put_outlasting_the_retries_is_unavailable_for_every_reservation(wms_factory):
+    wms = wms_factory(faults=[{"kind": "server_error", "after_requests": 0, "count": 9}])
+    writes = [RecordWrite(f"R-{n}", reservation(str(n)), f"k{n}") for n in range(3)]
+    outcomes = client_for(wms, max_retries=1).put_reservations(writes)
+    assert {(o.outcome, o.error_class) for o in outcomes} == {("unavailable", "server_error")}
+    assert len(outcomes) == 3 and wms.stats()["reservations"] == 0
+    assert wms.stats()["api_by_status"] == {"503": 2}  # one request and its retry, for all three
+
+
+def test_a_wms_without_the_batch_endpoint_fails_the_run_with_the_way_out(wms):
+    client = client_for(wms, base_url=f"{wms.url}/elsewhere")
+    with pytest.raises(TargetError, match="batch_size to 1"):
+        client.put_reservations([RecordWrite("R-1", reservation(), "k")])
