@@ -147,12 +147,19 @@ class RawLog:
 
     def payloads(self, raw_refs: Iterable[str]) -> dict[str, Any]:
         """The payload of each `raw/<source>/<stream>/<batch>#<index>` reference, reading each batch once."""
+        return dict(self.iter_payloads(raw_refs))
+
+    def iter_payloads(self, raw_refs: Iterable[str]) -> Iterator[tuple[str, Any]]:
+        """(reference, payload) for each reference, in file order, reading each batch once and
+        holding one record at a time (a peak-day poll is hundreds of megabytes of payloads);
+        raises KeyError naming what was not found, after yielding everything that was."""
+        refs = list(raw_refs)
         wanted: dict[tuple[str, str, str], set[int]] = {}
-        for ref in raw_refs:
+        for ref in refs:
             location, _, index = ref.rpartition("#")
             _, source, stream, batch_id = location.split("/", 3)
             wanted.setdefault((source, stream, batch_id), set()).add(int(index))
-        found: dict[str, Any] = {}
+        found: set[str] = set()
         for (source, stream, batch_id), indices in wanted.items():
             manifest_path = self.root / source / stream / f"{batch_id}{MANIFEST_SUFFIX}"
             if not manifest_path.exists():
@@ -162,10 +169,9 @@ class RawLog:
             manifest = self.read_manifest(manifest_path)
             for record in self.read_records(manifest):
                 if record["record_index"] in indices:
-                    found[manifest.raw_ref(record["record_index"])] = record.get("payload")
-        missing = (
-            [ref for ref in raw_refs if ref not in found] if isinstance(raw_refs, list) else []
-        )
+                    ref = manifest.raw_ref(record["record_index"])
+                    found.add(ref)
+                    yield ref, record.get("payload")
+        missing = [ref for ref in refs if ref not in found]
         if missing:
             raise KeyError(f"raw records not found: {', '.join(missing[:5])}")
-        return found

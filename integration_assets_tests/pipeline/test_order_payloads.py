@@ -4,9 +4,15 @@ a warehouse built before the column existed still reads its orders (from raw) an
 import copy
 
 import orjson
+import pytest
 
+from integration_assets.defs.orders import core as orders_core
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
-from integration_assets.storage.order_payloads import current_orders, fill_missing_payloads
+from integration_assets.storage.order_payloads import (
+    current_orders,
+    fill_missing_payloads,
+    iter_current_orders,
+)
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import SCHEMA_RECORD, Warehouse, forget_schema_checks
 from integration_assets_tests.conftest import load_fixture_order
@@ -53,7 +59,12 @@ def _heads(warehouse: Warehouse) -> dict[int, tuple]:
     return {order_id: (sequence, raw_ref, payload) for order_id, sequence, raw_ref, payload in rows}
 
 
-def test_promotion_stores_each_new_heads_source_document_and_readers_use_it(tmp_path):
+@pytest.mark.parametrize("heads_per_insert", [2000, 1])
+def test_promotion_stores_each_new_heads_source_document_and_readers_use_it(
+    tmp_path, monkeypatch, heads_per_insert
+):
+    # 1: the payloads streamed from raw are written a head at a time, and the end is the same.
+    monkeypatch.setattr(orders_core, "HEADS_PER_INSERT", heads_per_insert)
     warehouse, raw_log = _world(tmp_path)
     first, second = _order(), _other_order()
     land_and_promote_orders(warehouse, raw_log, [first, second])
@@ -125,3 +136,39 @@ def test_a_warehouse_built_before_the_payload_column_reads_from_raw_until_filled
     with upgraded.connect() as con:
         assert current_orders(con, counting) == expected
     assert _CountingRawLog.files_read == 0
+
+
+def test_current_orders_stream_a_chunk_at_a_time_in_order_id_order(tmp_path):
+    warehouse, raw_log = _world(tmp_path)
+    orders = [_order(), _other_order()]
+    for number in range(3):
+        extra = copy.deepcopy(_other_order())
+        extra.update(id=450789480 + number)
+        orders.append(extra)
+    land_and_promote_orders(warehouse, raw_log, orders)
+    with warehouse.connect() as con:
+        expected = current_orders(con, raw_log)
+        streamed = iter_current_orders(con, raw_log, chunk_size=2)
+        first = next(streamed)
+        rest = list(streamed)
+    assert [first, *rest] == expected
+    assert [order.order_id for order in expected] == sorted(order["id"] for order in orders)
+
+
+def test_raw_payloads_stream_in_file_order_and_a_missing_one_is_named_after_the_rest(tmp_path):
+    warehouse, raw_log = _world(tmp_path)
+    land_and_promote_orders(warehouse, raw_log, [_order(), _other_order()])
+    [batch] = raw_log.batches(SOURCE, STREAM_NAME)
+    refs = [batch.raw_ref(1), batch.raw_ref(0)]
+    assert [ref for ref, _ in raw_log.iter_payloads(refs)] == [batch.raw_ref(0), batch.raw_ref(1)]
+    seen = []
+    try:
+        for ref, payload in raw_log.iter_payloads([*refs, batch.raw_ref(7)]):
+            seen.append((ref, payload["id"]))
+    except KeyError as error:
+        assert batch.raw_ref(7) in str(error)
+    else:
+        raise AssertionError("a reference that is not in raw must be named")
+    assert sorted(seen) == sorted(
+        [(batch.raw_ref(0), _order()["id"]), (batch.raw_ref(1), _other_order()["id"])]
+    )

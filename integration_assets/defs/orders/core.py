@@ -7,6 +7,7 @@ import dagster as dg
 import orjson
 import pandas as pd
 
+from integration_assets.chunks import batched
 from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import (
     CHECK_CORE_BALANCE,
@@ -59,6 +60,8 @@ def _utc(value: datetime) -> datetime:
 def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
+
+HEADS_PER_INSERT = 2000  # new heads' payloads held at once while they are written
 
 HEAD_COLUMNS = [
     "order_id",
@@ -138,29 +141,32 @@ def promote_batch(con, batch_id: str, run_id: str, raw_log: RawLog) -> dict:
     if new_heads:
         # A head is always one of this batch's versions (apply_versions only moves forward to one).
         raw_refs = {(v.order_id, v.key): v.raw_ref for vs in by_order.values() for v in vs}
-        head_refs = [raw_refs[(h.order_id, h.key)] for h in new_heads]
-        payloads = raw_log.payloads(head_refs)
-        frame = pd.DataFrame(
-            [
+        head_of_ref = {raw_refs[(h.order_id, h.key)]: h for h in new_heads}
+        # Streamed from raw and written a chunk at a time: a peak-day poll's payloads are hundreds
+        # of megabytes once parsed, and only one chunk of them is held.
+        for chunk in batched(raw_log.iter_payloads(head_of_ref), HEADS_PER_INSERT):
+            frame = pd.DataFrame(
                 [
-                    h.order_id,
-                    h.sequence,
-                    naive_utc(h.updated_at),
-                    h.payload_hash,
-                    _json(h.snapshot),
-                    ref,
-                    payload_json(payloads[ref]),
-                ]
-                for h, ref in zip(new_heads, head_refs, strict=True)
-            ],
-            columns=HEAD_COLUMNS,
-        )
-        con.register("new_heads", frame)
-        con.execute(
-            f"INSERT OR REPLACE INTO core.order_heads ({', '.join(HEAD_COLUMNS)}) "
-            f"SELECT {', '.join(HEAD_COLUMNS)} FROM new_heads"
-        )
-        con.unregister("new_heads")
+                    [
+                        head.order_id,
+                        head.sequence,
+                        naive_utc(head.updated_at),
+                        head.payload_hash,
+                        _json(head.snapshot),
+                        ref,
+                        payload_json(payload),
+                    ]
+                    for ref, payload in chunk
+                    for head in (head_of_ref[ref],)
+                ],
+                columns=HEAD_COLUMNS,
+            )
+            con.register("new_heads", frame)
+            con.execute(
+                f"INSERT OR REPLACE INTO core.order_heads ({', '.join(HEAD_COLUMNS)}) "
+                f"SELECT {', '.join(HEAD_COLUMNS)} FROM new_heads"
+            )
+            con.unregister("new_heads")
     for version, resolution, other_hash in conflicts:
         con.execute(
             "INSERT OR REPLACE INTO core.version_conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
