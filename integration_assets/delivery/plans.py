@@ -11,13 +11,14 @@ recognised, reservations once fulfilment is activated.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
 
 from integration_assets.contracts.timing import load_timing
 from integration_assets.delivery.planning import PlanResult, PlanSources, plan_from_mapped
-from integration_assets.storage.order_payloads import current_orders
+from integration_assets.storage.order_payloads import iter_current_orders
 from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams import crm_mapping, erp_adjustments, erp_mapping, wms_mapping
 from integration_assets.streams.customers import GOLDEN_COLUMNS
@@ -54,11 +55,15 @@ def enqueued_external_ids(sources: PlanSources, target: str, entity: str) -> set
         }
 
 
-def order_snapshots(sources: PlanSources) -> list[tuple[dict[str, Any], str]]:
-    """Every order's current version as the storefront sent it, with a reference to that version."""
+def order_snapshots(sources: PlanSources) -> Iterator[tuple[dict[str, Any], str]]:
+    """Every order's current version as the storefront sent it, with a reference to that version.
+
+    Streamed (read when iterated, a chunk of documents at a time, on a connection of its own held
+    until the last one): a planner maps each order as it comes and keeps only its write intents.
+    """
     with sources.warehouse.connect() as con:
-        orders = current_orders(con, sources.raw_log)
-    return [(order.payload, f"{order.ref} ({order.raw_ref})") for order in orders]
+        for order in iter_current_orders(con, sources.raw_log):
+            yield order.payload, f"{order.ref} ({order.raw_ref})"
 
 
 def plan_crm_accounts(sources: PlanSources, crm: Any = None) -> PlanResult:

@@ -10,6 +10,7 @@ not there yet (a warehouse built before the column existed) is read back from ra
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,30 +91,35 @@ def fill_missing_payloads(con: duckdb.DuckDBPyConnection, raw_log: RawLog) -> in
 
 
 def current_orders(con: duckdb.DuckDBPyConnection, raw_log: RawLog) -> list[CurrentOrder]:
-    """Every order's head version with its source payload, by order id.
+    """Every order's head version with its source payload, by order id (all held at once)."""
+    return list(iter_current_orders(con, raw_log))
+
+
+def iter_current_orders(
+    con: duckdb.DuckDBPyConnection, raw_log: RawLog, chunk_size: int = 1000
+) -> Iterator[CurrentOrder]:
+    """Every order's head version with its source payload, by order id, `chunk_size` rows fetched
+    and parsed at a time: a reader that keeps only what it needs of each order holds one chunk of
+    documents, not every order's. Run no other statement on `con` until the iteration ends (it
+    would replace the open result).
 
     One SELECT of core.order_heads. Heads still without a payload (written before the column
-    existed, until `core/order_events` runs once) are read from raw, as they always were; a head
-    whose staged version cannot be found is left out, as before.
+    existed, until `core/order_events` runs once) are read from raw first, as they always were; a
+    head whose staged version cannot be found is left out, as before.
     """
-    heads = con.execute(
+    from_raw = _raw_payloads_of_heads_without_one(con, raw_log)
+    result = con.execute(
         "SELECT order_id, sequence, updated_at, raw_ref, payload FROM core.order_heads "
         "ORDER BY order_id"
-    ).fetchall()
-    from_raw = (
-        _raw_payloads_of_heads_without_one(con, raw_log)
-        if any(payload is None for *_, payload in heads)
-        else {}
     )
-    orders = []
-    for order_id, sequence, updated_at, raw_ref, payload in heads:
-        if payload is None:
-            if order_id not in from_raw:
-                continue
-            raw_ref, document = from_raw[order_id]
-        else:
-            document = orjson.loads(payload)
-        orders.append(
-            CurrentOrder(order_id, sequence, updated_at.replace(tzinfo=UTC), document, raw_ref)
-        )
-    return orders
+    while heads := result.fetchmany(chunk_size):
+        for order_id, sequence, updated_at, raw_ref, payload in heads:
+            if payload is None:
+                if order_id not in from_raw:
+                    continue
+                raw_ref, document = from_raw[order_id]
+            else:
+                document = orjson.loads(payload)
+            yield CurrentOrder(
+                order_id, sequence, updated_at.replace(tzinfo=UTC), document, raw_ref
+            )

@@ -24,7 +24,7 @@ from integration_assets.defs.customers.names import (
 from integration_assets.defs.orders.names import ORDERS_CURRENT
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.gates import passed_batches_sql
-from integration_assets.storage.order_payloads import current_orders
+from integration_assets.storage.order_payloads import iter_current_orders
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
@@ -68,7 +68,7 @@ class CustomerInputs:
 
 def read_storefront(con, raw_log: RawLog, inputs: CustomerInputs) -> None:
     """The customer of every current order (as the storefront sent it); the merge keeps each one's newest."""
-    for order in current_orders(con, raw_log):
+    for order in iter_current_orders(con, raw_log):
         inputs.rows_offered["storefront"] += 1
         try:
             customer = storefront_customer(order.payload, order.updated_at, order.ref)

@@ -15,7 +15,7 @@ from integration_assets.contracts.timing import TimingDefinitions, load_timing
 from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import ORDER_EVENTS, ORDERS_CURRENT
 from integration_assets.storage.balances import record_balance
-from integration_assets.storage.order_payloads import current_orders
+from integration_assets.storage.order_payloads import iter_current_orders
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.reporting_postgres import mart_from_duckdb
 from integration_assets.storage.resources import (
@@ -135,7 +135,7 @@ def register_order_timing(
     `con`; returns the counts: orders read = timed + unreadable (an order whose payload the timing
     cannot read is left out of the timing figures, and counted)."""
     rows, unreadable = [], 0
-    for order in current_orders(con, raw_log):
+    for order in iter_current_orders(con, raw_log):
         try:
             timed = order_timing(order.payload, definitions.timing)
         except MappingInputError:
