@@ -59,12 +59,15 @@ def _heads(warehouse: Warehouse) -> dict[int, tuple]:
     return {order_id: (sequence, raw_ref, payload) for order_id, sequence, raw_ref, payload in rows}
 
 
-@pytest.mark.parametrize("heads_per_insert", [2000, 1])
+@pytest.mark.parametrize("chunk", [None, 1])
 def test_promotion_stores_each_new_heads_source_document_and_readers_use_it(
-    tmp_path, monkeypatch, heads_per_insert
+    tmp_path, monkeypatch, chunk
 ):
-    # 1: the payloads streamed from raw are written a head at a time, and the end is the same.
-    monkeypatch.setattr(orders_core, "HEADS_PER_INSERT", heads_per_insert)
+    # 1: the batch is applied an order at a time and the payloads streamed from raw are written a
+    # head at a time, and the end is the same.
+    if chunk is not None:
+        monkeypatch.setattr(orders_core, "ORDERS_PER_CHUNK", chunk)
+        monkeypatch.setattr(orders_core, "HEADS_PER_INSERT", chunk)
     warehouse, raw_log = _world(tmp_path)
     first, second = _order(), _other_order()
     land_and_promote_orders(warehouse, raw_log, [first, second])
@@ -172,3 +175,39 @@ def test_raw_payloads_stream_in_file_order_and_a_missing_one_is_named_after_the_
     assert sorted(seen) == sorted(
         [(batch.raw_ref(0), _order()["id"]), (batch.raw_ref(1), _other_order()["id"])]
     )
+
+
+def _promoted_state(warehouse: Warehouse) -> tuple[list, list, list]:
+    with warehouse.connect(read_only=True) as con:
+        events = con.execute(
+            "SELECT order_id, sequence, event_type, attribute, before, after, occurred_at, "
+            "split_part(raw_ref, '#', 2) FROM core.order_events ORDER BY order_id, sequence"
+        ).fetchall()
+        heads = con.execute(
+            "SELECT order_id, sequence, updated_at, payload_hash, snapshot, payload, "
+            "split_part(raw_ref, '#', 2) FROM core.order_heads ORDER BY order_id"
+        ).fetchall()
+        books = con.execute(
+            "SELECT versions, applied, duplicates, stale, events FROM core.promoted_batches "
+            "ORDER BY batch_id"
+        ).fetchall()
+    return events, heads, books
+
+
+def test_applying_a_batch_an_order_at_a_time_changes_nothing(tmp_path, monkeypatch):
+    """Two versions of one order in a batch, another order, then a version older than the head."""
+    original, other = _order(), _other_order()
+    late = copy.deepcopy(original)
+    late.update(updated_at="2020-01-01T00:00:00Z", note="arrives after the 2030 edit")
+    batches = [[original, _edited(original), other], [late]]
+    states = []
+    for chunk in (5000, 1):
+        monkeypatch.setattr(orders_core, "ORDERS_PER_CHUNK", chunk)
+        warehouse, raw_log = _world(tmp_path / f"chunk-{chunk}")
+        for orders in batches:
+            land_and_promote_orders(warehouse, raw_log, orders)
+        states.append(_promoted_state(warehouse))
+    events, heads, books = states[0]
+    assert states[1] == states[0]
+    assert books[0][:2] == (3, 3) and books[1] == (1, 0, 0, 1, 0)  # the late version is stale
+    assert len(heads) == 2 and len(events) > 2

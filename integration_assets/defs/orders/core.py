@@ -1,6 +1,7 @@
 """core/order_events and core/orders_current: the order stream and the state derived from it."""
 
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -61,6 +62,9 @@ def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
+ORDERS_PER_CHUNK = (
+    5000  # orders whose versions and events are held at once while a batch is applied
+)
 HEADS_PER_INSERT = 2000  # new heads' payloads held at once while they are written
 
 HEAD_COLUMNS = [
@@ -74,43 +78,118 @@ HEAD_COLUMNS = [
 ]
 
 
+@dataclass
+class _Promoted:
+    """What promoting a batch's orders did, summed over its chunks."""
+
+    versions: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    events: int = 0
+    conflicts: int = 0
+    head_refs: dict[str, int] = field(default_factory=dict)  # new head's raw ref -> order id
+
+
 def promote_batch(con, batch_id: str, run_id: str, raw_log: RawLog) -> dict:
     """Apply one gated batch's versions on top of the current heads, inside the caller's transaction.
 
-    A head that changes takes its version's source document from raw (only this batch's new heads
-    are read), so readers of current orders find it in the warehouse instead of reparsing raw.
+    Orders are independent of each other, so a batch is applied `ORDERS_PER_CHUNK` orders at a
+    time: a peak-day poll holds one chunk's versions and events at once, not the whole day's. A head
+    that changes takes its version's source document from raw (only this batch's new heads are
+    read, in one pass over the file), so readers of current orders find it in the warehouse instead
+    of reparsing raw.
     """
-    versions = con.execute(
-        "SELECT order_id, updated_at, payload_hash, raw_ref, snapshot FROM staging.storefront_orders WHERE batch_id = ?",
-        [batch_id],
-    ).fetchall()
+    order_ids = [
+        row[0]
+        for row in con.execute(
+            "SELECT DISTINCT order_id FROM staging.storefront_orders WHERE batch_id = ? "
+            "ORDER BY order_id",
+            [batch_id],
+        ).fetchall()
+    ]
+    promoted = _Promoted()
+    for chunk in batched(order_ids, ORDERS_PER_CHUNK):
+        _promote_orders(con, batch_id, run_id, chunk, promoted)
+    _copy_head_payloads(con, raw_log, promoted.head_refs)
+    con.execute(
+        "INSERT INTO core.promoted_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            STREAM,
+            batch_id,
+            promoted.versions,
+            promoted.applied,
+            promoted.duplicates,
+            promoted.stale,
+            promoted.events,
+            run_id,
+            datetime.now(UTC).replace(tzinfo=None),
+        ],
+    )
+    balance = Balance(
+        "versions_equal_applied_duplicates_stale",
+        {"versions_promoted": promoted.versions},
+        {
+            "applied": promoted.applied,
+            "duplicates": promoted.duplicates,
+            "stale_skipped": promoted.stale,
+        },
+    )
+    record_balance(con, run_id, ORDER_EVENTS.to_user_string(), batch_id, balance)
+    return {
+        "versions": promoted.versions,
+        "applied": promoted.applied,
+        "duplicates": promoted.duplicates,
+        "stale": promoted.stale,
+        "events": promoted.events,
+        "conflicts": promoted.conflicts,
+        "balance": balance,
+    }
+
+
+def _promote_orders(
+    con, batch_id: str, run_id: str, order_ids: tuple[int, ...], promoted: _Promoted
+) -> None:
+    """Apply the batch's versions of `order_ids`; new heads are written without their payload
+    (`_copy_head_payloads` adds it)."""
+    con.register("chunk_orders", pd.DataFrame({"order_id": list(order_ids)}))
+    try:
+        versions = con.execute(
+            "SELECT order_id, updated_at, payload_hash, raw_ref, snapshot "
+            "FROM staging.storefront_orders JOIN chunk_orders USING (order_id) WHERE batch_id = ?",
+            [batch_id],
+        ).fetchall()
+        heads = {
+            order_id: OrderHead(
+                order_id, sequence, _utc(updated_at), digest, orjson.loads(snapshot)
+            )
+            for order_id, sequence, updated_at, digest, snapshot in con.execute(
+                "SELECT h.order_id, h.sequence, h.updated_at, h.payload_hash, h.snapshot "
+                "FROM core.order_heads h JOIN chunk_orders USING (order_id)"
+            ).fetchall()
+        }
+    finally:
+        con.unregister("chunk_orders")
     by_order: dict[int, list[OrderVersion]] = defaultdict(list)
     for order_id, updated_at, digest, raw_ref, snapshot in versions:
         by_order[order_id].append(
             OrderVersion(order_id, _utc(updated_at), digest, raw_ref, orjson.loads(snapshot))
         )
-    heads = {}
-    if by_order:
-        con.register("touched", pd.DataFrame({"order_id": list(by_order)}))
-        for order_id, sequence, updated_at, digest, snapshot in con.execute(
-            "SELECT h.order_id, h.sequence, h.updated_at, h.payload_hash, h.snapshot FROM core.order_heads h JOIN touched USING (order_id)"
-        ).fetchall():
-            heads[order_id] = OrderHead(
-                order_id, sequence, _utc(updated_at), digest, orjson.loads(snapshot)
-            )
-        con.unregister("touched")
 
     events, new_heads, stale, conflicts = [], [], [], []
-    applied = duplicates = 0
     for order_id, order_versions in sorted(by_order.items()):
         outcome = apply_versions(heads.get(order_id), order_versions)
-        applied += outcome.applied_versions
-        duplicates += outcome.duplicate_versions
+        promoted.applied += outcome.applied_versions
+        promoted.duplicates += outcome.duplicate_versions
         events.extend(outcome.events)
         stale.extend((v, outcome.head) for v in outcome.stale_versions)
         conflicts.extend(outcome.conflicts)
         if outcome.head is not None and outcome.head is not heads.get(order_id):
             new_heads.append(outcome.head)
+    promoted.versions += len(versions)
+    promoted.events += len(events)
+    promoted.stale += len(stale)
+    promoted.conflicts += len(conflicts)
 
     if events:
         frame = pd.DataFrame(
@@ -141,32 +220,27 @@ def promote_batch(con, batch_id: str, run_id: str, raw_log: RawLog) -> dict:
     if new_heads:
         # A head is always one of this batch's versions (apply_versions only moves forward to one).
         raw_refs = {(v.order_id, v.key): v.raw_ref for vs in by_order.values() for v in vs}
-        head_of_ref = {raw_refs[(h.order_id, h.key)]: h for h in new_heads}
-        # Streamed from raw and written a chunk at a time: a peak-day poll's payloads are hundreds
-        # of megabytes once parsed, and only one chunk of them is held.
-        for chunk in batched(raw_log.iter_payloads(head_of_ref), HEADS_PER_INSERT):
-            frame = pd.DataFrame(
+        rows = []
+        for head in new_heads:
+            ref = raw_refs[(head.order_id, head.key)]
+            promoted.head_refs[ref] = head.order_id
+            rows.append(
                 [
-                    [
-                        head.order_id,
-                        head.sequence,
-                        naive_utc(head.updated_at),
-                        head.payload_hash,
-                        _json(head.snapshot),
-                        ref,
-                        payload_json(payload),
-                    ]
-                    for ref, payload in chunk
-                    for head in (head_of_ref[ref],)
-                ],
-                columns=HEAD_COLUMNS,
+                    head.order_id,
+                    head.sequence,
+                    naive_utc(head.updated_at),
+                    head.payload_hash,
+                    _json(head.snapshot),
+                    ref,
+                ]
             )
-            con.register("new_heads", frame)
-            con.execute(
-                f"INSERT OR REPLACE INTO core.order_heads ({', '.join(HEAD_COLUMNS)}) "
-                f"SELECT {', '.join(HEAD_COLUMNS)} FROM new_heads"
-            )
-            con.unregister("new_heads")
+        columns = [column for column in HEAD_COLUMNS if column != "payload"]
+        con.register("new_heads", pd.DataFrame(rows, columns=columns))
+        con.execute(
+            f"INSERT OR REPLACE INTO core.order_heads ({', '.join(columns)}, payload) "
+            f"SELECT {', '.join(columns)}, NULL FROM new_heads"
+        )
+        con.unregister("new_heads")
     for version, resolution, other_hash in conflicts:
         con.execute(
             "INSERT OR REPLACE INTO core.version_conflicts VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
@@ -194,35 +268,22 @@ def promote_batch(con, batch_id: str, run_id: str, raw_log: RawLog) -> dict:
                 run_id,
             ],
         )
-    con.execute(
-        "INSERT INTO core.promoted_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            STREAM,
-            batch_id,
-            len(versions),
-            applied,
-            duplicates,
-            len(stale),
-            len(events),
-            run_id,
-            datetime.now(UTC).replace(tzinfo=None),
-        ],
-    )
-    balance = Balance(
-        "versions_equal_applied_duplicates_stale",
-        {"versions_promoted": len(versions)},
-        {"applied": applied, "duplicates": duplicates, "stale_skipped": len(stale)},
-    )
-    record_balance(con, run_id, ORDER_EVENTS.to_user_string(), batch_id, balance)
-    return {
-        "versions": len(versions),
-        "applied": applied,
-        "duplicates": duplicates,
-        "stale": len(stale),
-        "events": len(events),
-        "conflicts": len(conflicts),
-        "balance": balance,
-    }
+
+
+def _copy_head_payloads(con, raw_log: RawLog, head_refs: dict[str, int]) -> None:
+    """Copy each new head's source document from raw, streamed and written `HEADS_PER_INSERT` at
+    a time: a peak-day poll's payloads are hundreds of megabytes once parsed."""
+    for chunk in batched(raw_log.iter_payloads(head_refs), HEADS_PER_INSERT):
+        frame = pd.DataFrame(
+            [[head_refs[ref], payload_json(payload)] for ref, payload in chunk],
+            columns=["order_id", "payload"],
+        )
+        con.register("head_payloads", frame)
+        con.execute(
+            "UPDATE core.order_heads SET payload = p.payload FROM head_payloads p "
+            "WHERE core.order_heads.order_id = p.order_id"
+        )
+        con.unregister("head_payloads")
 
 
 @dg.asset(
