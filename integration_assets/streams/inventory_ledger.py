@@ -258,11 +258,16 @@ def apply_counts(
     Every later count is compared with the ledger at that moment; a difference is a drift, classified
     by `classify_drift`, and booked as a `count_correction` so the ledger follows the shelves again.
     """
-    ledger = unique_movements(movements)[0]
+    # Each count reads only its own SKU and location's movements (a peak day has a million
+    # movements and a count per SKU and location per day: rescanning them all per count grew with
+    # their product).
+    by_place: dict[tuple[str, str], list[Movement]] = defaultdict(list)
+    for movement in unique_movements(movements)[0]:
+        by_place[(movement.sku, movement.location or "unassigned")].append(movement)
     corrections: list[Movement] = []
     drifts: list[Drift] = []
     for count in sorted(counts, key=lambda c: (c.counted_at, c.count_id)):
-        known = [*ledger, *corrections]
+        known = by_place[(count.sku, count.location)]
         seen_before = any(
             m.sku == count.sku
             and (m.location or "unassigned") == count.location
@@ -273,31 +278,31 @@ def apply_counts(
         expected = on_hand_at(known, count.sku, count.location, count.counted_at)
         if not seen_before:
             if count.counted:
-                corrections.append(
-                    Movement(
-                        count.counted_at,
-                        f"count:{count.count_id}",
-                        count.sku,
-                        count.location,
-                        "count_correction",
-                        count.counted,
-                        f"opening balance {count.count_id}",
-                    )
+                opening = Movement(
+                    count.counted_at,
+                    f"count:{count.count_id}",
+                    count.sku,
+                    count.location,
+                    "count_correction",
+                    count.counted,
+                    f"opening balance {count.count_id}",
                 )
+                corrections.append(opening)
+                known.append(opening)
             continue
         drift = classify_drift(known, count.sku, count.location, count.counted_at, count.counted)
         if drift is None:
             continue
         drifts.append(drift)
-        corrections.append(
-            Movement(
-                count.counted_at,
-                f"count:{count.count_id}",
-                count.sku,
-                count.location,
-                "count_correction",
-                count.counted - expected,
-                f"count {count.count_id}: {drift.cause}",
-            )
+        correction = Movement(
+            count.counted_at,
+            f"count:{count.count_id}",
+            count.sku,
+            count.location,
+            "count_correction",
+            count.counted - expected,
+            f"count {count.count_id}: {drift.cause}",
         )
+        corrections.append(correction)
+        known.append(correction)
     return corrections, drifts
