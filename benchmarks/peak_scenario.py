@@ -7,6 +7,7 @@ hour whose changes make the incremental run.
 from __future__ import annotations
 
 import math
+import multiprocessing
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -99,6 +100,25 @@ def event_times(scenario: Scenario) -> list[list[datetime]]:
         return []
     stories = generate_stories(scenario.volume, scenario.catalog, scenario.customers)
     return [[event.at for event in story.events] for story in stories]
+
+
+def scenario_timing(scenario_path: Path, target_changed: int) -> tuple[int, int, float]:
+    """(incremental hour H, orders changed in the hour after it, events per order) of a scenario
+    file: replays the generator once. Run it in a child process (`timing_in_child`): the replay
+    holds every generated story, and the memory would stay with the process that measures RSS."""
+    from integration_assets.sandbox.scenario import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    times = event_times(scenario)
+    hour, changed = incremental_hour(times, scenario.clock.start, target_changed)
+    return hour, changed, round(sum(len(t) for t in times) / max(1, len(times)), 2)
+
+
+def timing_in_child(scenario_path: Path, target_changed: int) -> tuple[int, int, float]:
+    """`scenario_timing` in a fresh process, so the harness's RSS is the pipeline's alone."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(1) as pool:
+        return pool.apply(scenario_timing, (scenario_path, target_changed))
 
 
 def changes_per_hour(orders: list[list[datetime]], clock_start: datetime) -> Counter[int]:

@@ -19,9 +19,8 @@ from typing import Any
 from benchmarks.measure import measured, process_peak_rss_bytes
 from benchmarks.overhead import orchestration_seconds
 from benchmarks.peak_scenario import (
-    event_times,
-    incremental_hour,
     peak_day_scenario,
+    timing_in_child,
     write_scenario,
 )
 from benchmarks.report import render_table, write_results
@@ -229,8 +228,6 @@ def run_benchmark(
     results_dir: Path = RESULTS_DIR,
     work_dir: Path | None = None,
 ) -> tuple[dict[str, Any], Path]:
-    from integration_assets.sandbox.scenario import load_scenario
-
     incremental = default_incremental(orders) if incremental is None else incremental
     environment_before = dict(os.environ)  # the stages point the environment at the sandbox
     owns_work_dir = work_dir is None
@@ -242,10 +239,7 @@ def run_benchmark(
         full_dir, empty_dir = work / "full_history", work / "empty_history"
         full_dir.mkdir(parents=True, exist_ok=True)
         scenario_path = write_scenario(peak_day_scenario(orders), work / "scenarios")
-        scenario = load_scenario(scenario_path)
-        full_hour, planned_changed = incremental_hour(
-            event_times(scenario), scenario.clock.start, incremental
-        )
+        full_hour, planned_changed, events_per_order = timing_in_child(scenario_path, incremental)
         results: dict[str, Any] = {
             "date": datetime.now(UTC).date().isoformat(),
             "size": {
@@ -253,9 +247,7 @@ def run_benchmark(
                 "incremental_target_changed_orders": incremental,
                 "incremental_changed_orders": planned_changed,
                 "full_history_clock_hours": full_hour,
-                "events_per_order": round(
-                    sum(len(times) for times in event_times(scenario)) / max(1, orders), 2
-                ),
+                "events_per_order": events_per_order,
             },
             "machine": machine(),
             "notes": [
