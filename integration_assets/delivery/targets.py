@@ -2,8 +2,8 @@
 
 The outbox row carries the mapped payload; `send` turns one row into one upsert by external id, with
 the row's idempotency key on the request, and returns the client's WriteOutcome. Where the target
-takes bulk writes (the ERP's and the WMS's batch endpoints), `send_batch` writes up to the client's `batch_size`
-rows in one request and returns one outcome per row, in order.
+takes bulk writes (the ERP's and the WMS's batch endpoints), `send_batch` writes up to the
+client's `batch_size` rows in one request and returns one outcome per row, in order.
 """
 
 from __future__ import annotations
@@ -43,8 +43,10 @@ class Target:
         policy: DrainPolicy | None = None,
         keys: Iterable[str] | None = None,
     ) -> DrainReport:
-        """Send the due rows of this target/entity (or only `keys`) through `client`."""
-        send_batch = self.send_batch
+        """Send the due rows of this target/entity (or only `keys`) through `client`: in bulk
+        writes where the target takes them and the client's `batch_size` is above 1, else one
+        single write per row (a `batch_size` of 1 never calls the bulk endpoint)."""
+        send_batch, size = self.send_batch, self.batch_size(client)
         return drain(
             warehouse,
             self.target,
@@ -53,8 +55,10 @@ class Target:
             run_id,
             policy or DrainPolicy(),
             keys,
-            send_batch=None if send_batch is None else (lambda rows: send_batch(client, rows)),
-            batch_size=self.batch_size(client),
+            send_batch=None
+            if send_batch is None or size == 1
+            else (lambda rows: send_batch(client, rows)),
+            batch_size=size,
         )
 
 

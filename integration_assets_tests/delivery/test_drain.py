@@ -3,6 +3,7 @@
 import pytest
 
 from integration_assets.delivery.drain import DrainPolicy, drain
+from integration_assets.delivery.targets import target_for
 from integration_assets.storage import outbox as store
 from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams.outbox import WriteIntent
@@ -137,3 +138,70 @@ def test_a_child_of_a_write_that_could_not_be_built_is_held_not_sent():
     (quarantined,) = plan.quarantined
     assert quarantined.reason == "parent_not_built: erp/customer/c2 (name_missing)"
     assert plan.balance().holds  # held writes stay in the books as quarantined, not lost
+
+
+class _RecordingErp:
+    """Records which call carried each write: the single upsert or the bulk one."""
+
+    def __init__(self, batch_size: int) -> None:
+        self.batch_size = batch_size
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def upsert(self, record_type, external_id, payload, key):
+        self.calls.append(("upsert", [external_id]))
+        return DELIVERED
+
+    def upsert_many(self, record_type, writes):
+        self.calls.append(("upsert_many", [write.external_id for write in writes]))
+        return [DELIVERED] * len(writes)
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "calls"),
+    [
+        (4, [("upsert_many", ["0", "1", "2", "3"]), ("upsert_many", ["4", "5"])]),
+        (1, [("upsert", [str(n)]) for n in range(6)]),  # a target with no bulk endpoint
+    ],
+)
+def test_a_target_is_written_in_bulk_of_its_clients_batch_size_or_one_by_one(
+    warehouse, batch_size, calls
+):
+    client = _RecordingErp(batch_size)
+    report = target_for("erp", "customer").drain(warehouse, client, "run-1")
+    assert client.calls == calls
+    assert report.attempted == 6 and statuses(warehouse) == {"sent": 6}
+
+
+def test_one_refusal_in_a_bulk_write_is_a_dead_letter_and_the_rest_are_delivered(warehouse):
+    def send_batch(rows):
+        return [
+            WriteOutcome("rejected", 400, "email: invalid", "validation")
+            if row.external_id == "2"
+            else DELIVERED
+            for row in rows
+        ]
+
+    report = drain(warehouse, "erp", "customer", None, "run-1", send_batch=send_batch, batch_size=4)
+    assert statuses(warehouse) == {"sent": 5, "dead": 1}
+    assert report.dead_letters[0]["external_id"] == "2"
+
+
+def test_a_bulk_write_to_a_target_that_is_down_opens_the_breaker_for_the_rest(warehouse):
+    sent = []
+
+    def send_batch(rows):
+        sent.append(len(rows))
+        return [DOWN] * len(rows)
+
+    report = drain(
+        warehouse,
+        "erp",
+        "customer",
+        None,
+        "run-1",
+        DrainPolicy(breaker_threshold=3),
+        send_batch=send_batch,
+        batch_size=4,
+    )
+    assert sent == [4] and report.breaker_open and report.deferred == 2
+    assert statuses(warehouse) == {"failed": 4, "pending": 2}
