@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import orjson
 
-from integration_assets.systems.http_client import BulkEntry
+from integration_assets.systems.http_client import BulkEntry, RetryingHttpResource
 from integration_assets.systems.write_outcome import WriteOutcome
 
 MAX_BULK_RECORDS = 100  # records a bulk endpoint takes in one request
@@ -109,3 +110,35 @@ def bulk_outcomes(
 def answer_text(body: Any) -> str:
     """A record's answer body as text (for an error detail when it names no message)."""
     return orjson.dumps(body).decode()
+
+
+def send_bulk(
+    client: RetryingHttpResource,
+    url: str,
+    writes: Sequence[RecordWrite],
+    read_record: RecordAnswerReader,
+    system: str,
+) -> list[WriteOutcome]:
+    """POST `writes` to a bulk endpoint through `client` (at most its `batch_size`); one outcome
+    per write, each record's answer read by `read_record` (given "POST <path> (record n of m)")."""
+    check_bulk_size(writes, getattr(client, "batch_size", MAX_BULK_RECORDS))
+    request = f"POST {urlsplit(url).path}"
+    return client.write_many(
+        "POST",
+        url,
+        json_body=bulk_request(writes),
+        entries=bulk_entries(writes),
+        read_answer=lambda response, body: bulk_outcomes(
+            response.status_code,
+            body,
+            writes,
+            lambda write, record, status, answer: read_record(
+                write, f"{request} ({record})", status, answer
+            ),
+        ),
+        split_answer=bulk_parts,
+        unknown_answer_hint=(
+            f"check the {system} base URL; set the {system} client's batch_size to 1 if this "
+            f"{system} has no batch endpoint"
+        ),
+    )

@@ -24,11 +24,7 @@ from integration_assets.systems.bulk import (
     MAX_BULK_RECORDS,
     RecordWrite,
     answer_text,
-    bulk_entries,
-    bulk_outcomes,
-    bulk_parts,
-    bulk_request,
-    check_bulk_size,
+    send_bulk,
 )
 from integration_assets.systems.http_client import json_or_none
 from integration_assets.systems.oauth import (
@@ -115,32 +111,21 @@ class ErpClient(OAuthClientCredentialsResource):
         Raises like `upsert`: `TargetAuthError` for refused credentials, `TargetError` for an
         answer that is not one result per record (a wrong URL, an ERP without the batch endpoint).
         """
-        check_bulk_size(writes, self.batch_size)
         url = f"{self.record_url(record_type)}/batch"
         for write in writes:
             self.record_url(record_type, write.external_id)  # the same checks as a single write
-        return self.write_many(
-            "POST",
+        return send_bulk(
+            self,
             url,
-            json_body=bulk_request(writes),
-            entries=bulk_entries(writes),
-            read_answer=lambda response, body: bulk_outcomes(
-                response.status_code,
-                body,
-                writes,
-                lambda _write, record, status, answer: self._upsert_outcome(
-                    record_type,
-                    f"POST {urlsplit(url).path} ({record})",
-                    status,
-                    answer,
-                    self._scrub(error_detail(answer, answer_text(answer))),
-                ),
+            writes,
+            lambda _write, request, status, answer: self._upsert_outcome(
+                record_type,
+                request,
+                status,
+                answer,
+                self._scrub(error_detail(answer, answer_text(answer))),
             ),
-            split_answer=bulk_parts,
-            unknown_answer_hint=(
-                "check the ERP base URL; set the ERP client's batch_size to 1 if this ERP has no "
-                "batch endpoint"
-            ),
+            "ERP",
         )
 
     def _upsert_outcome(

@@ -22,11 +22,7 @@ from integration_assets.systems.bulk import (
     MAX_BULK_RECORDS,
     RecordWrite,
     answer_text,
-    bulk_entries,
-    bulk_outcomes,
-    bulk_parts,
-    bulk_request,
-    check_bulk_size,
+    send_bulk,
 )
 from integration_assets.systems.http_client import RetryingHttpResource, json_or_none
 from integration_assets.systems.write_outcome import TargetAuthError, TargetError, WriteOutcome
@@ -110,32 +106,20 @@ class WmsClient(RetryingHttpResource):
     def put_reservations(self, writes: Sequence[RecordWrite]) -> list[WriteOutcome]:
         """Create or replace up to `batch_size` reservations in one request, one outcome each
         (`external_id` is the reservation id). Raises like `put_reservation`."""
-        check_bulk_size(writes, self.batch_size)
         for write in writes:
             self.reservation_url(write.external_id)  # the same checks as a single write
-        url = f"{self.base_url.rstrip('/')}/api/v1/reservations/batch"
-        return self.write_many(
-            "POST",
-            url,
-            json_body=bulk_request(writes),
-            entries=bulk_entries(writes),
-            read_answer=lambda response, body: bulk_outcomes(
-                response.status_code,
-                body,
-                writes,
-                lambda write, record, status, answer: self._reservation_outcome(
-                    write.external_id,
-                    f"POST {urlsplit(url).path} ({record})",
-                    status,
-                    answer,
-                    self._detail(answer, answer_text(answer)),
-                ),
+        return send_bulk(
+            self,
+            f"{self.base_url.rstrip('/')}/api/v1/reservations/batch",
+            writes,
+            lambda write, request, status, answer: self._reservation_outcome(
+                write.external_id,
+                request,
+                status,
+                answer,
+                self._detail(answer, answer_text(answer)),
             ),
-            split_answer=bulk_parts,
-            unknown_answer_hint=(
-                "check the WMS base URL; set the WMS client's batch_size to 1 if this WMS has no "
-                "batch endpoint"
-            ),
+            "WMS",
         )
 
     def _reservation_outcome(
