@@ -24,11 +24,12 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from integration_assets.storage import outbox as store
 from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams import outbox as rules
+from integration_assets.streams.timestamps import utc_now_naive
 from integration_assets.systems.write_outcome import TargetError, WriteOutcome
 
 
@@ -99,7 +100,7 @@ def drain(
             outcomes = send_batch(batch) if send_batch is not None else [send(batch[0])]
             if len(outcomes) != len(batch):
                 raise ValueError(f"{len(outcomes)} outcomes for a batch of {len(batch)} writes")
-            attempted_at = _now()
+            attempted_at = utc_now_naive()
             for row, outcome in zip(batch, outcomes, strict=True):
                 consecutive_unavailable = _book(
                     report,
@@ -172,10 +173,6 @@ def _book(
             )
         return consecutive_unavailable
     return 0
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _write(warehouse: Warehouse, attempts: list[store.Attempt], run_id: str) -> int:

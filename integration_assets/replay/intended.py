@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from integration_assets.delivery.planning import PlanResult, PlanSources
@@ -24,6 +23,7 @@ from integration_assets.replay.digest import PartDigest, canonical_row, multiset
 from integration_assets.storage import outbox as store
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import Warehouse
+from integration_assets.streams.timestamps import utc_now_naive
 from integration_assets.systems.write_outcome import TargetError
 
 # What a planner may ask its target: read-only lookups (integration_assets/delivery/plans.py).
@@ -132,7 +132,7 @@ def plan_everything(
             continue
         with warehouse.transaction() as con:
             plan.hold_children_of_unbuilt(store.unbuilt_or_refused(con, exclude=pair))
-            now = datetime.now(UTC).replace(tzinfo=None)
+            now = utc_now_naive()
             if plan.quarantined:
                 con.executemany(
                     "INSERT INTO ops.mapping_quarantine VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -9,12 +9,13 @@ valid JSON is counted and skipped with its file and offset named, never silently
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 import orjson
 import pandas as pd
+
+from integration_assets.streams.timestamps import utc_now_naive
 
 COLUMNS = (
     "audit_id",
@@ -97,7 +98,7 @@ def load_audit_files(con: duckdb.DuckDBPyConnection, folder: Path) -> AuditLoad:
                 path.name,
                 start + len(complete),
                 len(rows),
-                datetime.now(UTC).replace(tzinfo=None),
+                utc_now_naive(),
             ],
         )
     return report

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import duckdb
 import orjson
 
 from integration_assets.streams.balances import Balance
+from integration_assets.streams.timestamps import utc_now_naive
 
 
 def record_balance(
@@ -25,6 +24,6 @@ def record_balance(
             balance.right_total,
             balance.holds,
             balance.as_text(),
-            datetime.now(UTC).replace(tzinfo=None),
+            utc_now_naive(),
         ],
     )

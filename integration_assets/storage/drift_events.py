@@ -10,16 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import duckdb
 
 from integration_assets.contracts import Contract
 from integration_assets.streams.schema_drift import DriftEvent, drift_verdict
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
+from integration_assets.streams.timestamps import utc_now_naive
 
 
 def record_drift_events(
@@ -32,7 +28,7 @@ def record_drift_events(
 ) -> None:
     if not events:
         return
-    now = _now()
+    now = utc_now_naive()
     con.executemany(
         "INSERT OR REPLACE INTO ops.schema_drift VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)",
         [
@@ -123,7 +119,9 @@ def claim_drift_notices(con: duckdb.DuckDBPyConnection) -> list[DriftNotice]:
         ORDER BY stream, contract_version, kind, field
         """
     ).fetchall()
-    con.execute("UPDATE ops.schema_drift SET notified_at = ? WHERE notified_at IS NULL", [_now()])
+    con.execute(
+        "UPDATE ops.schema_drift SET notified_at = ? WHERE notified_at IS NULL", [utc_now_naive()]
+    )
     return [DriftNotice(*row) for row in rows]
 
 

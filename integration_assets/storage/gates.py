@@ -8,9 +8,9 @@ Every stream (storefront orders, payments objects, ...) uses the same table, key
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import duckdb
+
+from integration_assets.streams.timestamps import utc_now_naive
 
 
 def pending_batches(
@@ -48,7 +48,7 @@ def record_verdict(
             passed,
             reason,
             run_id,
-            datetime.now(UTC).replace(tzinfo=None),
+            utc_now_naive(),
         ],
     )
 

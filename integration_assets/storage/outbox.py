@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, NamedTuple
 
 import duckdb
@@ -24,6 +24,7 @@ from integration_assets.delivery.ownership_guard import (
 )
 from integration_assets.streams import outbox as rules
 from integration_assets.streams.hashing import payload_hash
+from integration_assets.streams.timestamps import utc_now_naive
 
 ROW_COLUMNS = (
     "idempotency_key",
@@ -79,10 +80,6 @@ class OutboxRow:
         if not self.override:
             return self.payload
         return rules.apply_override(self.payload, self.override)
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _json(value: Any) -> str | None:
@@ -141,7 +138,7 @@ def enqueue(
             )
     heads, used = _heads(con, target, entity, intents)
     plan = rules.plan_enqueue(intents, heads, used)
-    now = _now()
+    now = utc_now_naive()
     if plan.superseded_keys:
         con.execute(
             "UPDATE ops.outbox SET status = $status, resolution = 'superseded by newer content', "
@@ -318,7 +315,7 @@ def record_attempt(
 
     Returns how many dead letters that resolved.
     """
-    return record_attempts(con, [Attempt(row, transition, at or _now())], run_id)
+    return record_attempts(con, [Attempt(row, transition, at or utc_now_naive())], run_id)
 
 
 def unbuilt_or_refused(
@@ -409,7 +406,7 @@ def _audit_action(
 ) -> None:
     con.execute(
         "INSERT INTO ops.operator_actions VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [uuid.uuid4().hex, _now(), actor, action, key, reason, _json(dict(details or {}))],
+        [uuid.uuid4().hex, utc_now_naive(), actor, action, key, reason, _json(dict(details or {}))],
     )
 
 
@@ -436,7 +433,7 @@ def decide(
             f"{actor} requested this write and cannot also approve it: another person must (four eyes)"
         )
     status = rules.PENDING if approve else rules.REJECTED
-    now = _now()
+    now = utc_now_naive()
     con.execute(
         "UPDATE ops.outbox SET status = ?, decided_by = ?, decision_reason = ?, decided_at = ?, "
         "resolved_at = CASE WHEN ? = 'rejected' THEN ? ELSE resolved_at END WHERE idempotency_key = ?",
@@ -517,7 +514,7 @@ def resolve(con: duckdb.DuckDBPyConnection, key: str, actor: str, reason: str) -
         raise OutboxError(f"{key} is not an open dead letter (status {row['status']})")
     con.execute(
         "UPDATE ops.outbox SET resolution = ?, resolved_at = ? WHERE idempotency_key = ?",
-        [f"resolved by {actor}: {reason}", _now(), key],
+        [f"resolved by {actor}: {reason}", utc_now_naive(), key],
     )
     _audit_action(con, actor, "resolve", key, reason)
     return get_row(con, key)

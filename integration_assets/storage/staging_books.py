@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import duckdb
@@ -22,6 +21,7 @@ from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.contract_rules import Violation
 from integration_assets.streams.schema_drift import DriftEvent
+from integration_assets.streams.timestamps import utc_now_naive
 from integration_assets.webhooks.routing import batches_staged_as
 
 T = TypeVar("T")
@@ -44,7 +44,7 @@ def record_batch_outcome(
 ) -> Balance:
     """A staged batch's books, in the caller's transaction: its quarantined records, its
     staging.batches row (with the contract version), its schema drift events and its count balance."""
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now_naive()
     if quarantined:
         con.executemany(
             "INSERT OR REPLACE INTO ops.quarantine VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -31,6 +31,11 @@ def to_iso_utc(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def utc_now_naive() -> datetime:
+    """Now, as DuckDB TIMESTAMP columns hold it: naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
 def naive_utc(moment: datetime | None) -> datetime | None:
     """DuckDB TIMESTAMP columns hold naive UTC; convert at the storage edge only."""
     return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)

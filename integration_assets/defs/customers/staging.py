@@ -1,7 +1,6 @@
 """staging/customers/references: typed, deduplicated versions of CRM accounts and ERP customers, gated."""
 
 from collections import Counter
-from datetime import UTC, datetime
 
 import dagster as dg
 import orjson
@@ -34,7 +33,7 @@ from integration_assets.streams.contract_rules import Violation
 from integration_assets.streams.customer_references import record_key, stage_reference
 from integration_assets.streams.money import is_currency_code
 from integration_assets.streams.schema_drift import DriftEvent, batch_drift
-from integration_assets.streams.timestamps import naive_utc
+from integration_assets.streams.timestamps import naive_utc, utc_now_naive
 
 STAGED_TABLE = "staging.customer_references"
 # A record version: the same source record with the same payload is one row, however often it is read.
@@ -75,7 +74,7 @@ def split_references_batch(
     system = SYSTEM_OF_STREAM[stream]
     rows, quarantined, seen = [], [], set()
     duplicates = 0
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now_naive()
     records = list(log.read_records(manifest))
     drift = batch_drift((record.get("payload") for record in records), contract)
     for record in records:

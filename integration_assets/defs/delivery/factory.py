@@ -12,7 +12,6 @@ external id at the target.
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import dagster as dg
@@ -35,6 +34,7 @@ from integration_assets.storage.balances import record_balance
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.outbox import outbox_books
+from integration_assets.streams.timestamps import utc_now_naive
 
 
 class DeliveryConfig(dg.Config):
@@ -66,7 +66,7 @@ def _replace_quarantine(con, plan: PlanResult, run_id: str) -> None:
         "DELETE FROM ops.mapping_quarantine WHERE target = ? AND entity = ?",
         [plan.target, plan.entity],
     )
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now_naive()
     if plan.quarantined:
         con.executemany(
             "INSERT INTO ops.mapping_quarantine VALUES (?, ?, ?, ?, ?, ?, ?)",

@@ -2,7 +2,6 @@
 
 import os
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import dagster as dg
 
@@ -20,6 +19,7 @@ from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.alert_messages import ESCALATE_AFTER_ENV, escalate_after_from_env
 from integration_assets.streams.outbox import outbox_books
+from integration_assets.streams.timestamps import utc_now_naive
 from integration_assets.systems.audit import audit_dir
 
 
@@ -52,7 +52,7 @@ def build_outbox_asset(delivery_keys: Sequence[dg.AssetKey]) -> dg.AssetsDefinit
         `dlq resolve KEY`; or run the `replay_dead_letters` job with filters. Writes awaiting approval:
         `integration-assets approvals list|approve|reject`, or the `review_approvals` job.
         """
-        now = datetime.now(UTC).replace(tzinfo=None)
+        now = utc_now_naive()
         with warehouse.warehouse().transaction() as con:
             rows = con.execute(
                 "SELECT target, entity, status, count(*) FROM ops.outbox GROUP BY ALL ORDER BY ALL"

@@ -36,7 +36,7 @@ from integration_assets.streams.order_events import (
     apply_versions,
     fold_events,
 )
-from integration_assets.streams.timestamps import naive_utc
+from integration_assets.streams.timestamps import naive_utc, utc_now_naive
 
 EVENT_COLUMNS = [
     "order_id",
@@ -123,7 +123,7 @@ def promote_batch(con, batch_id: str, run_id: str, raw_log: RawLog) -> dict:
             promoted.stale,
             promoted.events,
             run_id,
-            datetime.now(UTC).replace(tzinfo=None),
+            utc_now_naive(),
         ],
     )
     balance = Balance(

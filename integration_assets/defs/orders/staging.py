@@ -1,7 +1,6 @@
 """staging/storefront/orders: the typed, deduplicated, validated checkpoint between raw and core."""
 
 from collections import Counter
-from datetime import UTC, datetime
 
 import dagster as dg
 import orjson
@@ -25,7 +24,7 @@ from integration_assets.storage.staging_books import (
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams import schema_drift
 from integration_assets.streams.order_records import StagedOrder, Violation, stage_order
-from integration_assets.streams.timestamps import naive_utc
+from integration_assets.streams.timestamps import naive_utc, utc_now_naive
 from integration_assets.webhooks.routing import batches_staged_as
 
 CONTRACT_NAME = "storefront_orders"
@@ -103,7 +102,7 @@ def split_batch(
 def _staged_frame(
     rows: list[tuple[int, StagedOrder]], manifest: BatchManifest, contract: Contract, run_id: str
 ) -> pd.DataFrame:
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now_naive()
     return pd.DataFrame(
         [
             {

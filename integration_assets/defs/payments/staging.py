@@ -29,6 +29,7 @@ from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.contract_rules import Violation, typed_fields
 from integration_assets.streams.hashing import payload_hash
 from integration_assets.streams.schema_drift import DriftEvent, batch_drift
+from integration_assets.streams.timestamps import utc_now_naive
 from integration_assets.webhooks.routing import payments_batches_staged, staged_payload
 
 STAGED_TABLE = "staging.payments_objects"
@@ -70,7 +71,7 @@ def split_payments_batch(
     batch's record is a Stripe event: what is staged is its `data.object` (`staged_payload`)."""
     rows, quarantined, seen = [], [], set()
     duplicates = 0
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now_naive()
     records = list(log.read_records(manifest))
     drift = batch_drift((staged_payload(manifest, record) for record in records), contract)
     for record in records:

@@ -1,7 +1,6 @@
 """staging/storefront/products: one typed row per variant (SKU) of each product version, gated."""
 
 from collections import Counter
-from datetime import UTC, datetime
 
 import dagster as dg
 import pandas as pd
@@ -29,7 +28,7 @@ from integration_assets.streams.contract_rules import Violation
 from integration_assets.streams.money import is_currency_code
 from integration_assets.streams.product_records import StagedVariant, stage_product
 from integration_assets.streams.schema_drift import DriftEvent, batch_drift
-from integration_assets.streams.timestamps import naive_utc
+from integration_assets.streams.timestamps import naive_utc, utc_now_naive
 from integration_assets.webhooks.routing import batches_staged_as
 
 STAGED_TABLE = "staging.storefront_products"
@@ -130,7 +129,7 @@ def stage_products_batch_in(
     versions, quarantined, duplicates, drift = split_product_batch(
         log, manifest, contract, currency
     )
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now_naive()
     product_ids = sorted({key[0] for key in versions})
     already = (
         {

@@ -45,7 +45,7 @@ from integration_assets.storage.resources import (
     WarehouseResource,
 )
 from integration_assets.streams.balances import Balance
-from integration_assets.streams.timestamps import naive_utc, to_iso_utc
+from integration_assets.streams.timestamps import naive_utc, to_iso_utc, utc_now_naive
 from integration_assets.streams.warehouse_files import (
     CONTRACT_RULES,
     FILE_KINDS,
@@ -456,7 +456,7 @@ def stage_drop(
     force): its rows, or the whole file into quarantine; its schema drift into ops.schema_drift. A
     file quarantined under an older contract version is read again from raw and replaces that verdict."""
     contract = contract or load_warehouse_files_contract()
-    now = datetime.now(UTC).replace(tzinfo=None)
+    now = utc_now_naive()
     drop_ref = drop_manifest.raw_ref(index)
     name, digest = drop["name"], drop["sha256"]
     outcome: dict[str, Any] = {"name": name, "sha256": digest, "kind": None, "rows": 0}
