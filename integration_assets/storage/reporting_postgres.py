@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -258,45 +258,6 @@ def mart_from_duckdb(
 def _duckdb_type_id(duckdb_type) -> str:
     """`bigint`, `decimal`, `timestamp with time zone`: the type without its parameters."""
     return getattr(duckdb_type, "id", None) or str(duckdb_type).split("(")[0].lower()
-
-
-def _pandas_type(frame: pd.DataFrame, column: str) -> str:
-    series = frame[column]
-    if pd.api.types.is_bool_dtype(series):
-        return BOOLEAN
-    if pd.api.types.is_integer_dtype(series):
-        return BIGINT
-    if pd.api.types.is_float_dtype(series):
-        return DOUBLE
-    if isinstance(series.dtype, pd.DatetimeTZDtype):
-        return TIMESTAMPTZ
-    if pd.api.types.is_datetime64_any_dtype(series):
-        return TIMESTAMP
-    values = series.dropna()
-    if len(values) and all(
-        isinstance(v, date) and not isinstance(v, datetime) for v in values.tolist()
-    ):
-        return DATE
-    return TEXT
-
-
-def mart_from_frame(
-    table: str,
-    frame: pd.DataFrame,
-    key: Sequence[str],
-    column_types: Mapping[str, str] | None = None,
-) -> Mart:
-    """A mart from a DataFrame; types from its dtypes unless `column_types` names them."""
-    column_types = dict(column_types or {})
-    columns = tuple(
-        (str(name), column_types.get(str(name)) or _pandas_type(frame, name))
-        for name in frame.columns
-    )
-    rows = [
-        tuple(_python_value(value) for value in record)
-        for record in frame.itertuples(index=False, name=None)
-    ]
-    return Mart(table, columns, tuple(key), rows)
 
 
 def _python_value(value):

@@ -22,7 +22,6 @@ from integration_assets.storage.reporting_postgres import (
     ReportingDatabaseError,
     ReportingSchemaError,
     csv_field,
-    mart_from_frame,
     reporting_target,
     safe_location,
 )
@@ -107,30 +106,6 @@ def test_each_value_becomes_the_csv_field_postgresql_reads_back(value, pg_type, 
 def test_a_value_of_no_known_kind_is_refused():
     with pytest.raises(ReportingSchemaError, match="dict"):
         csv_field({"a": 1}, TEXT)
-
-
-def test_a_frame_is_typed_from_its_dtypes_and_missing_values_become_none():
-    frame = pd.DataFrame(
-        {
-            "id": [1, 2],
-            "amount": [1.5, float("nan")],
-            "flag": [True, False],
-            "at": pd.to_datetime(["2026-11-20 14:00", None]),
-            "day": [date(2026, 11, 20), None],
-            "note": ["x", None],
-        }
-    )
-    mart = mart_from_frame("reporting.t", frame, ["id"])
-    assert dict(mart.columns) == {
-        "id": BIGINT,
-        "amount": DOUBLE,
-        "flag": BOOLEAN,
-        "at": TIMESTAMP,
-        "day": DATE,
-        "note": TEXT,
-    }
-    assert mart.rows[1] == (2, None, False, None, None, None)
-    assert type(mart.rows[0][0]) is int  # not a numpy scalar
 
 
 def test_a_mart_whose_key_or_names_are_wrong_is_refused_before_any_connection():
