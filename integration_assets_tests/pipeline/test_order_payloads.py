@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from integration_assets.defs.orders import core as orders_core
+from integration_assets.defs.orders import staging as orders_staging
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
 from integration_assets.storage.order_payloads import (
     current_orders,
@@ -211,3 +212,26 @@ def test_applying_a_batch_an_order_at_a_time_changes_nothing(tmp_path, monkeypat
     assert states[1] == states[0]
     assert books[0][:2] == (3, 3) and books[1] == (1, 0, 0, 1, 0)  # the late version is stale
     assert len(heads) == 2 and len(events) > 2
+
+
+@pytest.mark.parametrize("rows_per_insert", [10_000, 1])
+def test_staging_a_batch_in_chunks_counts_and_writes_the_same(
+    tmp_path, monkeypatch, rows_per_insert
+):
+    """A repeated record, a record the contract refuses and an edit, staged a row at a time or all
+    at once: the same rows, the same books."""
+    monkeypatch.setattr(orders_staging, "ROWS_PER_INSERT", rows_per_insert)
+    warehouse, raw_log = _world(tmp_path)
+    original, other = _order(), _other_order()
+    broken = copy.deepcopy(other)
+    broken.update(id=450789499, created_at="not a time")
+    staged = land_and_promote_orders(
+        warehouse, raw_log, [original, other, original, broken, _edited(original)]
+    )
+    assert (staged["staged"], staged["duplicates"], staged["quarantined"]) == (3, 1, 1)
+    assert staged["balance"].holds
+    with warehouse.connect(read_only=True) as con:
+        rows = con.execute(
+            "SELECT order_id, record_index FROM staging.storefront_orders ORDER BY record_index"
+        ).fetchall()
+    assert rows == [(original["id"], 0), (other["id"], 1), (original["id"], 4)]

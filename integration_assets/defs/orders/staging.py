@@ -1,6 +1,7 @@
 """staging/storefront/orders: the typed, deduplicated, validated checkpoint between raw and core."""
 
 from collections import Counter
+from dataclasses import dataclass, field
 
 import dagster as dg
 import orjson
@@ -28,6 +29,7 @@ from integration_assets.streams.timestamps import naive_utc, utc_now_naive
 from integration_assets.webhooks.routing import batches_staged_as
 
 CONTRACT_NAME = "storefront_orders"
+ROWS_PER_INSERT = 10_000  # staged rows held at once while a batch is read
 
 STAGED_COLUMNS = [
     "order_id",
@@ -68,35 +70,62 @@ def _record_key(payload: object) -> str | None:
     )
 
 
-def split_batch(
-    log: RawLog, manifest: BatchManifest, contract: Contract
-) -> tuple[
-    list[tuple[int, StagedOrder]],
-    list[tuple[int, str | None, Violation]],
-    int,
-    list[schema_drift.DriftEvent],
-]:
-    """Stage every record of a batch: (staged, quarantined, exact duplicates within the batch, and
-    the batch's schema drift against the contract)."""
-    staged: dict[tuple, tuple[int, StagedOrder]] = {}
-    quarantined = []
-    duplicates = 0
-    records = list(log.read_records(manifest))
-    drift = schema_drift.compare(
-        schema_drift.observe(record.get("payload") for record in records), contract
-    )
-    for record in records:
-        index = record["record_index"]
-        result = stage_order(record.get("payload"), contract)
-        if isinstance(result, Violation):
-            quarantined.append((index, _record_key(record.get("payload")), result))
-            continue
-        key = (result.order_id, result.updated_at, result.payload_hash)
-        if key in staged:
-            duplicates += 1
-        else:
-            staged[key] = (index, result)
-    return list(staged.values()), quarantined, duplicates, drift
+@dataclass
+class _BatchStaging:
+    """What staging one raw batch found, summed as its records stream by."""
+
+    staged: int = 0  # new rows written
+    duplicates: int = 0  # exact duplicates, within the batch or of rows already staged
+    quarantined: list[tuple[int, str | None, Violation]] = field(default_factory=list)
+    quality_flags: Counter = field(default_factory=Counter)
+    quality_flagged: int = 0
+
+
+def stage_records(
+    con, log: RawLog, manifest: BatchManifest, contract: Contract, run_id: str
+) -> tuple[_BatchStaging, list[schema_drift.DriftEvent]]:
+    """Stage every record of a batch, reading the file once and writing `ROWS_PER_INSERT` rows at
+    a time (a peak-day poll is a million records and gigabytes once parsed: only a chunk is held);
+    returns the counts and the batch's schema drift against the contract."""
+    books = _BatchStaging()
+    keys: set[tuple] = set()
+    chunk: list[tuple[int, StagedOrder]] = []
+
+    def write_chunk() -> None:
+        if chunk:
+            frame = _staged_frame(chunk, manifest, contract, run_id)
+            new_rows = insert_new_rows(
+                con,
+                "staging.storefront_orders",
+                frame,
+                STAGED_COLUMNS,
+                ("order_id", "updated_at", "payload_hash"),
+            )
+            books.staged += new_rows
+            books.duplicates += len(frame) - new_rows
+            chunk.clear()
+
+    def payloads_as_staged():
+        for record in log.read_records(manifest):
+            payload = record.get("payload")
+            index = record["record_index"]
+            result = stage_order(payload, contract)
+            if isinstance(result, Violation):
+                books.quarantined.append((index, _record_key(payload), result))
+            elif (key := (result.order_id, result.updated_at, result.payload_hash)) in keys:
+                books.duplicates += 1
+            else:
+                keys.add(key)
+                chunk.append((index, result))
+                books.quality_flags.update(result.quality_flags)
+                books.quality_flagged += bool(result.quality_flags)
+                if len(chunk) >= ROWS_PER_INSERT:
+                    write_chunk()
+            yield payload
+
+    drift = schema_drift.compare(schema_drift.observe(payloads_as_staged()), contract)
+    write_chunk()
+    return books, drift
 
 
 def _staged_frame(
@@ -167,16 +196,7 @@ def restage_batch(
 def stage_batch_in(
     con, log: RawLog, manifest: BatchManifest, contract: Contract, run_id: str
 ) -> dict:
-    rows, quarantined, duplicates_in_batch, drift = split_batch(log, manifest, contract)
-    frame = _staged_frame(rows, manifest, contract, run_id)
-    new_rows = insert_new_rows(
-        con,
-        "staging.storefront_orders",
-        frame,
-        STAGED_COLUMNS,
-        ("order_id", "updated_at", "payload_hash"),
-    )
-    duplicates = duplicates_in_batch + (len(frame) - new_rows)
+    books, drift = stage_records(con, log, manifest, contract, run_id)
     balance = record_batch_outcome(
         con,
         stream=STREAM,
@@ -184,20 +204,20 @@ def stage_batch_in(
         manifest=manifest,
         contract=contract,
         run_id=run_id,
-        staged=int(new_rows),
-        quarantined=quarantined,
-        duplicates=duplicates,
-        quality_flagged=sum(1 for _, order in rows if order.quality_flags),
+        staged=books.staged,
+        quarantined=books.quarantined,
+        duplicates=books.duplicates,
+        quality_flagged=books.quality_flagged,
         drift=drift,
     )
     return {
         "batch_id": manifest.batch_id,
         "records_read": manifest.records,
-        "staged": int(new_rows),
-        "quarantined": len(quarantined),
-        "duplicates": duplicates,
-        "quality_flags": Counter(flag for _, order in rows for flag in order.quality_flags),
-        "quarantine_reasons": Counter(f"{v.rule}: {v.field}" for _, _, v in quarantined),
+        "staged": books.staged,
+        "quarantined": len(books.quarantined),
+        "duplicates": books.duplicates,
+        "quality_flags": books.quality_flags,
+        "quarantine_reasons": Counter(f"{v.rule}: {v.field}" for _, _, v in books.quarantined),
         "drift": drift,
         "balance": balance,
     }

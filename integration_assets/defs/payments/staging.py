@@ -72,40 +72,46 @@ def split_payments_batch(
     rows, quarantined, seen = [], [], set()
     duplicates = 0
     now = utc_now_naive()
-    records = list(log.read_records(manifest))
-    drift = batch_drift((staged_payload(manifest, record) for record in records), contract)
-    for record in records:
-        index, payload = record["record_index"], staged_payload(manifest, record)
-        typed = typed_fields(payload, contract)
-        if isinstance(typed, Violation):
-            key = payload.get("id") if isinstance(payload, dict) else None
-            quarantined.append((index, key, typed))
-            continue
-        digest = payload_hash(payload)
-        if (typed["id"], digest) in seen:
-            duplicates += 1
-            continue
-        seen.add((typed["id"], digest))
-        rows.append(
-            [
-                resource,
-                typed["id"],
-                digest,
-                manifest.batch_id,
-                index,
-                manifest.raw_ref(index),
-                datetime.fromtimestamp(typed["created"], UTC).replace(tzinfo=None),
-                typed.get("amount"),
-                typed["currency"],
-                typed.get("status"),
-                order_id_of(payload),
-                (record.get("request_params") or {}).get("payout"),
-                orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(),
-                contract.version,
-                run_id,
-                now,
-            ]
-        )
+
+    def payloads_as_split():
+        # One pass over the file: each record is split as the drift observer reads it, so only
+        # the staged rows (serialized) are held, not every parsed record of a peak-day batch.
+        nonlocal duplicates
+        for record in log.read_records(manifest):
+            index, payload = record["record_index"], staged_payload(manifest, record)
+            yield payload
+            typed = typed_fields(payload, contract)
+            if isinstance(typed, Violation):
+                key = payload.get("id") if isinstance(payload, dict) else None
+                quarantined.append((index, key, typed))
+                continue
+            digest = payload_hash(payload)
+            if (typed["id"], digest) in seen:
+                duplicates += 1
+                continue
+            seen.add((typed["id"], digest))
+            rows.append(
+                [
+                    resource,
+                    typed["id"],
+                    digest,
+                    manifest.batch_id,
+                    index,
+                    manifest.raw_ref(index),
+                    datetime.fromtimestamp(typed["created"], UTC).replace(tzinfo=None),
+                    typed.get("amount"),
+                    typed["currency"],
+                    typed.get("status"),
+                    order_id_of(payload),
+                    (record.get("request_params") or {}).get("payout"),
+                    orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode(),
+                    contract.version,
+                    run_id,
+                    now,
+                ]
+            )
+
+    drift = batch_drift(payloads_as_split(), contract)
     return rows, quarantined, duplicates, drift
 
 
