@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 from collections import Counter
+from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -116,9 +117,11 @@ def scenario_timing(scenario_path: Path, target_changed: int) -> tuple[int, int,
 
 def timing_in_child(scenario_path: Path, target_changed: int) -> tuple[int, int, float]:
     """`scenario_timing` in a fresh process, so the harness's RSS is the pipeline's alone."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(1) as pool:
-        return pool.apply(scenario_timing, (scenario_path, target_changed))
+    # An executor, not a Pool: leaving a Pool terminates its worker with SIGTERM, which a process
+    # started with SIGTERM ignored (as under some CI runners) never receives; the executor's
+    # worker exits on its own when told there is no more work.
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as executor:
+        return executor.submit(scenario_timing, scenario_path, target_changed).result()
 
 
 def changes_per_hour(orders: list[list[datetime]], clock_start: datetime) -> Counter[int]:
