@@ -58,8 +58,9 @@ def enqueued_external_ids(sources: PlanSources, target: str, entity: str) -> set
 def order_snapshots(sources: PlanSources) -> Iterator[tuple[dict[str, Any], str]]:
     """Every order's current version as the storefront sent it, with a reference to that version.
 
-    Streamed (read when iterated, a chunk of documents at a time, on a connection of its own held
-    until the last one): a planner maps each order as it comes and keeps only its write intents.
+    Streamed (read when iterated, a chunk of documents at a time): a planner maps each order as it
+    comes and keeps only its write intents. The planners iterate inside their `Warehouse.session()`,
+    so this shares the database they already opened.
     """
     with sources.warehouse.connect() as con:
         for order in iter_current_orders(con, sources.raw_log):
@@ -179,19 +180,19 @@ def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
         invoiced = invoiced_orders(sources)
         sent_before = enqueued_external_ids(sources, "erp", "sales_order")
         snapshots = order_snapshots(sources)
-    timing = applied_timing()
+        timing = applied_timing()
 
-    def sales_orders():
-        for snapshot, ref in snapshots:
-            mapped = erp_mapping.erp_sales_order(
-                snapshot, known, timing, sent_before=_order_key(snapshot) in sent_before
-            )
-            delivered = invoiced.get(_order_key(snapshot))
-            if delivered is not None and delivered.sales_order is not None:
-                mapped = erp_adjustments.invoiced_sales_order(mapped, delivered.sales_order)
-            yield mapped, ref
+        def sales_orders():
+            for snapshot, ref in snapshots:
+                mapped = erp_mapping.erp_sales_order(
+                    snapshot, known, timing, sent_before=_order_key(snapshot) in sent_before
+                )
+                delivered = invoiced.get(_order_key(snapshot))
+                if delivered is not None and delivered.sales_order is not None:
+                    mapped = erp_adjustments.invoiced_sales_order(mapped, delivered.sales_order)
+                yield mapped, ref
 
-    return plan_from_mapped("erp", "sales_order", sales_orders())
+        return plan_from_mapped("erp", "sales_order", sales_orders())
 
 
 def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
@@ -200,20 +201,20 @@ def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
     with sources.warehouse.session():
         invoiced = invoiced_orders(sources)
         snapshots = order_snapshots(sources)
-    timing = applied_timing()
+        timing = applied_timing()
 
-    def invoices():
-        for snapshot, ref in snapshots:
-            delivered = invoiced.get(_order_key(snapshot))
-            if delivered is None:
-                yield erp_mapping.erp_invoice(snapshot, timing), ref
-                continue
-            yield erp_adjustments.issued_invoice(delivered), ref
-            supplementary = erp_adjustments.erp_supplementary_invoice(snapshot, delivered)
-            if supplementary is not None:
-                yield supplementary, f"{ref}/adjustment"
+        def invoices():
+            for snapshot, ref in snapshots:
+                delivered = invoiced.get(_order_key(snapshot))
+                if delivered is None:
+                    yield erp_mapping.erp_invoice(snapshot, timing), ref
+                    continue
+                yield erp_adjustments.issued_invoice(delivered), ref
+                supplementary = erp_adjustments.erp_supplementary_invoice(snapshot, delivered)
+                if supplementary is not None:
+                    yield supplementary, f"{ref}/adjustment"
 
-    return plan_from_mapped("erp", "invoice", invoices())
+        return plan_from_mapped("erp", "invoice", invoices())
 
 
 def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
@@ -222,30 +223,30 @@ def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
     with sources.warehouse.session():
         invoiced = invoiced_orders(sources)
         snapshots = order_snapshots(sources)
-    timing = applied_timing()
+        timing = applied_timing()
 
-    def credit_notes():
-        for snapshot, ref in snapshots:
-            delivered = invoiced.get(_order_key(snapshot))
-            for refund in snapshot.get("refunds") or []:
-                yield (
-                    erp_mapping.erp_credit_note(
-                        refund,
-                        snapshot,
-                        CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR,
-                        timing,
-                        invoice_delivered=delivered is not None,
-                    ),
-                    f"{ref}/refund:{refund.get('id')}",
-                )
-            if delivered is not None:
-                adjustment = erp_adjustments.erp_adjustment_credit_note(
-                    snapshot, delivered, CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR
-                )
-                if adjustment is not None:
-                    yield adjustment, f"{ref}/adjustment"
+        def credit_notes():
+            for snapshot, ref in snapshots:
+                delivered = invoiced.get(_order_key(snapshot))
+                for refund in snapshot.get("refunds") or []:
+                    yield (
+                        erp_mapping.erp_credit_note(
+                            refund,
+                            snapshot,
+                            CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR,
+                            timing,
+                            invoice_delivered=delivered is not None,
+                        ),
+                        f"{ref}/refund:{refund.get('id')}",
+                    )
+                if delivered is not None:
+                    adjustment = erp_adjustments.erp_adjustment_credit_note(
+                        snapshot, delivered, CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR
+                    )
+                    if adjustment is not None:
+                        yield adjustment, f"{ref}/adjustment"
 
-    return plan_from_mapped("erp", "credit_note", credit_notes())
+        return plan_from_mapped("erp", "credit_note", credit_notes())
 
 
 def succeeded_charges(warehouse: Warehouse) -> dict[int, list[dict[str, Any]]]:
@@ -282,20 +283,20 @@ def plan_erp_payments_applied(sources: PlanSources, erp: Any = None) -> PlanResu
         charges = succeeded_charges(sources.warehouse)
         invoiced = invoiced_orders(sources)
         snapshots = order_snapshots(sources)
-    timing = applied_timing()
+        timing = applied_timing()
 
-    def applied():
-        for snapshot, ref in snapshots:
-            delivered = _order_key(snapshot) in invoiced
-            for charge in charges.get(int(snapshot.get("id") or 0), []):
-                yield (
-                    erp_mapping.erp_payment_applied(
-                        snapshot, charge, timing, invoice_delivered=delivered
-                    ),
-                    f"{ref}/charge:{charge['id']}",
-                )
+        def applied():
+            for snapshot, ref in snapshots:
+                delivered = _order_key(snapshot) in invoiced
+                for charge in charges.get(int(snapshot.get("id") or 0), []):
+                    yield (
+                        erp_mapping.erp_payment_applied(
+                            snapshot, charge, timing, invoice_delivered=delivered
+                        ),
+                        f"{ref}/charge:{charge['id']}",
+                    )
 
-    return plan_from_mapped("erp", "payment_applied", applied())
+        return plan_from_mapped("erp", "payment_applied", applied())
 
 
 def plan_wms_reservations(sources: PlanSources, wms: Any = None) -> PlanResult:
@@ -307,18 +308,18 @@ def plan_wms_reservations(sources: PlanSources, wms: Any = None) -> PlanResult:
     with sources.warehouse.session():
         reserved_before = enqueued_external_ids(sources, "wms", "reservation")
         snapshots = order_snapshots(sources)
-    timing = applied_timing()
+        timing = applied_timing()
 
-    def reservations():
-        for snapshot, ref in snapshots:
-            mapped = wms_mapping.wms_reservation(snapshot, timing)
-            if (
-                mapped is not None
-                and mapped.payload is not None
-                and mapped.payload.get("status") == "released"
-                and mapped.external_id not in reserved_before
-            ):
-                mapped = None
-            yield (mapped, ref)
+        def reservations():
+            for snapshot, ref in snapshots:
+                mapped = wms_mapping.wms_reservation(snapshot, timing)
+                if (
+                    mapped is not None
+                    and mapped.payload is not None
+                    and mapped.payload.get("status") == "released"
+                    and mapped.external_id not in reserved_before
+                ):
+                    mapped = None
+                yield (mapped, ref)
 
-    return plan_from_mapped("wms", "reservation", reservations())
+        return plan_from_mapped("wms", "reservation", reservations())
