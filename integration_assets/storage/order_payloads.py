@@ -19,7 +19,10 @@ import duckdb
 import orjson
 import pandas as pd
 
+from integration_assets.chunks import batched
 from integration_assets.storage.raw_log import RawLog
+
+PAYLOADS_PER_UPDATE = 2000  # heads' source documents held at once while they are written
 
 # The staged version each head was applied from: its raw reference (one row per key in staging).
 _HEADS_WITHOUT_PAYLOAD_SQL = """
@@ -67,27 +70,34 @@ def fill_missing_payloads(con: duckdb.DuckDBPyConnection, raw_log: RawLog) -> in
     Heads written since the column exists carry their payload; this fills the heads of a warehouse
     built before, once: afterwards it finds nothing and reads no raw file. Returns the heads filled.
     """
-    found = _raw_payloads_of_heads_without_one(con, raw_log)
-    if not found:
-        return 0
-    frame = pd.DataFrame(
-        [
-            [order_id, raw_ref, payload_json(payload)]
-            for order_id, (raw_ref, payload) in found.items()
-        ],
-        columns=["order_id", "raw_ref", "payload"],
-    )
-    con.register("filled_payloads", frame)
-    try:
-        con.execute(
-            """
-            UPDATE core.order_heads SET raw_ref = f.raw_ref, payload = f.payload
-            FROM filled_payloads f WHERE core.order_heads.order_id = f.order_id
-            """
+    refs = con.execute(_HEADS_WITHOUT_PAYLOAD_SQL).fetchall()
+    return copy_payloads_from_raw(con, raw_log, {raw_ref: order_id for order_id, raw_ref in refs})
+
+
+def copy_payloads_from_raw(
+    con: duckdb.DuckDBPyConnection, raw_log: RawLog, order_of_ref: dict[str, int]
+) -> int:
+    """Set each head's `raw_ref` and source document from the raw record it names (raw ref ->
+    order id), inside the caller's transaction. Streamed from raw and written `PAYLOADS_PER_UPDATE`
+    at a time: a peak-day poll's documents are gigabytes once parsed. Returns the heads written."""
+    written = 0
+    for chunk in batched(raw_log.iter_payloads(order_of_ref), PAYLOADS_PER_UPDATE):
+        frame = pd.DataFrame(
+            [[order_of_ref[ref], ref, payload_json(payload)] for ref, payload in chunk],
+            columns=["order_id", "raw_ref", "payload"],
         )
-    finally:
-        con.unregister("filled_payloads")
-    return len(found)
+        con.register("head_payloads", frame)
+        try:
+            con.execute(
+                """
+                UPDATE core.order_heads SET raw_ref = p.raw_ref, payload = p.payload
+                FROM head_payloads p WHERE core.order_heads.order_id = p.order_id
+                """
+            )
+        finally:
+            con.unregister("head_payloads")
+        written += len(chunk)
+    return written
 
 
 def current_orders(con: duckdb.DuckDBPyConnection, raw_log: RawLog) -> list[CurrentOrder]:

@@ -9,6 +9,7 @@ import pytest
 from integration_assets.defs.orders import core as orders_core
 from integration_assets.defs.orders import staging as orders_staging
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
+from integration_assets.storage import order_payloads
 from integration_assets.storage.order_payloads import (
     current_orders,
     fill_missing_payloads,
@@ -68,7 +69,7 @@ def test_promotion_stores_each_new_heads_source_document_and_readers_use_it(
     # head at a time, and the end is the same.
     if chunk is not None:
         monkeypatch.setattr(orders_core, "ORDERS_PER_CHUNK", chunk)
-        monkeypatch.setattr(orders_core, "HEADS_PER_INSERT", chunk)
+        monkeypatch.setattr(order_payloads, "PAYLOADS_PER_UPDATE", chunk)
     warehouse, raw_log = _world(tmp_path)
     first, second = _order(), _other_order()
     land_and_promote_orders(warehouse, raw_log, [first, second])

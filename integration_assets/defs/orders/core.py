@@ -25,7 +25,7 @@ from integration_assets.defs.orders.names import (
 )
 from integration_assets.storage import gates
 from integration_assets.storage.balances import record_balance
-from integration_assets.storage.order_payloads import fill_missing_payloads, payload_json
+from integration_assets.storage.order_payloads import copy_payloads_from_raw, fill_missing_payloads
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
@@ -62,10 +62,8 @@ def _json(value) -> str | None:
     return None if value is None else orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
-ORDERS_PER_CHUNK = (
-    5000  # orders whose versions and events are held at once while a batch is applied
-)
-HEADS_PER_INSERT = 2000  # new heads' payloads held at once while they are written
+# Orders whose versions and events are held at once while a batch is applied.
+ORDERS_PER_CHUNK = 5000
 
 HEAD_COLUMNS = [
     "order_id",
@@ -111,7 +109,7 @@ def promote_batch(con, batch_id: str, run_id: str, raw_log: RawLog) -> dict:
     promoted = _Promoted()
     for chunk in batched(order_ids, ORDERS_PER_CHUNK):
         _promote_orders(con, batch_id, run_id, chunk, promoted)
-    _copy_head_payloads(con, raw_log, promoted.head_refs)
+    copy_payloads_from_raw(con, raw_log, promoted.head_refs)
     con.execute(
         "INSERT INTO core.promoted_batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
@@ -151,7 +149,7 @@ def _promote_orders(
     con, batch_id: str, run_id: str, order_ids: tuple[int, ...], promoted: _Promoted
 ) -> None:
     """Apply the batch's versions of `order_ids`; new heads are written without their payload
-    (`_copy_head_payloads` adds it)."""
+    (`copy_payloads_from_raw` adds it)."""
     con.register("chunk_orders", pd.DataFrame({"order_id": list(order_ids)}))
     try:
         versions = con.execute(
@@ -268,22 +266,6 @@ def _promote_orders(
                 run_id,
             ],
         )
-
-
-def _copy_head_payloads(con, raw_log: RawLog, head_refs: dict[str, int]) -> None:
-    """Copy each new head's source document from raw, streamed and written `HEADS_PER_INSERT` at
-    a time: a peak-day poll's payloads are hundreds of megabytes once parsed."""
-    for chunk in batched(raw_log.iter_payloads(head_refs), HEADS_PER_INSERT):
-        frame = pd.DataFrame(
-            [[head_refs[ref], payload_json(payload)] for ref, payload in chunk],
-            columns=["order_id", "payload"],
-        )
-        con.register("head_payloads", frame)
-        con.execute(
-            "UPDATE core.order_heads SET payload = p.payload FROM head_payloads p "
-            "WHERE core.order_heads.order_id = p.order_id"
-        )
-        con.unregister("head_payloads")
 
 
 @dg.asset(
