@@ -2,15 +2,15 @@
 
 Rows are sent oldest intent first, one per request or, where the target takes bulk writes
 (`send_batch`), `batch_size` consecutive rows per request, each with its own outcome (two rows of
-one record keep their order: the target writes a batch's records one after another). Outcomes are written back in chunks, one transaction of two
-set-based statements per chunk (storage/outbox.py `record_attempts`: the same end state as booking
-each attempt in turn), on a connection opened only for that: no warehouse lock is held while waiting
-on a target. A chunk closes after `book_every_seconds` or `book_every_writes`, whichever comes
-first: opening the DuckDB file costs tens of milliseconds, so booking every 100 writes spent a
-quarter of a peak-day drain opening it (benchmarks/README.md). A crash loses at most one chunk of
-bookkeeping, and even then nothing is doubled: those rows are still due and are sent again with the
-same idempotency key, and every write is an upsert by external id, so sending it again changes
-nothing at the target.
+one record keep their order: the target writes a batch's records one after another). Outcomes are
+written back in chunks, one transaction of two set-based statements per chunk (storage/outbox.py
+`record_attempts`: the same end state as booking each attempt in turn), on a connection opened only
+for that: no warehouse lock is held while waiting on a target. A chunk closes after
+`book_every_seconds` or `book_every_writes`, whichever comes first: opening the DuckDB file costs
+tens of milliseconds, so booking every 100 writes spent a quarter of a peak-day drain opening it
+(benchmarks/README.md). A crash loses at most one chunk of bookkeeping, and even then nothing is
+doubled: those rows are still due and are sent again with the same idempotency key, and every write
+is an upsert by external id, so sending it again changes nothing at the target.
 
 A circuit breaker stops a drain early when the target keeps failing (connection refused, timeouts,
 5xx after the client's own retries): the rest stay due, untouched, for the next run, rather than each

@@ -123,7 +123,7 @@ def stage_records(
                     write_chunk()
             yield payload
 
-    drift = schema_drift.compare(schema_drift.observe(payloads_as_staged()), contract)
+    drift = schema_drift.batch_drift(payloads_as_staged(), contract)
     write_chunk()
     return books, drift
 
