@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from integration_assets.delivery.order_scope import OrderScope
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import Warehouse
 from integration_assets.streams.balances import Balance
@@ -20,10 +21,14 @@ from integration_assets.streams.outbox import WriteIntent
 
 @dataclass(frozen=True)
 class PlanSources:
-    """Where planners read: the warehouse (core tables, the outbox) and the raw log (source payloads)."""
+    """Where planners read: the warehouse (core tables, the outbox) and the raw log (source payloads).
+
+    `replan_all`: map every order, not only those whose inputs changed (delivery/order_scope.py).
+    """
 
     warehouse: Warehouse
     raw_log: RawLog
+    replan_all: bool = False
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class PlanResult:
     nothing_to_write: int = 0  # e.g. an unpaid order has no reservation
     # external id -> the (target, entity, external id) writes it references
     depends_on: dict[str, tuple[tuple[str, str, str], ...]] = field(default_factory=dict)
+    # An order planner's: which orders it mapped (None: a planner of every record, every time).
+    scope: OrderScope | None = None
 
     def hold_children_of_unbuilt(self, unbuilt: Mapping[tuple[str, str, str], str]) -> int:
         """Quarantine the intents that reference a write that was not built or is a dead letter.
@@ -101,10 +108,14 @@ class PlanResult:
 
 
 def plan_from_mapped(
-    target: str, entity: str, results: Iterable[tuple[Mapped | None, str]]
+    target: str,
+    entity: str,
+    results: Iterable[tuple[Mapped | None, str]],
+    scope: OrderScope | None = None,
 ) -> PlanResult:
-    """Collect (mapping result, source reference) pairs into a plan; None means no write is needed."""
-    plan = PlanResult(target, entity)
+    """Collect (mapping result, source reference) pairs into a plan; None means no write is needed.
+    `scope`: the orders an order planner mapped (filled while `results` is consumed)."""
+    plan = PlanResult(target, entity, scope=scope)
     for mapped, source_ref in results:
         plan.candidates += 1
         if mapped is None:  # the mapping says this record needs no write (e.g. an unpaid order)

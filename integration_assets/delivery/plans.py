@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from integration_assets.contracts.timing import load_timing
+from integration_assets.delivery.order_scope import OrderScope, inputs_version, plan_scope
 from integration_assets.delivery.planning import PlanResult, PlanSources, plan_from_mapped
 from integration_assets.storage.order_payloads import iter_current_orders
 from integration_assets.storage.warehouse import Warehouse, table_exists
@@ -38,32 +39,73 @@ def golden_customers(warehouse: Warehouse) -> list[dict[str, Any]]:
     return [dict(zip(GOLDEN_COLUMNS, row, strict=True)) for row in rows]
 
 
+def known_customer_ids(warehouse: Warehouse) -> set[str]:
+    """The golden customers' ids, as the storefront's order payloads name them (strings)."""
+    with warehouse.connect() as con:
+        if not table_exists(con, "core.customers"):
+            return set()
+        return {
+            str(row[0]) for row in con.execute("SELECT customer_id FROM core.customers").fetchall()
+        }
+
+
 def applied_timing() -> Timing:
     """The timing definitions in force now (the packaged file, or the override directory's)."""
     return load_timing().timing
 
 
-def enqueued_external_ids(sources: PlanSources, target: str, entity: str) -> set[str]:
-    """Every external id the outbox ever held for (target, entity), whatever became of it."""
+def _in_scope(scope: OrderScope) -> tuple[str, dict[str, Any]]:
+    """A WHERE condition on an `order_id` column that keeps the scope's orders (all when full)."""
+    if scope.order_ids is None:
+        return "TRUE", {}
+    return "order_id IN (SELECT unnest($orders::BIGINT[]))", {"orders": sorted(scope.order_ids)}
+
+
+def order_scope(
+    sources: PlanSources, target: str, entity: str, timing: Timing, *settings: object
+) -> OrderScope:
+    """The orders this plan maps (delivery/order_scope.py): charges are an input of payments applied."""
+    with sources.warehouse.connect() as con:
+        return plan_scope(
+            con,
+            target,
+            entity,
+            inputs_version(timing, *settings),
+            replan_all=sources.replan_all,
+            with_charges=entity == "payment_applied",
+        )
+
+
+def enqueued_external_ids(
+    sources: PlanSources, target: str, entity: str, scope: OrderScope
+) -> set[str]:
+    """Every external id the outbox ever held for (target, entity) and the scope's orders, whatever
+    became of it."""
+    condition, params = _in_scope(scope)
     with sources.warehouse.connect() as con:
         return {
             row[0]
             for row in con.execute(
-                "SELECT DISTINCT external_id FROM ops.outbox WHERE target = ? AND entity = ?",
-                [target, entity],
+                "SELECT DISTINCT external_id FROM ops.outbox "
+                f"WHERE target = $target AND entity = $entity AND {condition}",
+                {"target": target, "entity": entity, **params},
             ).fetchall()
         }
 
 
-def order_snapshots(sources: PlanSources) -> Iterator[tuple[dict[str, Any], str]]:
-    """Every order's current version as the storefront sent it, with a reference to that version.
+def order_snapshots(
+    sources: PlanSources, scope: OrderScope
+) -> Iterator[tuple[dict[str, Any], str]]:
+    """The current version of each order in scope as the storefront sent it, with a reference to
+    that version; each is noted in `scope.mapped`.
 
     Streamed (read when iterated, a chunk of documents at a time): a planner maps each order as it
     comes and keeps only its write intents. The planners iterate inside their `Warehouse.session()`,
     so this shares the database they already opened.
     """
     with sources.warehouse.connect() as con:
-        for order in iter_current_orders(con, sources.raw_log):
+        for order in iter_current_orders(con, sources.raw_log, order_ids=scope.order_ids):
+            scope.mapped[order.order_id] = order.sequence
             yield order.payload, f"{order.ref} ({order.raw_ref})"
 
 
@@ -141,18 +183,23 @@ def plan_erp_credit_limits(sources: PlanSources, erp: Any = None) -> PlanResult:
     return PlanResult("erp", "credit_limit")
 
 
-def invoiced_orders(sources: PlanSources) -> dict[str, erp_adjustments.InvoicedOrder]:
-    """Orders whose invoice the ERP holds, with what was delivered for them, read from ops.outbox.
+def invoiced_orders(
+    sources: PlanSources, scope: OrderScope
+) -> dict[str, erp_adjustments.InvoicedOrder]:
+    """The scope's orders whose invoice the ERP holds, with what was delivered for them, read from
+    ops.outbox.
 
     Only delivered rows and adjustments are read: the rest of the outbox does not change what an
     invoiced order's documents are.
     """
+    condition, params = _in_scope(scope)
     with sources.warehouse.connect() as con:
         rows = con.execute(
             "SELECT entity, external_id, sequence, status, payload, override FROM ops.outbox "
             "WHERE target = 'erp' AND entity IN ('sales_order', 'invoice', 'credit_note') "
             "AND (status = 'sent' OR starts_with(external_id, 'CN-ADJ-') "
-            "OR (entity = 'invoice' AND contains(external_id, '-ADJ')))"
+            f"OR (entity = 'invoice' AND contains(external_id, '-ADJ'))) AND {condition}",
+            params,
         ).fetchall()
     return erp_adjustments.invoiced_orders(
         erp_adjustments.OutboxRecord(
@@ -176,11 +223,12 @@ def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
     order); once invoiced, their lines and amounts stay as delivered (the ERP refuses to change
     them, and later edits are booked as adjustments)."""
     with sources.warehouse.session():
-        known = {str(c["customer_id"]) for c in golden_customers(sources.warehouse)}
-        invoiced = invoiced_orders(sources)
-        sent_before = enqueued_external_ids(sources, "erp", "sales_order")
-        snapshots = order_snapshots(sources)
         timing = applied_timing()
+        scope = order_scope(sources, "erp", "sales_order", timing)
+        known = known_customer_ids(sources.warehouse)
+        invoiced = invoiced_orders(sources, scope)
+        sent_before = enqueued_external_ids(sources, "erp", "sales_order", scope)
+        snapshots = order_snapshots(sources, scope)
 
         def sales_orders():
             for snapshot, ref in snapshots:
@@ -192,16 +240,17 @@ def plan_erp_sales_orders(sources: PlanSources, erp: Any = None) -> PlanResult:
                     mapped = erp_adjustments.invoiced_sales_order(mapped, delivered.sales_order)
                 yield mapped, ref
 
-        return plan_from_mapped("erp", "sales_order", sales_orders())
+        return plan_from_mapped("erp", "sales_order", sales_orders(), scope)
 
 
 def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
     """One invoice per order whose revenue is recognised, never rewritten once delivered; an order
     edited up after that gets a supplementary invoice for the difference."""
     with sources.warehouse.session():
-        invoiced = invoiced_orders(sources)
-        snapshots = order_snapshots(sources)
         timing = applied_timing()
+        scope = order_scope(sources, "erp", "invoice", timing)
+        invoiced = invoiced_orders(sources, scope)
+        snapshots = order_snapshots(sources, scope)
 
         def invoices():
             for snapshot, ref in snapshots:
@@ -214,16 +263,19 @@ def plan_erp_invoices(sources: PlanSources, erp: Any = None) -> PlanResult:
                 if supplementary is not None:
                     yield supplementary, f"{ref}/adjustment"
 
-        return plan_from_mapped("erp", "invoice", invoices())
+        return plan_from_mapped("erp", "invoice", invoices(), scope)
 
 
 def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
     """A credit note per refund that moved money (once the order has an invoice), and one per
     invoiced order edited down."""
     with sources.warehouse.session():
-        invoiced = invoiced_orders(sources)
-        snapshots = order_snapshots(sources)
         timing = applied_timing()
+        scope = order_scope(
+            sources, "erp", "credit_note", timing, CREDIT_NOTE_APPROVAL_THRESHOLD_MINOR
+        )
+        invoiced = invoiced_orders(sources, scope)
+        snapshots = order_snapshots(sources, scope)
 
         def credit_notes():
             for snapshot, ref in snapshots:
@@ -246,21 +298,22 @@ def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
                     if adjustment is not None:
                         yield adjustment, f"{ref}/adjustment"
 
-        return plan_from_mapped("erp", "credit_note", credit_notes())
+        return plan_from_mapped("erp", "credit_note", credit_notes(), scope)
 
 
-def succeeded_charges(warehouse: Warehouse) -> dict[int, list[dict[str, Any]]]:
-    """The newest version of every succeeded charge, by storefront order id."""
+def succeeded_charges(warehouse: Warehouse, scope: OrderScope) -> dict[int, list[dict[str, Any]]]:
+    """The newest version of every succeeded charge of the scope's orders, by storefront order id."""
+    condition, params = _in_scope(scope)
     with warehouse.connect() as con:
-        if not table_exists(con, "staging.payments_objects"):
-            return {}
         rows = con.execute(
-            """
+            f"""
             SELECT order_id, object_id, amount_minor, currency, created, payload FROM (
                 SELECT *, row_number() OVER (PARTITION BY object_id ORDER BY staged_at DESC, batch_id DESC) AS newest
-                FROM staging.payments_objects WHERE resource = 'charges' AND order_id IS NOT NULL)
+                FROM staging.payments_objects
+                WHERE resource = 'charges' AND order_id IS NOT NULL AND {condition})
             WHERE newest = 1 AND status = 'succeeded' ORDER BY order_id, created
-            """
+            """,
+            params,
         ).fetchall()
     charges: dict[int, list[dict[str, Any]]] = {}
     for order_id, object_id, amount_minor, currency, created, payload in rows:
@@ -280,10 +333,11 @@ def succeeded_charges(warehouse: Warehouse) -> dict[int, list[dict[str, Any]]]:
 def plan_erp_payments_applied(sources: PlanSources, erp: Any = None) -> PlanResult:
     """Each succeeded charge applied to its order's invoice, once the order has one."""
     with sources.warehouse.session():
-        charges = succeeded_charges(sources.warehouse)
-        invoiced = invoiced_orders(sources)
-        snapshots = order_snapshots(sources)
         timing = applied_timing()
+        scope = order_scope(sources, "erp", "payment_applied", timing)
+        charges = succeeded_charges(sources.warehouse, scope)
+        invoiced = invoiced_orders(sources, scope)
+        snapshots = order_snapshots(sources, scope)
 
         def applied():
             for snapshot, ref in snapshots:
@@ -296,7 +350,7 @@ def plan_erp_payments_applied(sources: PlanSources, erp: Any = None) -> PlanResu
                         f"{ref}/charge:{charge['id']}",
                     )
 
-        return plan_from_mapped("erp", "payment_applied", applied())
+        return plan_from_mapped("erp", "payment_applied", applied(), scope)
 
 
 def plan_wms_reservations(sources: PlanSources, wms: Any = None) -> PlanResult:
@@ -306,9 +360,10 @@ def plan_wms_reservations(sources: PlanSources, wms: Any = None) -> PlanResult:
     A release for an order that never had a reservation is not sent: there is nothing to release.
     """
     with sources.warehouse.session():
-        reserved_before = enqueued_external_ids(sources, "wms", "reservation")
-        snapshots = order_snapshots(sources)
         timing = applied_timing()
+        scope = order_scope(sources, "wms", "reservation", timing)
+        reserved_before = enqueued_external_ids(sources, "wms", "reservation", scope)
+        snapshots = order_snapshots(sources, scope)
 
         def reservations():
             for snapshot, ref in snapshots:
@@ -322,4 +377,4 @@ def plan_wms_reservations(sources: PlanSources, wms: Any = None) -> PlanResult:
                     mapped = None
                 yield (mapped, ref)
 
-        return plan_from_mapped("wms", "reservation", reservations())
+        return plan_from_mapped("wms", "reservation", reservations(), scope)

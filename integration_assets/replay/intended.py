@@ -21,9 +21,9 @@ from integration_assets.delivery.planning import PlanResult, PlanSources
 from integration_assets.delivery.targets import target_for
 from integration_assets.replay.digest import PartDigest, canonical_row, multiset_digest
 from integration_assets.storage import outbox as store
+from integration_assets.storage.mapping_quarantine import replace_quarantine
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import Warehouse
-from integration_assets.streams.timestamps import utc_now_naive
 from integration_assets.systems.write_outcome import TargetError
 
 # What a planner may ask its target: read-only lookups (integration_assets/delivery/plans.py).
@@ -126,20 +126,12 @@ def plan_everything(
         pair = (spec.target, spec.entity)
         client = lookups[target_for(*pair).resource_key]
         try:
-            plan = spec.plan(PlanSources(warehouse, raw_log), client)
+            plan = spec.plan(PlanSources(warehouse, raw_log, replan_all=True), client)
         except (NoClient, TargetError) as error:
             state.not_computed[pair] = str(error)
             continue
         with warehouse.transaction() as con:
             plan.hold_children_of_unbuilt(store.unbuilt_or_refused(con, exclude=pair))
-            now = utc_now_naive()
-            if plan.quarantined:
-                con.executemany(
-                    "INSERT INTO ops.mapping_quarantine VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    [
-                        [*pair, q.external_id, q.reason, q.source_ref, "replay", now]
-                        for q in plan.quarantined
-                    ],
-                )
+            replace_quarantine(con, *pair, plan.quarantined, "replay")
         state.plans[pair] = plan
     return state

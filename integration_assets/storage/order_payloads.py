@@ -10,7 +10,7 @@ not there yet (a warehouse built before the column existed) is read back from ra
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -106,22 +106,31 @@ def current_orders(con: duckdb.DuckDBPyConnection, raw_log: RawLog) -> list[Curr
 
 
 def iter_current_orders(
-    con: duckdb.DuckDBPyConnection, raw_log: RawLog, chunk_size: int = 1000
+    con: duckdb.DuckDBPyConnection,
+    raw_log: RawLog,
+    chunk_size: int = 1000,
+    order_ids: Collection[int] | None = None,
 ) -> Iterator[CurrentOrder]:
     """Every order's head version with its source payload, by order id, `chunk_size` rows fetched
     and parsed at a time: a reader that keeps only what it needs of each order holds one chunk of
     documents, not every order's. Run no other statement on `con` until the iteration ends (it
     would replace the open result).
 
-    One SELECT of core.order_heads. Heads still without a payload (written before the column
+    `order_ids`: only those orders (None: every order). One SELECT of core.order_heads. Heads still without a payload (written before the column
     existed, until `core/order_events` runs once) are read from raw first, as they always were; a
     head whose staged version cannot be found is left out, as before.
     """
+    if order_ids is not None and not order_ids:
+        return
     from_raw = _raw_payloads_of_heads_without_one(con, raw_log)
-    result = con.execute(
-        "SELECT order_id, sequence, updated_at, raw_ref, payload FROM core.order_heads "
-        "ORDER BY order_id"
-    )
+    select = "SELECT order_id, sequence, updated_at, raw_ref, payload FROM core.order_heads"
+    if order_ids is None:
+        result = con.execute(f"{select} ORDER BY order_id")
+    else:
+        result = con.execute(
+            f"{select} WHERE order_id IN (SELECT unnest($orders::BIGINT[])) ORDER BY order_id",
+            {"orders": sorted(order_ids)},
+        )
     while heads := result.fetchmany(chunk_size):
         for order_id, sequence, updated_at, raw_ref, payload in heads:
             if payload is None:

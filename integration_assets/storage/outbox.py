@@ -22,6 +22,7 @@ from integration_assets.delivery.ownership_guard import (
     check_override,
     write_refusal,
 )
+from integration_assets.storage.warehouse import ORDER_ID_OF_SOURCE_REF
 from integration_assets.streams import outbox as rules
 from integration_assets.streams.hashing import payload_hash
 from integration_assets.streams.timestamps import utc_now_naive
@@ -149,11 +150,12 @@ def enqueue(
         # One statement for the whole plan: each list is a column, unnested side by side.
         con.execute(
             "INSERT INTO ops.outbox (idempotency_key, target, entity, external_id, sequence, payload, "
-            "payload_hash, source_ref, status, attempts, approval_rule, enqueued_run_id, enqueued_at) "
-            "SELECT unnest($keys::VARCHAR[]), $target, $entity, unnest($external_ids::VARCHAR[]), "
+            "payload_hash, source_ref, status, attempts, approval_rule, enqueued_run_id, enqueued_at, "
+            f"order_id) SELECT *, {ORDER_ID_OF_SOURCE_REF} FROM (SELECT "
+            "unnest($keys::VARCHAR[]), $target, $entity, unnest($external_ids::VARCHAR[]), "
             "unnest($sequences::BIGINT[]), unnest($payloads::VARCHAR[])::JSON, "
-            "unnest($hashes::VARCHAR[]), unnest($source_refs::VARCHAR[]), "
-            "unnest($statuses::VARCHAR[]), 0, unnest($approval_rules::VARCHAR[]), $run_id, $now",
+            "unnest($hashes::VARCHAR[]), unnest($source_refs::VARCHAR[]) AS source_ref, "
+            "unnest($statuses::VARCHAR[]), 0, unnest($approval_rules::VARCHAR[]), $run_id, $now)",
             {
                 "keys": [row.idempotency_key for row in plan.new_rows],
                 "target": target,

@@ -31,6 +31,13 @@ import duckdb
 WAREHOUSE_POOL = "duckdb_warehouse"
 LOCK_WAIT_SECONDS = 120.0
 
+# The storefront order a write or a quarantined mapping was built from, read from its source_ref
+# (`core/order_heads:<order id>@<sequence> ...`, storage/order_payloads.CurrentOrder.ref); NULL
+# when it was not built from an order.
+ORDER_ID_OF_SOURCE_REF = (
+    "TRY_CAST(regexp_extract(source_ref, '^core/order_heads:([0-9]+)@', 1) AS BIGINT)"
+)
+
 SCHEMA_SQL = """
 CREATE SCHEMA IF NOT EXISTS staging;
 CREATE SCHEMA IF NOT EXISTS core;
@@ -426,6 +433,13 @@ CREATE TABLE IF NOT EXISTS ops.outbox (
     resolved_at TIMESTAMP
 );
 
+-- added after the table first shipped: the storefront order a write was built from (NULL for writes
+-- not built from an order: customers, credit limits), read from its source_ref; order planners read an
+-- order's delivery history by it (delivery/order_scope.py)
+ALTER TABLE ops.outbox ADD COLUMN IF NOT EXISTS order_id BIGINT;
+UPDATE ops.outbox SET order_id = ORDER_ID_OF_SOURCE_REF
+WHERE order_id IS NULL AND starts_with(source_ref, 'core/order_heads:');
+
 -- Every operator decision (approve, reject, edit, retry, resolve), who made it, when and why.
 CREATE TABLE IF NOT EXISTS ops.operator_actions (
     action_id VARCHAR PRIMARY KEY,
@@ -474,6 +488,41 @@ CREATE TABLE IF NOT EXISTS ops.mapping_quarantine (
     quarantined_at TIMESTAMP NOT NULL,
     PRIMARY KEY (target, entity, external_id)
 );
+ALTER TABLE ops.mapping_quarantine ADD COLUMN IF NOT EXISTS order_id BIGINT;
+UPDATE ops.mapping_quarantine SET order_id = ORDER_ID_OF_SOURCE_REF
+WHERE order_id IS NULL AND starts_with(source_ref, 'core/order_heads:');
+
+-- What each order planner last mapped: one row per (target, entity) with the definitions it planned
+-- under and when, and one per order with the version it mapped. The next plan maps only the orders
+-- whose inputs changed since (delivery/order_scope.py).
+CREATE TABLE IF NOT EXISTS ops.order_plans (
+    target VARCHAR NOT NULL,
+    entity VARCHAR NOT NULL,
+    inputs_version VARCHAR NOT NULL,
+    started_at TIMESTAMP NOT NULL,
+    settled_at TIMESTAMP NOT NULL,
+    run_id VARCHAR NOT NULL,
+    PRIMARY KEY (target, entity)
+);
+-- The code version that built each table kept up to date by change (storage/derivations.py): a new
+-- version rebuilds it whole once, then it follows the change again.
+CREATE TABLE IF NOT EXISTS ops.derivations (
+    name VARCHAR PRIMARY KEY,
+    version VARCHAR NOT NULL,
+    built_at TIMESTAMP NOT NULL
+);
+-- The version of each order whose events the fold check found to rebuild its head exactly.
+CREATE TABLE IF NOT EXISTS ops.fold_verified (
+    order_id BIGINT PRIMARY KEY,
+    sequence INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS ops.planned_orders (
+    target VARCHAR NOT NULL,
+    entity VARCHAR NOT NULL,
+    order_id BIGINT NOT NULL,
+    sequence INTEGER NOT NULL,
+    PRIMARY KEY (target, entity, order_id)
+);
 
 -- One row per oversell episode of a SKU (available-to-promise below zero from started_at until ended_at,
 -- NULL while still below), each short order once: channels[i] is the sales channel of orders[i].
@@ -507,7 +556,7 @@ CREATE TABLE IF NOT EXISTS staging.customer_references (
     staged_at TIMESTAMP NOT NULL,
     PRIMARY KEY (system, source_record_id, payload_hash)
 );
-"""
+""".replace("ORDER_ID_OF_SOURCE_REF", ORDER_ID_OF_SOURCE_REF)
 
 
 # Which schema text a warehouse was last brought up to: a different text (a table or column added)

@@ -25,23 +25,28 @@ from integration_assets.defs.delivery.names import (
     delivery_key,
 )
 from integration_assets.delivery.drain import DrainPolicy
+from integration_assets.delivery.order_scope import record_plan
 from integration_assets.delivery.ownership_guard import refuse_unowned_writes
 from integration_assets.delivery.planning import PlanResult, PlanSources
 from integration_assets.delivery.plans import golden_customers
 from integration_assets.delivery.targets import target_for
 from integration_assets.storage import outbox as store
 from integration_assets.storage.balances import record_balance
+from integration_assets.storage.mapping_quarantine import quarantine_count, replace_quarantine
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.outbox import outbox_books
-from integration_assets.streams.timestamps import utc_now_naive
 
 
 class DeliveryConfig(dg.Config):
-    """How hard to try: attempts before a dead letter, and failures in a row that stop a drain."""
+    """How hard to try: attempts before a dead letter, and failures in a row that stop a drain; and
+    whether to map every order again."""
 
     max_attempts: int = 24
     breaker_threshold: int = 3
+    # Order deliveries map only the orders whose inputs changed (delivery/order_scope.py); True maps
+    # every order again (after a fix the scope cannot see, such as a changed lookup in a target).
+    replan_all: bool = False
 
 
 Planner = Callable[[PlanSources, Any], PlanResult]
@@ -59,22 +64,6 @@ class DeliverySpec:
     @property
     def key(self) -> dg.AssetKey:
         return delivery_key(self.target, self.plural)
-
-
-def _replace_quarantine(con, plan: PlanResult, run_id: str) -> None:
-    con.execute(
-        "DELETE FROM ops.mapping_quarantine WHERE target = ? AND entity = ?",
-        [plan.target, plan.entity],
-    )
-    now = utc_now_naive()
-    if plan.quarantined:
-        con.executemany(
-            "INSERT INTO ops.mapping_quarantine VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [
-                [plan.target, plan.entity, q.external_id, q.reason, q.source_ref, run_id, now]
-                for q in plan.quarantined
-            ],
-        )
 
 
 def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
@@ -109,7 +98,8 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
         wh = warehouse_resource.warehouse()
         run_id = context.run_id
         raw_log: RawLogResource = context.resources.raw_log
-        plan = spec.plan(PlanSources(wh, raw_log.log()), client)
+        plan = spec.plan(PlanSources(wh, raw_log.log(), replan_all=config.replan_all), client)
+        scope = plan.scope
         # Ownership before anything is enqueued: a value goes to a target only from its owner's system.
         registry = load_ownership()
         # One opening of the warehouse for the reads and the enqueue (no network in between); the
@@ -130,7 +120,14 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
             plan.hold_children_of_unbuilt(unbuilt)
             with wh.transaction() as con:
                 enqueued = store.enqueue(con, spec.target, spec.entity, plan.intents, run_id)
-                _replace_quarantine(con, plan, run_id)
+                replace_quarantine(
+                    con,
+                    plan.target,
+                    plan.entity,
+                    plan.quarantined,
+                    run_id,
+                    order_ids=None if scope is None else scope.order_ids,
+                )
                 record_balance(con, run_id, spec.key.to_user_string(), "plan", plan.balance())
         for reason, count in sorted(Counter(q.reason for q in plan.quarantined).items()):
             context.log.warning(f"{count} {spec.entity} write(s) not built: {reason}")
@@ -145,6 +142,9 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
             statuses = store.counts_by_status(con, spec.target, spec.entity)
             books = outbox_books(statuses)
             record_balance(con, run_id, spec.key.to_user_string(), "outbox", books)
+            quarantine_open = quarantine_count(con, spec.target, spec.entity)
+            if scope is not None:
+                record_plan(con, scope, run_id)
         if report.breaker_open:
             context.log.error(report.breaker_reason)
         yield dg.MaterializeResult(
@@ -156,6 +156,8 @@ def build_delivery_asset(spec: DeliverySpec) -> dg.AssetsDefinition:
                 "superseded": len(enqueued.superseded_keys),
                 "awaiting_approval_new": enqueued.awaiting_approval,
                 "mapping_quarantined": len(plan.quarantined),
+                "mapping_quarantine_open": quarantine_open,
+                **({} if scope is None else scope.as_metadata()),
                 "ownership_refused": len(refused),
                 "failed_lookups": plan.failed_lookups(),
                 "lookups": dg.MetadataValue.json(dict(plan.lookups)),
