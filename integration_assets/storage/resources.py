@@ -79,10 +79,15 @@ class ReportingDatabaseResource(dg.ConfigurableResource):
             return None
         return reporting_target(os.environ.get(REPORTING_DATABASE_URL, ""))
 
-    def publish(self, mart: Mart, window: PartitionWindow | None = None) -> dict[str, int | str]:
-        """Publish `mart` when configured; the metadata that says where, and what each row became."""
+    def publish(
+        self, mart: Mart | None, window: PartitionWindow | None = None
+    ) -> dict[str, int | str]:
+        """Publish `mart` when configured; the metadata that says where, and what each row became.
+        A caller may pass None (not read) when `target()` is None: there is nowhere to publish."""
         target = self.target()
         if target is None:
             return {"published_to": "duckdb only"}
+        if mart is None:
+            raise ValueError("a reporting database is configured: the mart's rows are needed")
         counts = publish_mart(target, mart, window)
         return {"published_to": target.location, **counts.as_metadata()}

@@ -1,10 +1,11 @@
-"""core/orders_current and its fold check cost what changed: they fold again only the orders with new
-events, and what they keep is what a fold of every order would give."""
+"""core/orders_current, its fold check and the order marts' timing cost what changed: they fold (or
+time) again only the orders with new events, and what they keep is what doing every order would give."""
 
 import dagster as dg
 
 from integration_assets.defs.orders.core import fold_orders
 from integration_assets.defs.orders.names import CHECK_FOLD_MATCHES_HEADS, ORDERS_CURRENT
+from integration_assets.defs.reporting.marts import ORDER_LIFECYCLE, ORDERS_PER_DAY
 from integration_assets_tests.pipeline.conftest import check_description, check_outcomes
 
 
@@ -97,3 +98,43 @@ def test_a_head_its_events_do_not_rebuild_fails_the_check_on_every_run_until_men
         assert check_outcomes(result)[CHECK_FOLD_MATCHES_HEADS] is False
         assert str(order_id) in check_description(result, CHECK_FOLD_MATCHES_HEADS)
         assert check_metadata(result, CHECK_FOLD_MATCHES_HEADS)["orders_mismatched"] == 1
+
+
+def test_the_marts_time_only_the_changed_orders_and_agree_with_timing_every_order(tiny):
+    marts = dg.AssetSelection.assets(ORDERS_PER_DAY, ORDER_LIFECYCLE)
+    tiny.advance(hours=2)
+    assert tiny.run().success
+    heads_before = dict(tiny.sql("SELECT order_id, sequence FROM core.order_heads"))
+    quiet = tiny.run(marts)
+    assert metadata(quiet, "reporting/orders_per_day")["timing_orders_computed"] == 0
+    assert metadata(quiet, "reporting/order_lifecycle")["timing_orders_computed"] == 0
+
+    tiny.advance(hours=12)
+    later = tiny.run()
+    changed = {
+        o
+        for o, s in tiny.sql("SELECT order_id, sequence FROM core.order_heads")
+        if heads_before.get(o) != s
+    }
+    assert changed
+    computed = [
+        metadata(later, key)["timing_orders_computed"]
+        for key in ("reporting/orders_per_day", "reporting/order_lifecycle")
+    ]
+    assert sorted(computed) == [0, len(changed)]  # whichever mart ran first brought it up to date
+    by_change = (
+        tiny.sql("SELECT * FROM reporting.orders_per_day ORDER BY ALL"),
+        tiny.sql("SELECT * FROM reporting.order_lifecycle ORDER BY ALL"),
+    )
+
+    with tiny.warehouse.transaction() as con:  # as if the timing code had changed
+        con.execute("DELETE FROM ops.derivations WHERE name = 'core.order_timing'")
+    whole = tiny.run(marts)
+    assert max(
+        metadata(whole, key)["timing_orders_computed"]
+        for key in ("reporting/orders_per_day", "reporting/order_lifecycle")
+    ) == len(heads_before | dict.fromkeys(changed))
+    assert (
+        tiny.sql("SELECT * FROM reporting.orders_per_day ORDER BY ALL"),
+        tiny.sql("SELECT * FROM reporting.order_lifecycle ORDER BY ALL"),
+    ) == by_change
