@@ -23,7 +23,7 @@ the same customer, the newest wins, and ties are broken by content, never by pos
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -260,6 +260,25 @@ def storefront_customer(
         tags=tags,
         observed_at=observed_at,
         source_ref=source_ref,
+    )
+
+
+def storefront_customer_json(customer: StorefrontCustomer) -> str:
+    """A storefront customer as JSON text (kept per order, so later runs need not reread the order)."""
+    return orjson.dumps(asdict(customer)).decode()
+
+
+def storefront_customer_from_json(text: str) -> StorefrontCustomer:
+    """The inverse of `storefront_customer_json`."""
+    fields = orjson.loads(text)
+    address = fields["address"]
+    return StorefrontCustomer(
+        **{
+            **fields,
+            "address": None if address is None else Address(**address),
+            "tags": tuple(fields["tags"]),
+            "observed_at": datetime.fromisoformat(fields["observed_at"]),
+        }
     )
 
 

@@ -13,7 +13,12 @@ from benchmarks.peak_scenario import changes_per_hour, incremental_hour
 from benchmarks.run import run_benchmark
 from benchmarks.targets import FULL_DAY_STAGES
 
-EXPECTED_STAGES = {*FULL_DAY_STAGES, "incremental_full_history", "incremental_empty_history"}
+EXPECTED_STAGES = {
+    *FULL_DAY_STAGES,
+    "settle_after_full_day",
+    "incremental_full_history",
+    "incremental_empty_history",
+}
 EXPECTED_TARGETS = {
     "full_day_wall_seconds",
     "full_day_peak_rss_gib",

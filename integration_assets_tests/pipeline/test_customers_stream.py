@@ -290,11 +290,15 @@ def test_every_raw_record_carries_its_provenance_and_no_secret_reaches_the_metad
 
 def test_a_second_poll_without_changes_lands_duplicates_and_changes_nothing(tmp_path):
     with customers_world(tmp_path, CRM_YAML) as world:
-        assert world.run().success
+        first = world.run()
+        assert first.success
         golden, conflicts = world.golden(), world.conflicts()
         world.clock.advance(timedelta(hours=1))
         second = world.run()
         assert second.success
+        # each order's customer is read from its document once per order version
+        assert metadata_of(first, CUSTOMERS)["orders_read_now"] == 2
+        assert metadata_of(second, CUSTOMERS)["orders_read_now"] == 0
 
         for source, stream in (("crm", "accounts"), ("erp", "customers")):
             batches = world.raw_log.batches(source, stream)

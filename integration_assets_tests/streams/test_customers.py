@@ -27,6 +27,8 @@ from integration_assets.streams.customers import (
     merge_customers,
     read_rows,
     storefront_customer,
+    storefront_customer_from_json,
+    storefront_customer_json,
 )
 from integration_assets_tests.conftest import load_fixture_order
 
@@ -133,6 +135,17 @@ def test_storefront_customer_from_a_real_order():
     )
     assert customer.phone == "(555)555-5555"
     assert customer.company is None  # "" in the payload is no company
+
+
+def test_a_storefront_customer_kept_as_json_reads_back_the_same():
+    order = real_order()
+    order["customer"]["tags"] = "segment:Wholesale, vip"
+    customer = storefront_customer(order, T0, "raw/storefront/orders/b1#0")
+    assert storefront_customer_from_json(storefront_customer_json(customer)) == customer
+    without_address = StorefrontCustomer(**{**customer.__dict__, "address": None, "tags": ()})
+    assert storefront_customer_from_json(storefront_customer_json(without_address)) == (
+        without_address
+    )
 
 
 def test_storefront_tags_give_segment_and_account_manager():

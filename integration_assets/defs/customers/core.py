@@ -2,6 +2,7 @@
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 import orjson
@@ -23,11 +24,14 @@ from integration_assets.defs.customers.names import (
 )
 from integration_assets.defs.orders.names import ORDERS_CURRENT
 from integration_assets.storage.balances import record_balance
+from integration_assets.storage.derivations import code_version
 from integration_assets.storage.gates import passed_batches_sql
-from integration_assets.storage.order_payloads import iter_current_orders
+from integration_assets.storage.order_payloads import CurrentOrder
+from integration_assets.storage.per_order import PerOrderTable
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
+from integration_assets.streams import customers as customers_module
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.customers import (
     CONFLICT_COLUMNS,
@@ -42,6 +46,8 @@ from integration_assets.streams.customers import (
     erp_customer_from_row,
     merge_customers,
     storefront_customer,
+    storefront_customer_from_json,
+    storefront_customer_json,
 )
 
 # Column types, so the tables keep their schema even when a run has no customer (an empty frame
@@ -66,19 +72,42 @@ class CustomerInputs:
     rejected: list[tuple[str, str, str]] = field(default_factory=list)
 
 
-def read_storefront(con, raw_log: RawLog, inputs: CustomerInputs) -> None:
-    """The customer of every current order (as the storefront sent it); the merge keeps each one's newest."""
-    for order in iter_current_orders(con, raw_log):
+def _storefront_customer_of(order: CurrentOrder) -> list:
+    """core.order_customers' derived columns: the order's customer (JSON; NULL for a guest order)
+    and why it could not be read (NULL when it could)."""
+    try:
+        customer = storefront_customer(order.payload, order.updated_at, order.ref)
+    except CustomerRecordError as error:
+        return [None, str(error)]
+    return [None if customer is None else storefront_customer_json(customer), None]
+
+
+# The customer of every current order, derived again only for the orders whose head moved
+# (storage/per_order.py): the golden record reads it instead of every order's document.
+ORDER_CUSTOMERS = PerOrderTable(
+    "core.order_customers",
+    {"customer": "VARCHAR", "rejected": "VARCHAR"},
+    code_version(Path(customers_module.__file__), Path(__file__)),
+    _storefront_customer_of,
+)
+
+
+def read_storefront(con, raw_log: RawLog, inputs: CustomerInputs) -> int:
+    """The customer of every current order (as the storefront sent it); the merge keeps each one's
+    newest. Returns how many orders' customers were read from their documents now."""
+    derived = ORDER_CUSTOMERS.refresh(con, raw_log)
+    for order_id, sequence, customer, rejected in con.execute(
+        "SELECT order_id, sequence, customer, rejected FROM core.order_customers ORDER BY order_id"
+    ).fetchall():
         inputs.rows_offered["storefront"] += 1
-        try:
-            customer = storefront_customer(order.payload, order.updated_at, order.ref)
-        except CustomerRecordError as error:
-            inputs.rejected.append(("storefront", order.ref, str(error)))
-            continue
-        if customer is None:
+        if rejected is not None:
+            ref = CurrentOrder(order_id, sequence, None, {}, "").ref
+            inputs.rejected.append(("storefront", ref, rejected))
+        elif customer is None:
             inputs.guest_orders += 1
         else:
-            inputs.storefront.append(customer)
+            inputs.storefront.append(storefront_customer_from_json(customer))
+    return derived
 
 
 def read_gated_references(con, inputs: CustomerInputs) -> None:
@@ -150,7 +179,7 @@ def core_customers(
     registry = load_ownership()
     inputs = CustomerInputs()
     with warehouse.warehouse().transaction() as con:
-        read_storefront(con, raw_log.log(), inputs)
+        orders_read = read_storefront(con, raw_log.log(), inputs)
         read_gated_references(con, inputs)
         merge = merge_customers(inputs.storefront, inputs.crm, inputs.erp, registry)
         golden = pd.DataFrame(list(merge.golden), columns=list(GOLDEN_COLUMNS)).astype(
@@ -187,6 +216,7 @@ def core_customers(
                 dict(sorted(Counter(system for system, _, _ in inputs.rejected).items()))
             ),
             "guest_orders": inputs.guest_orders,
+            "orders_read_now": orders_read,
             "superseded_records": dg.MetadataValue.json(dict(merge.superseded)),
             "registry": str(registry.source.name),
             "balance": balance.as_text(),

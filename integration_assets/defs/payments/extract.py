@@ -6,6 +6,8 @@ from typing import Any
 import dagster as dg
 
 from integration_assets.defs.payments.names import (
+    DAY,
+    HOUR,
     OWNER,
     PAYOUT_TRANSACTIONS,
     RAW,
@@ -17,8 +19,6 @@ from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.systems.payments import PaymentsClient
 from integration_assets.systems.pools import PAYMENTS_API_POOL
-
-DAY = 86_400
 
 
 def created_of(payload: object) -> int | None:
@@ -37,7 +37,11 @@ def _result(manifest: BatchManifest, details: dict[str, Any]) -> dg.MaterializeR
     )
 
 
-def build_raw_payments_asset(resource: str, lookback_days: int) -> dg.AssetsDefinition:
+def _duration(seconds: int) -> str:
+    return f"{seconds // DAY} days" if seconds >= DAY else f"{seconds // HOUR} hour(s)"
+
+
+def build_raw_payments_asset(resource: str, lookback_seconds: int) -> dg.AssetsDefinition:
     @dg.asset(
         key=RAW[resource],
         group_name="payments",
@@ -53,7 +57,7 @@ def build_raw_payments_asset(resource: str, lookback_days: int) -> dg.AssetsDefi
         ),
         description=(
             f"Stripe `{resource}` exactly as the payment provider listed them (`GET /v1/{resource}?created[gte]=...`), "
-            f"one immutable batch per poll. Each poll re-reads {lookback_days} days before the newest `created` seen, "
+            f"one immutable batch per poll. Each poll re-reads {_duration(lookback_seconds)} before the newest `created` seen, "
             "because these objects keep changing after they are created; staging drops the unchanged copies."
         ),
     )
@@ -62,7 +66,7 @@ def build_raw_payments_asset(resource: str, lookback_days: int) -> dg.AssetsDefi
     ) -> dg.MaterializeResult:
         log = raw_log.log()
         cursor = previous_cursor(log, resource)
-        since = max(0, cursor - lookback_days * DAY)
+        since = max(0, cursor - lookback_seconds)
         manifest, details = land_pages(
             log,
             SOURCE,
@@ -124,5 +128,5 @@ def raw_payout_transactions(
 
 
 raw_payments_assets = [
-    build_raw_payments_asset(resource, days) for resource, days in RESOURCES.items()
+    build_raw_payments_asset(resource, seconds) for resource, seconds in RESOURCES.items()
 ]

@@ -7,12 +7,19 @@ OWNER = "finance-ops@example.com"
 # Stripe list endpoints we read, and how far back each poll re-reads: objects change after they are
 # created (a charge is refunded, a dispute is won, a payout is paid) and Stripe lists filter by
 # `created` only, so the lookback must cover how long an object keeps changing.
+HOUR, DAY = 3_600, 86_400
+# Each list endpoint and how far before the newest `created` seen each poll re-reads it (seconds): as
+# long as its objects keep changing in ways the pipeline reads. Charges are refunded, disputed and
+# settled, refunds settle, disputes are won or lost months later, payouts are paid days later. A
+# balance transaction is created once and only its `status` follows (pending until `available_on`),
+# which nothing downstream reads (settlement is read from the payout's own transactions): an hour of
+# overlap covers a late listing, and the poll costs the hour's new transactions, not three days'.
 RESOURCES = {
-    "charges": 7,
-    "refunds": 7,
-    "balance_transactions": 3,
-    "disputes": 120,
-    "payouts": 14,
+    "charges": 7 * DAY,
+    "refunds": 7 * DAY,
+    "balance_transactions": HOUR,
+    "disputes": 120 * DAY,
+    "payouts": 14 * DAY,
 }
 PAYOUT_TRANSACTIONS = "payout_transactions"
 CONTRACTS = {resource: f"payments_{resource}" for resource in RESOURCES}

@@ -111,9 +111,12 @@ def read_sources(con) -> dict:
         ).fetchall()
     ]
     sku_of_line: dict[tuple[int, str], str] = {}
+    # Only the lines of orders with a refund: a refund names its lines by id, the SKU is on the line.
     for order_id, attribute, before, after in con.execute(
         "SELECT order_id, attribute, before, after FROM core.order_events "
-        "WHERE attribute LIKE 'lines.%' ORDER BY order_id, sequence"
+        "WHERE attribute LIKE 'lines.%' AND order_id IN "
+        "(SELECT order_id FROM core.order_events WHERE event_type = 'refund_created') "
+        "ORDER BY order_id, sequence"
     ).fetchall():
         for payload in (before, after):
             value = orjson.loads(payload) if payload else None
