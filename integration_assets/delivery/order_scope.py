@@ -20,7 +20,6 @@ a replay (`PlanSources.replan_all`) and `DeliveryConfig.replan_all` map every or
 
 from __future__ import annotations
 
-import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -28,6 +27,7 @@ from pathlib import Path
 
 import duckdb
 
+from integration_assets.storage.derivations import code_version
 from integration_assets.streams.timestamps import utc_now_naive
 from integration_assets.streams.timing import Timing
 
@@ -50,10 +50,7 @@ MAPPING_MODULES = tuple(
 def inputs_version(timing: Timing, *settings: object) -> str:
     """What every order's plan depends on besides the order: the timing definitions in force, the
     planner's own settings (thresholds) and the mapping code."""
-    digest = hashlib.sha256(repr((timing, settings)).encode())
-    for module in MAPPING_MODULES:
-        digest.update(module.read_bytes())
-    return digest.hexdigest()[:16]
+    return code_version(*MAPPING_MODULES, settings=(timing, settings))
 
 
 @dataclass
