@@ -10,7 +10,6 @@ timing cannot read is kept with its reason, so it is counted, and read again onl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -22,6 +21,7 @@ from integration_assets.storage.raw_log import RawLog
 from integration_assets.streams import mapped as mapped_module
 from integration_assets.streams import timing as timing_module
 from integration_assets.streams.mapped import MappingInputError
+from integration_assets.streams.timestamps import naive_utc
 from integration_assets.streams.timing import Timing, order_timing
 
 TABLE = "core.order_timing"
@@ -34,10 +34,6 @@ COLUMNS = {
 }
 
 
-def _utc_naive(moment: datetime | None) -> datetime | None:
-    return None if moment is None else moment.astimezone(UTC).replace(tzinfo=None)
-
-
 def timing_table(timing: Timing) -> PerOrderTable:
     def derive(order: CurrentOrder) -> Sequence:
         try:
@@ -46,8 +42,8 @@ def timing_table(timing: Timing) -> PerOrderTable:
             return [None, None, None, None, str(unreadable)]
         return [
             timed.currency,
-            _utc_naive(timed.confirmed_at),
-            _utc_naive(timed.revenue_recognised_at),
+            naive_utc(timed.confirmed_at),
+            naive_utc(timed.revenue_recognised_at),
             timed.recognised_minor,
             None,
         ]
