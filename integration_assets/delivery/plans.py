@@ -19,7 +19,7 @@ import orjson
 from integration_assets.contracts.timing import load_timing
 from integration_assets.delivery.order_scope import OrderScope, inputs_version, plan_scope
 from integration_assets.delivery.planning import PlanResult, PlanSources, plan_from_mapped
-from integration_assets.storage.order_payloads import iter_current_orders
+from integration_assets.storage.order_payloads import iter_current_orders, orders_condition
 from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams import crm_mapping, erp_adjustments, erp_mapping, wms_mapping
 from integration_assets.streams.customers import GOLDEN_COLUMNS
@@ -54,13 +54,6 @@ def applied_timing() -> Timing:
     return load_timing().timing
 
 
-def _in_scope(scope: OrderScope) -> tuple[str, dict[str, Any]]:
-    """A WHERE condition on an `order_id` column that keeps the scope's orders (all when full)."""
-    if scope.order_ids is None:
-        return "TRUE", {}
-    return "order_id IN (SELECT unnest($orders::BIGINT[]))", {"orders": sorted(scope.order_ids)}
-
-
 def order_scope(
     sources: PlanSources, target: str, entity: str, timing: Timing, *settings: object
 ) -> OrderScope:
@@ -81,7 +74,7 @@ def enqueued_external_ids(
 ) -> set[str]:
     """Every external id the outbox ever held for (target, entity) and the scope's orders, whatever
     became of it."""
-    condition, params = _in_scope(scope)
+    condition, params = orders_condition(scope.order_ids)
     with sources.warehouse.connect() as con:
         return {
             row[0]
@@ -192,7 +185,7 @@ def invoiced_orders(
     Only delivered rows and adjustments are read: the rest of the outbox does not change what an
     invoiced order's documents are.
     """
-    condition, params = _in_scope(scope)
+    condition, params = orders_condition(scope.order_ids)
     with sources.warehouse.connect() as con:
         rows = con.execute(
             "SELECT entity, external_id, sequence, status, payload, override FROM ops.outbox "
@@ -303,7 +296,7 @@ def plan_erp_credit_notes(sources: PlanSources, erp: Any = None) -> PlanResult:
 
 def succeeded_charges(warehouse: Warehouse, scope: OrderScope) -> dict[int, list[dict[str, Any]]]:
     """The newest version of every succeeded charge of the scope's orders, by storefront order id."""
-    condition, params = _in_scope(scope)
+    condition, params = orders_condition(scope.order_ids)
     with warehouse.connect() as con:
         rows = con.execute(
             f"""

@@ -45,7 +45,21 @@ class CurrentOrder:
     @property
     def ref(self) -> str:
         """How outbox rows and golden records name the version they were built from."""
-        return f"core/order_heads:{self.order_id}@{self.sequence}"
+        return head_ref(self.order_id, self.sequence)
+
+
+def head_ref(order_id: int, sequence: int) -> str:
+    """`core/order_heads:<order id>@<sequence>`: one version of one order (storage/warehouse.py's
+    ORDER_ID_OF_SOURCE_REF reads the order back from it)."""
+    return f"core/order_heads:{order_id}@{sequence}"
+
+
+def orders_condition(order_ids: Collection[int] | None) -> tuple[str, dict[str, Any]]:
+    """A WHERE condition on an `order_id` column keeping `order_ids` (None: every order, `TRUE`),
+    and its parameters."""
+    if order_ids is None:
+        return "TRUE", {}
+    return "order_id IN (SELECT unnest($orders::BIGINT[]))", {"orders": sorted(order_ids)}
 
 
 def payload_json(payload: Any) -> str:
@@ -116,21 +130,20 @@ def iter_current_orders(
     documents, not every order's. Run no other statement on `con` until the iteration ends (it
     would replace the open result).
 
-    `order_ids`: only those orders (None: every order). One SELECT of core.order_heads. Heads still without a payload (written before the column
-    existed, until `core/order_events` runs once) are read from raw first, as they always were; a
-    head whose staged version cannot be found is left out, as before.
+    `order_ids`: only those orders (None: every order). One SELECT of core.order_heads. Heads still
+    without a payload (written before the column existed, until `core/order_events` runs once) are
+    read from raw first, as they always were; a head whose staged version cannot be found is left
+    out, as before.
     """
     if order_ids is not None and not order_ids:
         return
     from_raw = _raw_payloads_of_heads_without_one(con, raw_log)
-    select = "SELECT order_id, sequence, updated_at, raw_ref, payload FROM core.order_heads"
-    if order_ids is None:
-        result = con.execute(f"{select} ORDER BY order_id")
-    else:
-        result = con.execute(
-            f"{select} WHERE order_id IN (SELECT unnest($orders::BIGINT[])) ORDER BY order_id",
-            {"orders": sorted(order_ids)},
-        )
+    condition, params = orders_condition(order_ids)
+    result = con.execute(
+        "SELECT order_id, sequence, updated_at, raw_ref, payload FROM core.order_heads "
+        f"WHERE {condition} ORDER BY order_id",
+        params,
+    )
     while heads := result.fetchmany(chunk_size):
         for order_id, sequence, updated_at, raw_ref, payload in heads:
             if payload is None:

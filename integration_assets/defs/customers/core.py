@@ -26,7 +26,7 @@ from integration_assets.defs.orders.names import ORDERS_CURRENT
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.derivations import code_version
 from integration_assets.storage.gates import passed_batches_sql
-from integration_assets.storage.order_payloads import CurrentOrder
+from integration_assets.storage.order_payloads import CurrentOrder, head_ref
 from integration_assets.storage.per_order import PerOrderTable
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
@@ -101,8 +101,7 @@ def read_storefront(con, raw_log: RawLog, inputs: CustomerInputs) -> int:
     ).fetchall():
         inputs.rows_offered["storefront"] += 1
         if rejected is not None:
-            ref = CurrentOrder(order_id, sequence, None, {}, "").ref
-            inputs.rejected.append(("storefront", ref, rejected))
+            inputs.rejected.append(("storefront", head_ref(order_id, sequence), rejected))
         elif customer is None:
             inputs.guest_orders += 1
         else:

@@ -27,7 +27,11 @@ from integration_assets.defs.orders.names import (
 from integration_assets.storage import gates
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.derivations import built_by, code_version, record_built
-from integration_assets.storage.order_payloads import copy_payloads_from_raw, fill_missing_payloads
+from integration_assets.storage.order_payloads import (
+    copy_payloads_from_raw,
+    fill_missing_payloads,
+    orders_condition,
+)
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.resources import RawLogResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, table_exists
@@ -413,22 +417,16 @@ def current_row(order_id: int, state: dict, last_sequence: int) -> list:
     ]
 
 
-def _in_orders(order_ids: list[int] | None) -> tuple[str, dict]:
-    if order_ids is None:
-        return "", {}
-    return " WHERE order_id IN (SELECT unnest($orders::BIGINT[]))", {"orders": order_ids}
-
-
 def fold_orders(con, order_ids: list[int] | None = None) -> tuple[list[list], dict[int, dict]]:
     """Fold the events of `order_ids` (None: every order): their core.orders_current rows, and
     each order's folded state."""
-    where, params = _in_orders(order_ids)
+    condition, params = orders_condition(order_ids)
     states: dict[int, dict] = {}
     last: dict[int, int] = {}
     grouped: dict[int, list] = defaultdict(list)
     for order_id, sequence, event_type, attribute, after in con.execute(
-        "SELECT order_id, sequence, event_type, attribute, after FROM core.order_events"
-        f"{where} ORDER BY order_id, sequence",
+        "SELECT order_id, sequence, event_type, attribute, after FROM core.order_events "
+        f"WHERE {condition} ORDER BY order_id, sequence",
         params,
     ).fetchall():
         grouped[order_id].append(
