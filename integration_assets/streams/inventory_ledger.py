@@ -1,5 +1,8 @@
 """The inventory ledger: every stock movement per SKU and location as a signed entry.
 
+This module is the reference: the rules, one movement at a time, in Python. The asset applies the
+same rules set-based in DuckDB (`storage/inventory_ledger.py`), and the tests hold the two equal.
+
 On hand is what is physically at a location; committed is what orders have claimed and the warehouse
 has not shipped yet; available-to-promise is on hand minus committed. Commitments are made at the
 shop level (an order does not choose a location until it is fulfilled), so `location` is None there.
@@ -11,7 +14,7 @@ give the same positions; a movement is applied once, by its id.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -248,6 +251,11 @@ class StockCount:
     counted: int
     counted_at: datetime
 
+    @property
+    def movement_id(self) -> str:
+        """The id of the correction this count books (a session counts many SKUs and locations)."""
+        return f"count:{self.count_id}:{self.sku}:{self.location}"
+
 
 def apply_counts(
     movements: Iterable[Movement], counts: Iterable[StockCount]
@@ -257,6 +265,8 @@ def apply_counts(
     The first count of a SKU at a location with no earlier movement there is its opening balance.
     Every later count is compared with the ledger at that moment; a difference is a drift, classified
     by `classify_drift`, and booked as a `count_correction` so the ledger follows the shelves again.
+    A count is its session's `count_id` at one SKU and location (the file's key): the same one
+    received again is applied once, as it was first read.
     """
     # Each count reads only its own SKU and location's movements (a peak day has a million
     # movements and a count per SKU and location per day: rescanning them all per count grew with
@@ -266,7 +276,10 @@ def apply_counts(
         by_place[(movement.sku, movement.location or "unassigned")].append(movement)
     corrections: list[Movement] = []
     drifts: list[Drift] = []
-    for count in sorted(counts, key=lambda c: (c.counted_at, c.count_id)):
+    first_of: dict[tuple[str, str, str], StockCount] = {}
+    for count in counts:
+        first_of.setdefault((count.count_id, count.sku, count.location), count)
+    for count in sorted(first_of.values(), key=lambda c: (c.counted_at, c.count_id)):
         known = by_place[(count.sku, count.location)]
         seen_before = any(
             m.sku == count.sku
@@ -280,7 +293,7 @@ def apply_counts(
             if count.counted:
                 opening = Movement(
                     count.counted_at,
-                    f"count:{count.count_id}",
+                    count.movement_id,
                     count.sku,
                     count.location,
                     "count_correction",
@@ -296,7 +309,7 @@ def apply_counts(
         drifts.append(drift)
         correction = Movement(
             count.counted_at,
-            f"count:{count.count_id}",
+            count.movement_id,
             count.sku,
             count.location,
             "count_correction",
@@ -306,3 +319,65 @@ def apply_counts(
         corrections.append(correction)
         known.append(correction)
     return corrections, drifts
+
+
+@dataclass(frozen=True)
+class LineEvent:
+    """An order event the ledger reads: a line added, removed or changed (`line` the line's new state
+    as the storefront sent it, None when removed), or the order cancelled."""
+
+    order_id: int
+    sequence: int
+    event_type: str
+    attribute: str
+    line: Mapping | None
+    occurred_at: datetime
+
+
+def claims(events: Iterable[LineEvent], shipped: Mapping[tuple[int, str], int]) -> list[Movement]:
+    """What orders claim: a line added commits its quantity, an edit commits or releases the difference,
+    a removed line or a cancelled order releases what is still open, less what was already shipped of
+    its SKU (`shipped[(order_id, sku)]`). `events` in (order_id, sequence) order."""
+    moves: list[Movement] = []
+    open_lines: dict[int, dict[str | None, tuple[str, int]]] = defaultdict(dict)
+    for event in events:
+        lines = open_lines[event.order_id]
+        bookings: list[tuple[str, str, int, str]] = []  # (kind, sku, quantity, suffix)
+        if event.event_type == "order_cancelled":
+            for line, (sku, quantity) in sorted(lines.items(), key=lambda item: str(item[0])):
+                left = quantity - min(quantity, shipped.get((event.order_id, sku), 0))
+                bookings.append(("release", sku, left, f"cancel:{line}"))
+            lines.clear()
+        else:
+            attribute = event.attribute
+            line_id = attribute.split(".", 1)[1] if attribute.startswith("lines.") else None
+            old = lines.get(line_id)
+            new = (event.line["sku"], int(event.line["quantity"])) if event.line else None
+            if old and new and old[0] == new[0]:
+                delta = new[1] - old[1]
+                kind = "sale_commitment" if delta > 0 else "release"
+                bookings.append((kind, new[0], abs(delta), f"edit:{line_id}"))
+            else:
+                if old:
+                    bookings.append(("release", old[0], old[1], f"out:{line_id}"))
+                if new:
+                    bookings.append(("sale_commitment", new[0], new[1], f"in:{line_id}"))
+            if new:
+                lines[line_id] = new
+            else:
+                lines.pop(line_id, None)
+        moves.extend(
+            Movement(
+                event.occurred_at,
+                f"order:{event.order_id}:{event.sequence}:{suffix}",
+                sku,
+                None,
+                kind,
+                quantity,
+                f"core/order_events {event.order_id}#{event.sequence}",
+                event.order_id,
+            )
+            for kind, sku, quantity, suffix in bookings
+            if sku and quantity > 0
+        )
+    return moves

@@ -178,8 +178,8 @@ def test_counts_open_the_ledger_then_correct_its_drift():
     ]
     corrections, drifts = apply_counts(sold, counts)
     assert [(c.movement_id, c.quantity) for c in corrections] == [
-        ("count:C1", 10),
-        ("count:C2", -1),
+        ("count:C1:IPOD:main", 10),
+        ("count:C2:IPOD:main", -1),
     ]
     assert [(d.ledger_on_hand, d.counted, d.cause) for d in drifts] == [(8, 7, "unexplained")]
     position = positions([*sold, *corrections])["IPOD"]
