@@ -5,6 +5,9 @@ one record that says what actually moved in the merchant's balance: sales, refun
 holds and reversals, adjustments and payouts. Amounts are integer minor units, signed from the
 merchant balance's point of view (a sale is +, its fee is -, a payout to the bank is -).
 
+This module is the reference: the rules one transaction at a time, in Python. The asset applies them
+set-based in DuckDB (`storage/payments_ledger.py`), and a generated-scenario test holds the two equal.
+
 Invariants the tests hold this module to:
 - the same transactions in any order, with any duplication, give the same entries and balances;
 - the balance transactions a payout paid out sum (by `net`) to exactly the payout's amount.

@@ -1,8 +1,5 @@
 """core/financial_ledger and core/payment_reconciliation: the money stream and the three-way match."""
 
-from collections import defaultdict
-from datetime import UTC, datetime
-
 import dagster as dg
 import orjson
 import pandas as pd
@@ -22,10 +19,14 @@ from integration_assets.defs.payments.names import (
 )
 from integration_assets.storage.balances import record_balance
 from integration_assets.storage.gates import passed_batches_sql
+from integration_assets.storage.payments_ledger import (
+    load_latest,
+    provider_money_rows,
+    rebuild_ledger,
+)
 from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
 from integration_assets.streams.balances import Balance
-from integration_assets.streams.financial_ledger import build_ledger, check_payouts
 from integration_assets.streams.reconciliation import OrderMoney, ProviderMoney, reconcile
 
 SETTINGS = yaml.safe_load((CONTRACTS_DIR / "reconciliation.yaml").read_text())
@@ -52,21 +53,6 @@ def latest_objects(con, resource: str) -> list[dict]:
     return [{**orjson.loads(payload), "_parent": parent} for payload, parent in rows]
 
 
-def order_of_sources(
-    charges: list[dict], refunds: list[dict], disputes: list[dict]
-) -> dict[str, int]:
-    order_of_charge = {
-        c["id"]: int(c["metadata"]["shopify_order_id"])
-        for c in charges
-        if (c.get("metadata") or {}).get("shopify_order_id")
-    }
-    mapping = dict(order_of_charge)
-    for obj in [*refunds, *disputes]:
-        if obj.get("charge") in order_of_charge:
-            mapping[obj["id"]] = order_of_charge[obj["charge"]]
-    return mapping
-
-
 @dg.asset(
     key=FINANCIAL_LEDGER,
     deps=[STAGING_PAYMENTS],
@@ -84,94 +70,27 @@ def financial_ledger(
     dispute holds and fees, dispute reversals, adjustments and payouts, each with its source reference
     (the Stripe balance transaction and the charge, refund, dispute or payout behind it) and its order.
 
-    Rebuilt whole from the gated staging versions, so re-materializing is always safe. `core.payout_checks`
-    proves each payout equals the sum of `net` of the transactions it paid out.
+    Rebuilt whole from the gated staging versions in set-based SQL (storage/payments_ledger.py), so
+    re-materializing is always safe. `core.payout_checks` proves each payout equals the sum of `net` of
+    the transactions it paid out.
     """
     with warehouse.warehouse().transaction() as con:
-        transactions = latest_objects(con, "balance_transactions")
-        memberships = latest_objects(con, "payout_transactions")
-        payouts = latest_objects(con, "payouts")
-        order_of = order_of_sources(
-            latest_objects(con, "charges"),
-            latest_objects(con, "refunds"),
-            latest_objects(con, "disputes"),
-        )
-        payout_of = {m["id"]: m["_parent"] for m in memberships}
-        entries, duplicates = build_ledger(transactions, payout_of)
-        frame = pd.DataFrame(
-            [
-                [
-                    e.entry_id,
-                    e.kind,
-                    e.amount_minor,
-                    e.currency,
-                    datetime.fromtimestamp(e.occurred_at, UTC).replace(tzinfo=None),
-                    e.balance_transaction,
-                    e.source,
-                    e.payout,
-                    order_of.get(e.source or ""),
-                ]
-                for e in entries
-            ],
-            columns=[
-                "entry_id",
-                "kind",
-                "amount_minor",
-                "currency",
-                "occurred_at",
-                "balance_transaction",
-                "source",
-                "payout",
-                "order_id",
-            ],
-        )
-        replace_table(con, "core.financial_ledger", frame, order_by="occurred_at, entry_id")
-        by_payout = defaultdict(list)
-        for membership in memberships:
-            by_payout[membership["_parent"]].append(membership)
-        checks = check_payouts(payouts, by_payout)
-        payout_frame = pd.DataFrame(
-            [
-                [
-                    c.payout,
-                    c.currency,
-                    c.payout_amount_minor,
-                    c.transactions,
-                    c.sum_of_net_minor,
-                    c.holds,
-                ]
-                for c in checks
-            ],
-            columns=[
-                "payout",
-                "currency",
-                "payout_amount_minor",
-                "transactions",
-                "sum_of_net_minor",
-                "holds",
-            ],
-        )
-        replace_table(con, "core.payout_checks", payout_frame, order_by="payout")
-        gross = sum(1 for e in entries if e.entry_id.endswith(":gross"))
+        load_latest(con, GATING_CHECKS)
+        found = rebuild_ledger(con)
         balance = Balance(
             "transactions_equal_gross_entries",
-            {"balance_transactions": len(transactions)},
-            {"gross_entries": gross},
+            {"balance_transactions": found.balance_transactions},
+            {"gross_entries": found.gross_entries},
         )
         record_balance(con, context.run_id, FINANCIAL_LEDGER.to_user_string(), "run", balance)
-        totals = con.execute(
-            "SELECT currency, kind, sum(amount_minor) FROM core.financial_ledger GROUP BY ALL ORDER BY ALL"
-        ).fetchall()
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(entries),
-            "balance_transactions": len(transactions),
-            "duplicate_transactions_dropped": duplicates,
-            "payouts": len(checks),
-            "payouts_not_adding_up": sum(1 for c in checks if not c.holds),
-            "totals_by_kind_minor": dg.MetadataValue.json(
-                {f"{cur}:{kind}": int(total) for cur, kind, total in totals}
-            ),
+            "dagster/row_count": found.entries,
+            "balance_transactions": found.balance_transactions,
+            "duplicate_transactions_dropped": found.duplicates,
+            "payouts": found.payouts,
+            "payouts_not_adding_up": found.payouts_not_adding_up,
+            "totals_by_kind_minor": dg.MetadataValue.json(found.totals),
             "balance": balance.as_text(),
         }
     )
@@ -195,48 +114,6 @@ def payouts_add_up(warehouse: WarehouseResource) -> dg.AssetCheckResult:
         description="; ".join(f"{p}: payout {a} != transactions {n}" for p, a, n in rows) or None,
         metadata={"payouts_checked": int(total), "payouts_not_adding_up": len(rows)},
     )
-
-
-def provider_money(con) -> list[ProviderMoney]:
-    charges = latest_objects(con, "charges")
-    refunds = latest_objects(con, "refunds")
-    disputes = latest_objects(con, "disputes")
-    order_of = order_of_sources(charges, refunds, disputes)
-    paid_payouts = {p["id"] for p in latest_objects(con, "payouts") if p.get("status") == "paid"}
-    sums: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    currency: dict[int, str] = {}
-    for charge in charges:
-        if charge["id"] in order_of and charge.get("status") == "succeeded":
-            sums[order_of[charge["id"]]]["charged"] += charge["amount"]
-            currency[order_of[charge["id"]]] = charge["currency"]
-    for refund in refunds:
-        if refund["id"] in order_of and refund.get("status") == "succeeded":
-            sums[order_of[refund["id"]]]["refunded"] += refund["amount"]
-    for dispute in disputes:
-        if dispute["id"] in order_of and dispute.get("status") == "lost":
-            sums[order_of[dispute["id"]]]["disputed"] += dispute["amount"]
-    for kind, amount, source, payout in con.execute(
-        "SELECT kind, amount_minor, source, payout FROM core.financial_ledger WHERE order_id IS NOT NULL"
-    ).fetchall():
-        order_id = order_of.get(source)
-        if order_id is None:
-            continue
-        if kind == "fee":
-            sums[order_id]["fees"] += -amount
-        if kind in ("sale", "fee", "refund") and payout not in paid_payouts:
-            sums[order_id]["unsettled"] += amount
-    return [
-        ProviderMoney(
-            order_id,
-            currency.get(order_id, "usd"),
-            s["charged"],
-            s["refunded"],
-            s["fees"],
-            s["disputed"],
-            s["unsettled"],
-        )
-        for order_id, s in sums.items()
-    ]
 
 
 @dg.asset(
@@ -276,9 +153,10 @@ def payment_reconciliation(
                 "WHERE stream = 'storefront/orders' AND regexp_full_match(record_key, '[0-9]+')"
             ).fetchall()
         )
+        load_latest(con, GATING_CHECKS)
         result = reconcile(
             orders,
-            provider_money(con),
+            [ProviderMoney(*row) for row in provider_money_rows(con)],
             tolerance_minor=ROUNDING_TOLERANCE_MINOR,
             provider_gateways=PROVIDER_GATEWAYS,
             quarantined_orders=quarantined,
