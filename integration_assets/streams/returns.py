@@ -23,6 +23,7 @@ inputs always give the same ages) and flags. Three rules mark a return as stuck 
 
 from __future__ import annotations
 
+from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -147,17 +148,20 @@ def build_returns(
         for sku, quantity in sorted(skus.items(), key=lambda item: str(item[0])):
             open_refunds.append({**refund, "sku": sku, "quantity": quantity, "used": False})
 
+    # Each (order, SKU)'s refund lines in time order: the unused ones are always the tail, since only
+    # take_refund uses them (a scan of every refund per return grew with their product).
+    unused: dict[tuple[int, str | None], deque[dict[str, Any]]] = defaultdict(deque)
+    for refund in open_refunds:
+        unused[(int(refund["order_id"]), refund["sku"])].append(refund)
+
     def take_refund(order_id: int, sku: str | None) -> datetime | None:
         # The refund of this SKU, else one of the order whose lines name no known SKU.
         for wanted in (sku, None):
-            for refund in open_refunds:
-                if (
-                    not refund["used"]
-                    and int(refund["order_id"]) == order_id
-                    and refund["sku"] == wanted
-                ):
-                    refund["used"] = True
-                    return refund["created_at"]
+            waiting = unused.get((order_id, wanted))
+            if waiting:
+                refund = waiting.popleft()
+                refund["used"] = True
+                return refund["created_at"]
         return None
 
     receipts_by_id: dict[str, list[Mapping[str, Any]]] = {}
