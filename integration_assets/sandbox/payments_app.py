@@ -1,6 +1,6 @@
 """The sandbox payment provider as a WSGI app: the Stripe API's read side, as Stripe speaks it.
 
-`GET /v1/{charges|refunds|balance_transactions|disputes|payouts}` (list) and `/v1/{...}/{id}`,
+`GET /v1/{charges|refunds|balance_transactions|disputes|payouts|events}` (list) and `/v1/{...}/{id}`,
 Bearer (or Basic) secret-key auth, Stripe's list envelope with `limit`/`starting_after`/
 `ending_before` cursors (newest first), `created[gte|gt|lte|lt]` filters, Stripe's error shapes,
 and a rate-limit fault. `/_sandbox/*` (clock and stats) needs no key. The data comes from
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
+import fnmatch
 import json
 import threading
 from collections import OrderedDict
@@ -27,6 +28,7 @@ from integration_assets.sandbox.clock import ScenarioClock, parse_duration
 from integration_assets.sandbox.payments_ledger import (
     OBJECT_NAMES,
     RESOURCES,
+    STRIPE_API_VERSION,
     PaymentsLedger,
     PaymentsSnapshot,
 )
@@ -40,7 +42,6 @@ from integration_assets.sandbox.storefront_app import (
 
 DEFAULT_LIMIT = 10
 MAX_LIMIT = 100
-STRIPE_VERSION = "2025-10-29.clover"
 CREATED_OPERATORS = ("gt", "gte", "lt", "lte")
 COMMON_PARAMS = {"limit", "starting_after", "ending_before", "created"} | {
     f"created[{op}]" for op in CREATED_OPERATORS
@@ -51,6 +52,7 @@ EXTRA_PARAMS = {
     "balance_transactions": {"payout", "type", "source", "currency"},
     "disputes": {"charge"},
     "payouts": {"status"},
+    "events": {"type", "types[]"},
 }
 API_ENDPOINTS = {"list", "retrieve"}
 CURSOR_PARAMS = ("limit", "starting_after", "ending_before")
@@ -223,7 +225,7 @@ class PaymentsApp:
     def _api(self, request: Request, endpoint: str, arguments: dict[str, Any]) -> Response:
         headers = {
             "Request-Id": self._next_request_id(),
-            "Stripe-Version": request.headers.get("Stripe-Version") or STRIPE_VERSION,
+            "Stripe-Version": request.headers.get("Stripe-Version") or STRIPE_API_VERSION,
         }
         key = presented_key(request)
         if key is None:
@@ -381,6 +383,8 @@ class PaymentsApp:
             for name in ("type", "source", "currency"):
                 if name in args and obj[name] != args[name]:
                     return False
+        if resource == "events":
+            return _event_type_matches(obj["type"], args)
         return not (resource == "payouts" and "status" in args and obj["status"] != args["status"])
 
     # ---- sandbox control ----------------------------------------------------------------------
@@ -417,6 +421,20 @@ class PaymentsApp:
 
     def _control_stats(self, request: Request) -> Response:
         return json_response(self.stats.snapshot())
+
+
+def _event_type_matches(event_type: str, args: Any) -> bool:
+    """Stripe's event filters: `type` (one name, or a group with `*`: `charge.*`) or `types[]`
+    (several names); not both."""
+    if "type" in args and "types[]" in args:
+        raise StripeError(
+            400, "You may only specify one of these parameters: type, types.", param="type"
+        )
+    if "type" in args:
+        return fnmatch.fnmatchcase(event_type, args["type"])
+    if "types[]" in args:
+        return event_type in args.getlist("types[]")
+    return True
 
 
 def _limit(value: str | None) -> int:

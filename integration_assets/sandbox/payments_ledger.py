@@ -28,14 +28,16 @@ from typing import Any
 from integration_assets.sandbox.scenario import OrderStory, Scenario
 from integration_assets.sandbox.storefront_orders import OrderBook, StoryError, _OrderState
 
-RESOURCES = ("charges", "refunds", "balance_transactions", "disputes", "payouts")
+RESOURCES = ("charges", "refunds", "balance_transactions", "disputes", "payouts", "events")
 OBJECT_NAMES = {
     "charges": "charge",
     "refunds": "refund",
     "balance_transactions": "balance_transaction",
     "disputes": "dispute",
     "payouts": "payout",
+    "events": "event",
 }
+STRIPE_API_VERSION = "2025-10-29.clover"
 FULLY_PAID = ("paid", "partially_refunded", "refunded")
 PAYOUT_PENDING_FOR = timedelta(hours=1)
 DISPUTE_EVIDENCE_DAYS = 7
@@ -677,6 +679,41 @@ class PaymentsLedger:
                 self._snapshots.popitem(last=False)
         return snapshot
 
+    def _charge_events(self, now: int, refunds: list[_Refund]) -> list[dict[str, Any]]:
+        """The events of every charge until `now`: `charge.succeeded` when it is made and
+        `charge.refunded` at each refund, each with the charge as it stood at that moment (amount
+        refunded so far, disputed or not)."""
+        disputed_at = {dispute.charge.id: dispute.created for dispute in self.disputes}
+        charges = {charge.id: charge for charge in self.charges}
+        events = [
+            _event(
+                self.seed,
+                "charge.succeeded",
+                charge.created,
+                _render_charge(charge, 0, disputed_at.get(charge.id, now + 1) <= charge.created),
+                charge.id,
+            )
+            for charge in self.charges
+            if charge.created <= now
+        ]
+        refunded: dict[str, int] = defaultdict(int)
+        for refund in sorted(refunds, key=lambda r: (r.created, r.id)):
+            charge = charges.get(refund.charge)
+            if charge is None:
+                continue
+            refunded[charge.id] += refund.amount
+            disputed = disputed_at.get(charge.id, now + 1) <= refund.created
+            events.append(
+                _event(
+                    self.seed,
+                    "charge.refunded",
+                    refund.created,
+                    _render_charge(charge, refunded[charge.id], disputed),
+                    refund.id,
+                )
+            )
+        return events
+
     def _render(self, now: int) -> PaymentsSnapshot:
         refunds = [refund for refund in self.refunds if refund.created <= now]
         disputes = [dispute for dispute in self.disputes if dispute.created <= now]
@@ -690,6 +727,7 @@ class PaymentsLedger:
                 for charge in self.charges
                 if charge.created <= now
             ],
+            "events": self._charge_events(now, refunds),
             "refunds": [refund.render(now) for refund in refunds],
             "balance_transactions": [txn.render(now) for txn in self.txns if txn.created <= now],
             "disputes": [dispute.render(now) for dispute in disputes],
@@ -707,6 +745,23 @@ class PaymentsLedger:
                 if payout.created <= now
             },
         )
+
+
+def _event(
+    seed: int, event_type: str, created: int, obj: dict[str, Any], *key: Any
+) -> dict[str, Any]:
+    """A Stripe event as `GET /v1/events` lists it: `data.object` is the object as it was then."""
+    return {
+        "id": stripe_id("evt", seed, event_type, *key),
+        "object": "event",
+        "api_version": STRIPE_API_VERSION,
+        "created": created,
+        "data": {"object": obj},
+        "livemode": False,
+        "pending_webhooks": 0,
+        "request": {"id": None, "idempotency_key": None},
+        "type": event_type,
+    }
 
 
 def _render_charge(charge: _Charge, amount_refunded: int, disputed: bool) -> dict[str, Any]:

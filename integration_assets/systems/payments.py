@@ -103,11 +103,14 @@ class PaymentsClient(RetryingHttpResource):
         extra_params: dict | None = None,
     ) -> Iterator[PaymentsPage]:
         url = self.api_url(resource)
-        base: dict[str, str] = {"limit": str(self.page_limit)}
+        base: dict[str, str | list[str]] = {"limit": str(self.page_limit)}
         if created_gte is not None:
             base["created[gte]"] = str(int(created_gte))
         for key, value in (extra_params or {}).items():
-            base[str(key)] = str(value)
+            # A list is a repeated parameter (`types[]=a&types[]=b`).
+            base[str(key)] = (
+                [str(v) for v in value] if isinstance(value, list | tuple) else str(value)
+            )
         starting_after: str | None = None
         page_number = 0
         while True:

@@ -149,10 +149,16 @@ def payments_batches_staged(log: RawLog, streams: Iterable[str]) -> dict[str, li
 
 
 def staged_payload(manifest: BatchManifest, record: dict[str, Any]) -> Any:
-    """What staging types from one raw record: its `payload`, except for a Stripe webhook batch,
-    where the payload is the event and the staged object is the event's `data.object`."""
+    """What staging types from one raw record: its `payload`, except for a Stripe event (a webhook
+    batch's, or a poll of the event log's), where the staged object is the event's `data.object`."""
     payload = record.get("payload")
     if manifest.source == SOURCE and provider_and_kind(manifest)[0] == "stripe":
+        return stripe_data_object(payload)
+    if (
+        manifest.source == PAYMENTS_SOURCE
+        and isinstance(payload, dict)
+        and payload.get("object") == "event"
+    ):
         return stripe_data_object(payload)
     return payload
 

@@ -134,8 +134,9 @@ def balances_hold(stream: Stream) -> bool:
 
 @contextmanager
 def payments_stream(tmp_path, monkeypatch, change: dict) -> Iterator[tuple[Stream, PayloadChange]]:
-    """The payments scenario with `change` applied to every charge the sandbox lists once switched
-    on; the first poll (4h in) sees the charges as they are and passes."""
+    """The payments scenario with `change` applied to every charge the sandbox lists, or sends in
+    an event (later polls read charges from the event log), once switched on; the first poll (4h
+    in) sees the charges as they are and passes."""
     scenario = load_scenario(SCENARIOS_DIR / "payments.yaml")
     charges = PayloadChange(change)
     listed = PaymentsApp._list
@@ -144,6 +145,14 @@ def payments_stream(tmp_path, monkeypatch, change: dict) -> Iterator[tuple[Strea
         page = listed(self, request, resource, snapshot)
         if resource == "charges":
             page = {**page, "data": [charges.apply(body) for body in page["data"]]}
+        if resource == "events":
+            page = {
+                **page,
+                "data": [
+                    {**event, "data": {"object": charges.apply(event["data"]["object"])}}
+                    for event in page["data"]
+                ],
+            }
         return page
 
     monkeypatch.setattr(PaymentsApp, "_list", changed_list)

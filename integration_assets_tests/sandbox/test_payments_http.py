@@ -279,14 +279,16 @@ def _key_paths(value, prefix=""):
         ("balance_transactions", "balance_transaction"),
         ("disputes", "dispute"),
         ("payouts", "payout"),
+        ("events", "event"),
     ],
 )
 def test_every_emitted_key_exists_in_the_real_stripe_mock_object(api, resource, object_name):
     real = json.loads(STRIPE_FIXTURES.read_text())["resources"][object_name]
     real_paths = _key_paths(real)
     # Lists the fixture leaves empty (fee_details, balance_transactions) cannot say what their
-    # items hold; metadata is free-form. Everything else must be a real key at its real place.
-    free = ("metadata.", "fee_details.[].", "balance_transactions.[].")
+    # items hold; metadata is free-form; an event's data.object is another object (checked as
+    # itself). Everything else must be a real key at its real place.
+    free = ("metadata.", "fee_details.[].", "balance_transactions.[].", "data.object.")
     body = api(f"/v1/{resource}", limit=100).json()
     assert body["data"]
     for obj in body["data"]:
@@ -331,3 +333,46 @@ def test_serve_forever_process_serves_payments_on_the_shared_clock():
         process.advance_clock("1d")  # through the storefront's URL
         charges = requests.get(f"{url}/v1/charges", headers=headers, timeout=10).json()
         assert charges["data"] and charges["has_more"] is True
+
+
+def test_charge_events_carry_each_charge_as_it_stood_then(api):
+    refunded = walk_objects(api, "events", **{"types[]": ["charge.refunded"]})
+    succeeded = walk_objects(api, "events", type="charge.succeeded")
+    assert refunded and succeeded
+    assert {e["type"] for e in walk_objects(api, "events", type="charge.*")} == {
+        "charge.succeeded",
+        "charge.refunded",
+    }
+    for event in succeeded:
+        charge = event["data"]["object"]
+        assert (charge["object"], charge["amount_refunded"]) == ("charge", 0)
+        assert event["created"] == charge["created"]
+    # Refund by refund, the amount refunded grows; the newest event shows the charge as it is now.
+    newest = {}
+    for event in sorted(refunded, key=lambda e: e["created"]):
+        charge = event["data"]["object"]
+        previous = newest.get(charge["id"], {"amount_refunded": 0})["amount_refunded"]
+        assert previous < charge["amount_refunded"] <= charge["amount"]
+        newest[charge["id"]] = charge
+    for charge_id, charge in newest.items():
+        assert (
+            api(f"/v1/charges/{charge_id}").json()["amount_refunded"] == charge["amount_refunded"]
+        )
+
+
+def test_event_filters_are_exclusive(api):
+    response = api("/v1/events", type="charge.*", **{"types[]": ["charge.refunded"]})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "type"
+
+
+def walk_objects(api, resource, **params):
+    objects, cursor = [], None
+    while True:
+        query = dict(params, limit=100)
+        if cursor:
+            query["starting_after"] = cursor
+        body = api(f"/v1/{resource}", **query).json()
+        objects += body["data"]
+        if not body["has_more"]:
+            return objects
+        cursor = body["data"][-1]["id"]

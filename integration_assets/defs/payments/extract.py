@@ -1,12 +1,16 @@
 """raw/payments/*: poll the payment provider's list endpoints and land every page in the raw log."""
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
 from integration_assets.defs.payments.names import (
+    CHANGE_EVENTS,
     DAY,
+    EVENTS_OVERLAP,
+    EVENTS_USABLE_FOR,
     HOUR,
     OWNER,
     PAYOUT_TRANSACTIONS,
@@ -17,7 +21,8 @@ from integration_assets.defs.payments.names import (
 from integration_assets.storage.landing import HTTP_STATS_KEYS, land_pages, landed_batch_metadata
 from integration_assets.storage.raw_log import BatchManifest, RawLog
 from integration_assets.storage.resources import RawLogResource
-from integration_assets.systems.payments import PaymentsClient
+from integration_assets.streams.timestamps import parse_utc
+from integration_assets.systems.payments import PaymentsClient, PaymentsPage
 from integration_assets.systems.pools import PAYMENTS_API_POOL
 
 
@@ -31,9 +36,41 @@ def previous_cursor(log: RawLog, stream: str) -> int:
     return int(latest.details["cursor_after"]) if latest is not None else 0
 
 
-def _result(manifest: BatchManifest, details: dict[str, Any]) -> dg.MaterializeResult:
+def events_usable(latest: BatchManifest | None, now: datetime) -> bool:
+    """Whether the changes since `latest` can be read from the event log: a batch has landed (the
+    first poll lists) and it is recent enough that Stripe still keeps every event since."""
+    if latest is None or "extracted_at" not in latest.details:
+        return False
+    extracted = parse_utc(latest.details["extracted_at"])
+    return (now - extracted).total_seconds() < EVENTS_USABLE_FOR
+
+
+def oldest_first(pages: Iterator[PaymentsPage]) -> list[PaymentsPage]:
+    """Stripe lists newest first; a batch holds the versions of an object in the order they were
+    true, so staging's newest is the last. The window's events are held, then landed oldest first
+    (an hour at peak: a few MB)."""
+    held = list(pages)
+    return [
+        PaymentsPage(
+            page.url,
+            page.params,
+            len(held) - 1 - page.page_number,
+            page.http_status,
+            list(reversed(page.records)),
+            page.fetched_at,
+            page.has_more,
+        )
+        for page in reversed(held)
+    ]
+
+
+def _result(
+    manifest: BatchManifest, details: dict[str, Any], extra_keys: tuple[str, ...] = ()
+) -> dg.MaterializeResult:
     return dg.MaterializeResult(
-        metadata=landed_batch_metadata(manifest, details, detail_keys=HTTP_STATS_KEYS)
+        metadata=landed_batch_metadata(
+            manifest, details, detail_keys=(*HTTP_STATS_KEYS, *extra_keys)
+        )
     )
 
 
@@ -59,6 +96,12 @@ def build_raw_payments_asset(resource: str, lookback_seconds: int) -> dg.AssetsD
             f"Stripe `{resource}` exactly as the payment provider listed them (`GET /v1/{resource}?created[gte]=...`), "
             f"one immutable batch per poll. Each poll re-reads {_duration(lookback_seconds)} before the newest `created` seen, "
             "because these objects keep changing after they are created; staging drops the unchanged copies."
+            if resource not in CHANGE_EVENTS
+            else f"Stripe `{resource}` exactly as the payment provider sent them, one immutable batch per poll: "
+            f"the first poll lists them (`GET /v1/{resource}`), every later one reads their changes from the "
+            "event log (`GET /v1/events?types[]=...`, since the newest event seen less an hour), landed oldest "
+            "first; each event's `data.object` is staged. A stream away longer than Stripe keeps events lists "
+            f"{_duration(lookback_seconds)} again."
         ),
     )
     def raw_payments(
@@ -66,20 +109,32 @@ def build_raw_payments_asset(resource: str, lookback_seconds: int) -> dg.AssetsD
     ) -> dg.MaterializeResult:
         log = raw_log.log()
         cursor = previous_cursor(log, resource)
-        since = max(0, cursor - lookback_seconds)
+        if resource in CHANGE_EVENTS and events_usable(
+            log.latest(SOURCE, resource), datetime.now(UTC)
+        ):
+            since = max(0, cursor - EVENTS_OVERLAP)
+            types = list(CHANGE_EVENTS[resource])
+            pages = oldest_first(
+                payments.iter_pages("events", created_gte=since, extra_params={"types[]": types})
+            )
+            read = {"endpoint": "/v1/events", "read_from": "events", "event_types": types}
+        else:
+            since = max(0, cursor - lookback_seconds)
+            pages = payments.iter_pages(resource, created_gte=since)
+            read = {"endpoint": f"/v1/{resource}", "read_from": "list"}
         manifest, details = land_pages(
             log,
             SOURCE,
             resource,
             context.run_id,
-            payments.iter_pages(resource, created_gte=since),
+            pages,
             position_of=created_of,
             cursor_before=cursor,
             render=int,
-            details={"endpoint": f"/v1/{resource}", "created_gte": since},
+            details={**read, "created_gte": since},
             late_details=payments.stats.as_metadata,
         )
-        return _result(manifest, details)
+        return _result(manifest, details, extra_keys=("read_from",))
 
     return raw_payments
 

@@ -21,6 +21,24 @@ RESOURCES = {
     "disputes": 120 * DAY,
     "payouts": 14 * DAY,
 }
+# Streams whose changes are read from Stripe's event log (`GET /v1/events?types[]=...`) once a first
+# listing has landed: each poll reads the events since the last one (less an hour of overlap), not
+# the whole lookback again, so it costs the hour's changes. Each event's `data.object` is the object
+# as it stood then; staging stages it like a listed one. Stripe keeps events 30 days: a stream
+# whose last batch is older than EVENTS_USABLE_FOR lists its lookback again instead.
+CHANGE_EVENTS = {
+    "charges": (
+        "charge.succeeded",
+        "charge.failed",
+        "charge.pending",
+        "charge.captured",
+        "charge.refunded",
+        "charge.updated",
+        "charge.expired",
+    ),
+}
+EVENTS_OVERLAP = HOUR
+EVENTS_USABLE_FOR = 29 * DAY
 PAYOUT_TRANSACTIONS = "payout_transactions"
 CONTRACTS = {resource: f"payments_{resource}" for resource in RESOURCES}
 CONTRACTS[PAYOUT_TRANSACTIONS] = "payments_balance_transactions"
