@@ -151,8 +151,9 @@ money AS (
     WHERE l.order_id IS NOT NULL
       AND (l.kind = 'fee' OR (l.kind IN ('sale', 'refund') AND p.payout IS NULL))
 )
-SELECT order_id, coalesce(max(currency), 'usd') AS currency,
-       sum(charged), sum(refunded), sum(fees), sum(disputed), sum(unsettled)
+SELECT order_id, coalesce(max(currency), 'usd') AS currency, sum(charged) AS charged,
+       sum(refunded) AS refunded, sum(fees) AS fees, sum(disputed) AS disputed,
+       sum(unsettled) AS unsettled
 FROM money GROUP BY order_id ORDER BY order_id
 """
 
@@ -198,9 +199,3 @@ def rebuild_ledger(con: duckdb.DuckDBPyConnection) -> LedgerFigures:
         payouts_not_adding_up=int(not_adding_up),
         totals={f"{currency}:{kind}": int(total) for currency, kind, total in totals},
     )
-
-
-def provider_money_rows(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    """(order_id, currency, charged, refunded, fees, disputed lost, unsettled net) per order the
-    provider has money for, from `payments_latest` and core.financial_ledger."""
-    return con.execute(PROVIDER_MONEY_SQL).fetchall()

@@ -516,6 +516,12 @@ CREATE TABLE IF NOT EXISTS ops.fold_verified (
     order_id BIGINT PRIMARY KEY,
     sequence INTEGER NOT NULL
 );
+-- The inputs each order was last reconciled from (storage/reconciliation_by_change.py).
+CREATE TABLE IF NOT EXISTS ops.reconciled_inputs (
+    order_id BIGINT PRIMARY KEY,
+    digest VARCHAR NOT NULL
+);
+
 CREATE TABLE IF NOT EXISTS ops.planned_orders (
     target VARCHAR NOT NULL,
     entity VARCHAR NOT NULL,

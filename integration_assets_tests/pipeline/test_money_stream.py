@@ -2,9 +2,16 @@
 reconciliation, on the default scenario, whose payment stories are documented in docs/scenario-format.md.
 """
 
+import shutil
+
 import pytest
 
 from integration_assets.defs import orders, payments, reporting
+from integration_assets.defs.payments.core import RULES_VERSION, classify_orders
+from integration_assets.defs.payments.names import GATING_CHECKS
+from integration_assets.storage.payments_ledger import load_latest
+from integration_assets.storage.reconciliation_by_change import refresh
+from integration_assets.storage.warehouse import Warehouse
 from integration_assets_tests.pipeline.conftest import check_outcomes
 
 ASSETS = [
@@ -88,3 +95,34 @@ def test_every_count_balance_holds(money):
         "core/payment_reconciliation",
     } <= keys
     assert all(holds for _, _, holds in money["balances"])
+
+
+def test_the_reconciliation_classifies_only_orders_whose_money_changed(
+    money, business_day, tmp_path
+):
+    warehouse, _ = business_day
+    runs = [
+        {k: v.value for k, v in event.materialization.metadata.items()}
+        for result in money["results"]
+        for event in result.get_asset_materialization_events()
+        if event.asset_key.to_user_string() == "core/payment_reconciliation"
+    ]
+    assert [run["classified_whole"] for run in runs] == [True, False]
+    assert 0 < runs[1]["orders_classified_now"] < runs[1]["orders_reconciled"]
+
+    # What was kept by change is what classifying every order again gives.
+    copy = Warehouse(tmp_path / "warehouse.duckdb")
+    shutil.copy(warehouse.path, copy.path)
+    rows = "SELECT * FROM core.payment_reconciliation ORDER BY ALL"
+    with copy.transaction() as con:
+        by_change = con.execute(rows).fetchall()
+        load_latest(con, GATING_CHECKS)
+        assert refresh(con, classify_orders, RULES_VERSION)["orders_classified_now"] == 0
+        con.execute("DELETE FROM ops.derivations WHERE name = 'core.payment_reconciliation'")
+        load_latest(con, GATING_CHECKS)
+        again = refresh(con, classify_orders, RULES_VERSION)
+        assert (
+            again["classified_whole"]
+            and again["orders_classified_now"] == runs[1]["orders_reconciled"]
+        )
+        assert con.execute(rows).fetchall() == by_change

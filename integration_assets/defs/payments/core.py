@@ -2,7 +2,6 @@
 
 import dagster as dg
 import orjson
-import pandas as pd
 import yaml
 
 from integration_assets.contracts.loader import CONTRACTS_DIR
@@ -21,18 +20,36 @@ from integration_assets.storage.balances import record_balance
 from integration_assets.storage.gates import passed_batches_sql
 from integration_assets.storage.payments_ledger import (
     load_latest,
-    provider_money_rows,
     rebuild_ledger,
 )
+from integration_assets.storage.reconciliation_by_change import refresh, rules_version
 from integration_assets.storage.resources import WarehouseResource
-from integration_assets.storage.warehouse import WAREHOUSE_POOL, replace_table
+from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.balances import Balance
-from integration_assets.streams.reconciliation import OrderMoney, ProviderMoney, reconcile
+from integration_assets.streams.reconciliation import (
+    OrderMoney,
+    ProviderMoney,
+    ReconciliationResult,
+    reconcile,
+)
 
 SETTINGS = yaml.safe_load((CONTRACTS_DIR / "reconciliation.yaml").read_text())
 RECONCILIATION_TOLERANCE_MINOR = int(SETTINGS["unexplained_tolerance_minor"])
 ROUNDING_TOLERANCE_MINOR = int(SETTINGS["rounding_tolerance_minor"])
 PROVIDER_GATEWAYS = frozenset(SETTINGS["provider_gateways"])
+RULES_VERSION = rules_version((ROUNDING_TOLERANCE_MINOR, sorted(PROVIDER_GATEWAYS)))
+
+
+def classify_orders(
+    orders: list[OrderMoney], provider: list[ProviderMoney], quarantined: frozenset[int]
+) -> ReconciliationResult:
+    return reconcile(
+        orders,
+        provider,
+        tolerance_minor=ROUNDING_TOLERANCE_MINOR,
+        provider_gateways=PROVIDER_GATEWAYS,
+        quarantined_orders=quarantined,
+    )
 
 
 def latest_objects(con, resource: str) -> list[dict]:
@@ -132,66 +149,46 @@ def payment_reconciliation(
     """Orders ↔ payment provider ↔ payouts. For every order and every provider record: each difference
     with its amount and the rule that classifies it (matched, fee, partial or full refund, dispute,
     not yet settled, rounding) or names it for a person (missing on one side, amount mismatch).
+    Kept by change (storage/reconciliation_by_change.py): an order is classified again when what the
+    rules read of it changed, every order when the rules or their settings change.
     """
     with warehouse.warehouse().transaction() as con:
-        orders = [
-            OrderMoney(order_id, currency, total or 0, refunded or 0, status, cancelled, gateway)
-            for order_id, currency, total, refunded, status, cancelled, gateway in con.execute(
-                """
-                SELECT c.order_id, c.currency, c.total_price_minor, c.refunded_minor, c.financial_status,
-                       c.cancelled_at IS NOT NULL, g.gateway
-                FROM core.orders_current c
-                LEFT JOIN (SELECT order_id, arg_max(gateway, updated_at) AS gateway
-                           FROM staging.storefront_orders GROUP BY order_id) g USING (order_id)
-                """
-            ).fetchall()
-        ]
-        quarantined = frozenset(
-            int(key)
-            for (key,) in con.execute(
-                "SELECT DISTINCT record_key FROM ops.quarantine "
-                "WHERE stream = 'storefront/orders' AND regexp_full_match(record_key, '[0-9]+')"
-            ).fetchall()
-        )
         load_latest(con, GATING_CHECKS)
-        result = reconcile(
-            orders,
-            [ProviderMoney(*row) for row in provider_money_rows(con)],
-            tolerance_minor=ROUNDING_TOLERANCE_MINOR,
-            provider_gateways=PROVIDER_GATEWAYS,
-            quarantined_orders=quarantined,
-        )
-        frame = pd.DataFrame(
-            [
-                [d.order_id, d.rule, d.amount_minor, d.currency, d.explained, d.detail]
-                for d in result.differences
-            ],
-            columns=["order_id", "rule", "amount_minor", "currency", "explained", "detail"],
-        )
-        replace_table(con, "core.payment_reconciliation", frame, order_by="order_id, rule")
-        reconciled_orders = int(frame["order_id"].nunique()) if not frame.empty else 0
+        done = refresh(con, classify_orders, RULES_VERSION)
+        (orders_current,) = con.execute("SELECT count(*) FROM core.orders_current").fetchone()
+        rows, reconciled, of_current, unexplained, unexplained_minor = con.execute(
+            """
+            SELECT count(*), count(DISTINCT order_id),
+                   count(DISTINCT order_id) FILTER (
+                       WHERE order_id IN (SELECT order_id FROM core.orders_current)),
+                   count(*) FILTER (WHERE NOT explained),
+                   coalesce(sum(abs(amount_minor)) FILTER (WHERE NOT explained), 0)
+            FROM core.payment_reconciliation
+            """
+        ).fetchone()
+        totals: dict[str, dict[str, int]] = {}
+        for rule, currency, count, amount in con.execute(
+            "SELECT rule, lower(currency), count(*), sum(amount_minor) "
+            "FROM core.payment_reconciliation GROUP BY ALL ORDER BY ALL"
+        ).fetchall():
+            entry = totals.setdefault(rule, {"count": 0})
+            entry["count"] += int(count)
+            entry[f"{currency}_minor"] = int(amount)
         balance = Balance(
             "every_order_classified",
-            {"orders_current": len(orders)},
-            {
-                "orders_in_reconciliation": int(
-                    frame[frame["order_id"].isin([o.order_id for o in orders])][
-                        "order_id"
-                    ].nunique()
-                )
-                if not frame.empty
-                else 0
-            },
+            {"orders_current": int(orders_current)},
+            {"orders_in_reconciliation": int(of_current)},
         )
         record_balance(con, context.run_id, RECONCILIATION.to_user_string(), "run", balance)
-    unexplained = result.unexplained()
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(result.differences),
-            "orders_reconciled": reconciled_orders,
-            "totals_by_rule": dg.MetadataValue.json(result.totals_by_rule()),
-            "unexplained_differences": len(unexplained),
-            "unexplained_minor": result.unexplained_minor(),
+            "dagster/row_count": int(rows),
+            "orders_reconciled": int(reconciled),
+            "orders_classified_now": done["orders_classified_now"],
+            "classified_whole": done["classified_whole"],
+            "totals_by_rule": dg.MetadataValue.json(totals),
+            "unexplained_differences": int(unexplained),
+            "unexplained_minor": int(unexplained_minor),
             "balance": balance.as_text(),
         }
     )
