@@ -43,6 +43,7 @@ def land_pages(
     render: Callable[[Any], Any],
     details: dict[str, Any],
     late_details: Callable[[], dict[str, Any]] = dict,
+    records_per_batch: int | None = None,
 ) -> tuple[BatchManifest, dict[str, Any]]:
     """Stream every record of every page into one batch; commit it whole or not at all.
 
@@ -51,26 +52,54 @@ def land_pages(
     The batch's manifest records `cursor_before` and `cursor_after` (the newest position seen, never
     behind `cursor_before`), rendered by `render`: the raw log itself says how far we have read.
     `late_details()` is read after the last page (request counts, retries).
+
+    With `records_per_batch`, a poll bigger than that lands as several batches, cut at page
+    boundaries once a batch holds that many records, so that staging and promotion (one transaction
+    per batch) hold a part of a peak poll at a time, not all of it. Only the poll's last batch moves
+    the cursor: if a page fails, the parts already committed stay (their records come back on the
+    retry as exact duplicates, which staging counts and drops) and the next poll asks for the same
+    window again. The returned details describe the whole poll (`batch_ids`, every page, every record).
     """
     started = time.monotonic()
     newest = None
-    unreadable = 0
-    page_summaries = []
+    unreadable = unreadable_part = 0
+    all_pages: list[dict[str, Any]] = []
+    part_pages: list[dict[str, Any]] = []
+    committed: list[BatchManifest] = []
     writer = log.open_batch(source, stream)
     try:
         for page in pages:
-            page_summaries.append(
-                {
-                    "page": page.page_number,
-                    "http_status": page.http_status,
-                    "records": len(page.records),
-                    **{
-                        key: getattr(page, key)
-                        for key in ("api_version", "call_limit", "has_more")
-                        if hasattr(page, key)
-                    },
-                }
-            )
+            if records_per_batch and writer.records >= records_per_batch:
+                committed.append(
+                    writer.commit(
+                        {
+                            **details,
+                            "run_id": run_id,
+                            "part": len(committed) + 1,
+                            "pages": part_pages,
+                            "records_from_pages": sum(p["records"] for p in part_pages),
+                            "unreadable_positions": unreadable_part,
+                            # A part never moves the cursor: the poll's last batch does.
+                            "cursor_before": render(cursor_before),
+                            "cursor_after": render(cursor_before),
+                            "extracted_at": to_iso_utc(datetime.now(UTC)),
+                        }
+                    )
+                )
+                writer = log.open_batch(source, stream)
+                part_pages, unreadable_part = [], 0
+            summary = {
+                "page": page.page_number,
+                "http_status": page.http_status,
+                "records": len(page.records),
+                **{
+                    key: getattr(page, key)
+                    for key in ("api_version", "call_limit", "has_more")
+                    if hasattr(page, key)
+                },
+            }
+            part_pages.append(summary)
+            all_pages.append(summary)
             fetched_at = to_iso_utc(page.fetched_at)  # once per page, not per record
             for payload in page.records:
                 writer.append(
@@ -91,27 +120,38 @@ def land_pages(
                 position = position_of(payload)  # None: staged later as a quarantined record
                 if position is None:
                     unreadable += 1
+                    unreadable_part += 1
                 elif newest is None or position > newest:
                     newest = position
-        all_details = {
+        late = late_details()
+        final = {
             **details,
             "run_id": run_id,
-            "pages": page_summaries,
-            "records_from_pages": sum(p["records"] for p in page_summaries),
-            "unreadable_positions": unreadable,
+            **({"part": len(committed) + 1} if committed else {}),
+            "pages": part_pages,
+            "records_from_pages": sum(p["records"] for p in part_pages),
+            "unreadable_positions": unreadable_part,
             "cursor_before": render(cursor_before),
             "cursor_after": render(
                 cursor_before if newest is None or newest < cursor_before else newest
             ),
             "extracted_at": to_iso_utc(datetime.now(UTC)),
             "seconds": round(time.monotonic() - started, 3),
-            **late_details(),
+            **late,
         }
-        manifest = writer.commit(all_details)
+        manifest = writer.commit(final)
     except BaseException:
         writer.abort()
         raise
-    return manifest, all_details
+    committed.append(manifest)
+    return manifest, {
+        **final,
+        "batch_ids": [batch.batch_id for batch in committed],
+        "pages": all_pages,
+        "records_from_pages": sum(p["records"] for p in all_pages),
+        "records_landed": sum(batch.records for batch in committed),
+        "unreadable_positions": unreadable,
+    }
 
 
 def landed_batch_metadata(
@@ -122,16 +162,23 @@ def landed_batch_metadata(
     start, for polls that have one), and the balance of records on the pages against records
     landed. `detail_keys` names the further `land_pages` details this asset reports as they are.
     """
+    landed = details.get("records_landed", manifest.records)  # every batch of the poll
     balance = Balance(
         "records_landed",
         {"records_from_pages": details["records_from_pages"]},
-        {"records_landed": manifest.records},
+        {"records_landed": landed},
     )
     window = {"window_start": details["window_start"]} if "window_start" in details else {}
+    batch_ids = details.get("batch_ids", [manifest.batch_id])
     return {
         "batch_id": manifest.batch_id,
         "raw_file": dg.MetadataValue.path(str(manifest.path)),
-        "records_landed": manifest.records,
+        "records_landed": landed,
+        **(
+            {"batches_landed": len(batch_ids), "batch_ids": ", ".join(batch_ids)}
+            if len(batch_ids) > 1
+            else {}
+        ),
         "pages": len(details["pages"]),
         **window,
         "cursor_before": details["cursor_before"],

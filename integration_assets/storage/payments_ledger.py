@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import duckdb
+import orjson
 
 from integration_assets.storage.gates import passed_batches_sql
 from integration_assets.streams.financial_ledger import GROSS_KIND
@@ -22,12 +23,14 @@ from integration_assets.streams.financial_ledger import GROSS_KIND
 LATEST = "payments_latest"
 
 
-def _latest_sql(gating_checks: tuple[str, ...]) -> str:
+def _latest_sql(gating_checks: tuple[str, ...], where: str = "") -> str:
+    """The newest staged version of each object (per resource, id and parent) from batches the
+    gate passed; `where` narrows the objects read (a resource)."""
     return f"""
-CREATE OR REPLACE TEMP TABLE {LATEST} AS
 WITH passed AS ({passed_batches_sql("payments/%", gating_checks)})
 SELECT o.resource, o.object_id, o.parent_id, o.payload
 FROM staging.payments_objects o JOIN passed p USING (batch_id)
+{where}
 QUALIFY row_number() OVER (
     PARTITION BY o.resource, o.object_id, o.parent_id ORDER BY o.batch_id DESC, o.record_index DESC
 ) = 1
@@ -171,7 +174,18 @@ class LedgerFigures:
 
 def load_latest(con: duckdb.DuckDBPyConnection, gating_checks: tuple[str, ...]) -> None:
     """The newest gated version of every payment object, in the temporary table `payments_latest`."""
-    con.execute(_latest_sql(gating_checks))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {LATEST} AS {_latest_sql(gating_checks)}")
+
+
+def latest_objects(
+    con: duckdb.DuckDBPyConnection, gating_checks: tuple[str, ...], resource: str
+) -> list[dict]:
+    """The newest gated version of every object of one resource, parsed, with `_parent` (the payout
+    of a payout's transaction)."""
+    rows = con.execute(
+        _latest_sql(gating_checks, "WHERE o.resource = $resource"), {"resource": resource}
+    ).fetchall()
+    return [{**orjson.loads(payload), "_parent": parent} for _, _, parent, payload in rows]
 
 
 def rebuild_ledger(con: duckdb.DuckDBPyConnection) -> LedgerFigures:

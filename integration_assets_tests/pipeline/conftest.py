@@ -75,13 +75,14 @@ class Pipeline:
         }
         return StorefrontClient(**{**settings, **overrides})
 
-    def run(self, selection=None) -> dg.ExecuteInProcessResult:
+    def run(self, selection=None, run_config=None) -> dg.ExecuteInProcessResult:
         return dg.materialize(
             ALL_ASSETS,
             resources=self.resources,
             instance=self.instance,
             raise_on_error=False,
             selection=selection,
+            run_config=run_config,
         )
 
     def advance(self, **delta) -> None:

@@ -4,7 +4,7 @@ import requests
 
 from integration_assets.defs.orders.names import GATING_CHECKS
 from integration_assets.streams.money import to_minor_units
-from integration_assets_tests.pipeline.conftest import check_outcomes, materialized
+from integration_assets_tests.pipeline.conftest import check_outcomes, materialized, pipeline_for
 
 EVERY_ASSET = {
     "raw/storefront/orders",
@@ -151,3 +151,31 @@ def test_every_raw_record_carries_its_provenance(tiny):
         tiny.scenario.shop.access_token
         not in manifest.path.with_suffix(".manifest.json").read_text()
     )
+
+
+def test_a_poll_landed_as_several_batches_gives_the_same_orders_and_events(tmp_path):
+    """A peak poll is cut into batches (`orders_per_batch`); staging, the gates and promotion take
+    them one by one and end where one batch per poll does."""
+
+    def story(directory, run_config):
+        with pipeline_for(directory, "tiny") as pipeline:
+            pipeline.resources["storefront"] = pipeline.client(page_limit=1)  # a page per order
+            for _ in range(3):
+                pipeline.advance(hours=8)
+                assert pipeline.run(run_config=run_config).success
+            batches = pipeline.raw_log.batches("storefront", "orders")
+            events = pipeline.sql(
+                "SELECT order_id, sequence, event_type, attribute, before, after, occurred_at "
+                "FROM core.order_events ORDER BY ALL"
+            )
+            current = pipeline.sql(
+                "SELECT order_id, name, financial_status, total_price_minor, refunded_minor "
+                "FROM core.orders_current ORDER BY ALL"
+            )
+            return len(batches), events, current
+
+    split = {"ops": {"raw__storefront__orders": {"config": {"orders_per_batch": 2}}}}
+    polls, events, current = story(tmp_path / "split", split)
+    whole_polls, whole_events, whole_current = story(tmp_path / "whole", None)
+    assert whole_polls == 3 and polls > whole_polls
+    assert (events, current) == (whole_events, whole_current)

@@ -19,6 +19,8 @@ from integration_assets.streams.timestamps import parse_utc, to_iso_utc
 from integration_assets.systems.pools import STOREFRONT_API_POOL
 from integration_assets.systems.storefront import StorefrontClient
 
+ORDERS_PER_BATCH = 25_000
+
 
 class ExtractConfig(dg.Config):
     """How far back to look on each poll, and where the very first poll starts."""
@@ -28,6 +30,9 @@ class ExtractConfig(dg.Config):
     # Re-read everything since initial_updated_at_min, ignoring the cursor: the remedy when the
     # completeness check finds orders the storefront has and we never saw (late writes below the cursor).
     full_sweep: bool = False
+    # A poll with more orders than this lands as several batches (cut at page boundaries), so that
+    # staging and promotion hold a part of a peak poll at a time; only the last moves the cursor.
+    orders_per_batch: int = ORDERS_PER_BATCH
 
 
 def land_orders(
@@ -37,11 +42,13 @@ def land_orders(
     lookback: timedelta,
     initial: str,
     full_sweep: bool = False,
+    orders_per_batch: int = ORDERS_PER_BATCH,
 ) -> tuple[BatchManifest, dict]:
-    """Fetch every order updated since the cursor (minus the lookback) into one immutable batch.
+    """Fetch every order updated since the cursor (minus the lookback) into one immutable batch (a
+    batch per `orders_per_batch` orders on a peak poll).
 
-    Pages stream to disk as they arrive. If any page fails, the batch is discarded whole and the
-    cursor does not move, so the next attempt asks for the same window again.
+    Pages stream to disk as they arrive. If any page fails, the batch being written is discarded
+    and the cursor does not move, so the next attempt asks for the same window again.
     """
     previous_cursor = updated_at_cursor(log, SOURCE, STREAM_NAME, initial)
     window_start = parse_utc(initial) if full_sweep else previous_cursor - lookback
@@ -65,6 +72,7 @@ def land_orders(
             "orders_at_source": client.count_orders(),
             **client.stats.as_metadata(),
         },
+        records_per_batch=orders_per_batch,
     )
     details["api_versions_served"] = sorted(
         {p["api_version"] for p in details["pages"] if p.get("api_version")}
@@ -94,11 +102,12 @@ def raw_storefront_orders(
 ) -> dg.MaterializeResult:
     """Orders exactly as the storefront reported them (Shopify `orders.json?status=any&updated_at_min=...`).
 
-    Each poll is one immutable batch file in the raw log, with the provenance of every record (endpoint,
-    request parameters, page, fetched-at, HTTP status, payload hash, batch and run id). The cursor is the
-    newest `updated_at` seen; each poll re-reads a lookback window before it, so late writes are not
-    missed and the boundary records come back as exact duplicates that staging counts and drops.
-    If this fails, re-materialize it: nothing was landed and the cursor did not move.
+    Each poll is one immutable batch file in the raw log (a peak poll, one per `orders_per_batch`
+    orders), with the provenance of every record (endpoint, request parameters, page, fetched-at,
+    HTTP status, payload hash, batch and run id). The cursor is the newest `updated_at` seen; each
+    poll re-reads a lookback window before it, so late writes are not missed and the boundary records
+    come back as exact duplicates that staging counts and drops. If this fails, re-materialize it:
+    the cursor did not move (parts of a peak poll already landed come back as duplicates).
     """
     log = raw_log.log()
     manifest, details = land_orders(
@@ -108,6 +117,7 @@ def raw_storefront_orders(
         timedelta(minutes=config.lookback_minutes),
         config.initial_updated_at_min,
         full_sweep=config.full_sweep,
+        orders_per_batch=config.orders_per_batch,
     )
     seconds = max(details["seconds"], 1e-6)
     return dg.MaterializeResult(
@@ -117,7 +127,7 @@ def raw_storefront_orders(
             ),
             "orders_at_source": details["orders_at_source"],
             "bytes": manifest.bytes,
-            "orders_per_second": round(manifest.records / seconds, 1),
+            "orders_per_second": round(details["records_landed"] / seconds, 1),
             "api_versions_served": ", ".join(details["api_versions_served"]) or "none",
         }
     )

@@ -1,7 +1,6 @@
 """core/financial_ledger and core/payment_reconciliation: the money stream and the three-way match."""
 
 import dagster as dg
-import orjson
 import yaml
 
 from integration_assets.contracts.loader import CONTRACTS_DIR
@@ -17,7 +16,6 @@ from integration_assets.defs.payments.names import (
     STAGING_PAYMENTS,
 )
 from integration_assets.storage.balances import record_balance
-from integration_assets.storage.gates import passed_batches_sql
 from integration_assets.storage.payments_ledger import (
     load_latest,
     rebuild_ledger,
@@ -50,24 +48,6 @@ def classify_orders(
         provider_gateways=PROVIDER_GATEWAYS,
         quarantined_orders=quarantined,
     )
-
-
-def latest_objects(con, resource: str) -> list[dict]:
-    """The newest staged version of every object of a resource, from batches the gate passed."""
-    rows = con.execute(
-        f"""
-        WITH passed AS ({passed_batches_sql("payments/%", GATING_CHECKS)}),
-        ranked AS (
-            SELECT o.payload, o.parent_id,
-                   row_number() OVER (PARTITION BY o.object_id, o.parent_id ORDER BY o.batch_id DESC, o.record_index DESC) AS rank
-            FROM staging.payments_objects o JOIN passed p USING (batch_id)
-            WHERE o.resource = ?
-        )
-        SELECT payload, parent_id FROM ranked WHERE rank = 1
-        """,
-        [resource],
-    ).fetchall()
-    return [{**orjson.loads(payload), "_parent": parent} for payload, parent in rows]
 
 
 @dg.asset(

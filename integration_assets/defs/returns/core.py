@@ -10,9 +10,10 @@ import pandas as pd
 from integration_assets.contracts.loader import CONTRACTS_DIR
 from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import ORDER_EVENTS
-from integration_assets.defs.payments.core import latest_objects
+from integration_assets.defs.payments.names import GATING_CHECKS as PAYMENTS_GATING_CHECKS
 from integration_assets.defs.payments.names import STAGING_PAYMENTS
 from integration_assets.defs.warehouse.names import STAGING_BY_KIND
+from integration_assets.storage.payments_ledger import latest_objects
 from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 from integration_assets.streams.returns import (
@@ -150,7 +151,7 @@ def read_sources(con) -> dict:
             "order_id": int(refund["metadata"]["shopify_order_id"]),
             "created_at": datetime.fromtimestamp(int(refund["created"]), UTC),
         }
-        for refund in latest_objects(con, "refunds")
+        for refund in latest_objects(con, PAYMENTS_GATING_CHECKS, "refunds")
         if (refund.get("metadata") or {}).get("shopify_order_id")
         and refund.get("status", "succeeded") == "succeeded"
     ]
