@@ -98,7 +98,7 @@ def refresh(
         [list[OrderMoney], list[ProviderMoney], frozenset[int]], ReconciliationResult
     ],
     version: str,
-) -> dict[str, int]:
+) -> dict[str, int | bool]:
     """Classify the orders whose inputs changed (every order when `version` is new), inside the
     caller's transaction, with `payments_latest` loaded. Returns what was done."""
     whole = built_by(con, TABLE) != version
