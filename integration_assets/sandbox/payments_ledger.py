@@ -17,9 +17,11 @@ status, a charge's refunded amount, a dispute's status). Snapshots are cached pe
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -282,13 +284,39 @@ class _Payout:
         }
 
 
+class _RenderedOnce(Mapping[str, Any]):
+    """Per resource, what `make(resource)` gives, made on first use: a poll reads some resources of a
+    snapshot, and rendering a peak day's every object at each new clock is seconds."""
+
+    def __init__(self, keys: Sequence[str], make: Callable[[str], Any]) -> None:
+        self._keys = tuple(keys)
+        self._make = make
+        self._made: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._keys:
+            raise KeyError(key)
+        with self._lock:
+            if key not in self._made:
+                self._made[key] = self._make(key)
+            return self._made[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 @dataclass(frozen=True)
 class PaymentsSnapshot:
-    """Every Stripe object that exists at one time: per resource, newest first, and by id."""
+    """Every Stripe object that exists at one time: per resource, newest first, and by id (each
+    resource rendered when first read)."""
 
     at: int
-    lists: dict[str, list[dict[str, Any]]]
-    by_id: dict[str, dict[str, dict[str, Any]]]
+    lists: Mapping[str, list[dict[str, Any]]]
+    by_id: Mapping[str, dict[str, dict[str, Any]]]
     payout_members: dict[str, frozenset[str]]  # payout id -> its balance transactions' ids
 
 
@@ -326,6 +354,8 @@ class PaymentsLedger:
         self.order_ids_by_label = dict(self.order_book.ids_by_label)
         self._snapshots: OrderedDict[int, PaymentsSnapshot] = OrderedDict()
         self._lock = threading.Lock()
+        self._events: list[dict[str, Any]] | None = None  # every charge event, made once
+        self._event_times: list[int] = []
         self._build()
 
     @property
@@ -679,66 +709,92 @@ class PaymentsLedger:
                 self._snapshots.popitem(last=False)
         return snapshot
 
-    def _charge_events(self, now: int, refunds: list[_Refund]) -> list[dict[str, Any]]:
-        """The events of every charge until `now`: `charge.succeeded` when it is made and
-        `charge.refunded` at each refund, each with the charge as it stood at that moment (amount
-        refunded so far, disputed or not)."""
+    def _all_charge_events(self) -> list[dict[str, Any]]:
+        """Every charge event of the scenario, oldest first, made once: `charge.succeeded` when a
+        charge is made and `charge.refunded` at each of its refunds, each with the charge as it stood
+        then (amount refunded so far, disputed or not). An event never changes once it happened, so
+        each clock's list is a prefix of this one (a peak day re-made them in seconds per clock)."""
+        with self._lock:
+            if self._events is not None:
+                return self._events
         disputed_at = {dispute.charge.id: dispute.created for dispute in self.disputes}
         charges = {charge.id: charge for charge in self.charges}
+        never = float("inf")
         events = [
             _event(
-                self.seed,
+                stripe_id("evt", self.seed, "charge.succeeded", charge.id),
                 "charge.succeeded",
                 charge.created,
-                _render_charge(charge, 0, disputed_at.get(charge.id, now + 1) <= charge.created),
-                charge.id,
+                _render_charge(charge, 0, disputed_at.get(charge.id, never) <= charge.created),
             )
             for charge in self.charges
-            if charge.created <= now
         ]
         refunded: dict[str, int] = defaultdict(int)
-        for refund in sorted(refunds, key=lambda r: (r.created, r.id)):
+        for refund in sorted(self.refunds, key=lambda r: (r.created, r.id)):
             charge = charges.get(refund.charge)
             if charge is None:
                 continue
             refunded[charge.id] += refund.amount
-            disputed = disputed_at.get(charge.id, now + 1) <= refund.created
+            disputed = disputed_at.get(charge.id, never) <= refund.created
             events.append(
                 _event(
-                    self.seed,
+                    stripe_id("evt", self.seed, "charge.refunded", refund.id),
                     "charge.refunded",
                     refund.created,
                     _render_charge(charge, refunded[charge.id], disputed),
-                    refund.id,
                 )
             )
+        events.sort(key=lambda event: (event["created"], event["id"]))
+        with self._lock:
+            self._events = events
+            self._event_times = [event["created"] for event in events]
         return events
+
+    def _charge_events(self, now: int) -> list[dict[str, Any]]:
+        """The charge events that happened until `now`."""
+        events = self._all_charge_events()
+        return events[: bisect.bisect_right(self._event_times, now)]
 
     def _render(self, now: int) -> PaymentsSnapshot:
         refunds = [refund for refund in self.refunds if refund.created <= now]
         disputes = [dispute for dispute in self.disputes if dispute.created <= now]
-        refunded: dict[str, int] = defaultdict(int)
-        for refund in refunds:
-            refunded[refund.charge] += refund.amount
-        disputed = {dispute.charge.id for dispute in disputes}
-        lists: dict[str, list[dict[str, Any]]] = {
-            "charges": [
+
+        def charges() -> list[dict[str, Any]]:
+            refunded: dict[str, int] = defaultdict(int)
+            for refund in refunds:
+                refunded[refund.charge] += refund.amount
+            disputed = {dispute.charge.id for dispute in disputes}
+            return [
                 _render_charge(charge, refunded[charge.id], charge.id in disputed)
                 for charge in self.charges
                 if charge.created <= now
+            ]
+
+        render: dict[str, Callable[[], list[dict[str, Any]]]] = {
+            "charges": charges,
+            "events": lambda: self._charge_events(now),
+            "refunds": lambda: [refund.render(now) for refund in refunds],
+            "balance_transactions": lambda: [
+                txn.render(now) for txn in self.txns if txn.created <= now
             ],
-            "events": self._charge_events(now, refunds),
-            "refunds": [refund.render(now) for refund in refunds],
-            "balance_transactions": [txn.render(now) for txn in self.txns if txn.created <= now],
-            "disputes": [dispute.render(now) for dispute in disputes],
-            "payouts": [payout.render(now) for payout in self.payouts if payout.created <= now],
+            "disputes": lambda: [dispute.render(now) for dispute in disputes],
+            "payouts": lambda: [
+                payout.render(now) for payout in self.payouts if payout.created <= now
+            ],
         }
-        for objects in lists.values():
+
+        def newest_first(resource: str) -> list[dict[str, Any]]:
+            objects = render[resource]()
             objects.sort(key=lambda obj: (obj["created"], obj["id"]), reverse=True)
+            return objects
+
+        lists = _RenderedOnce(RESOURCES, newest_first)
         return PaymentsSnapshot(
             at=now,
             lists=lists,
-            by_id={name: {obj["id"]: obj for obj in objects} for name, objects in lists.items()},
+            by_id=_RenderedOnce(
+                RESOURCES, lambda resource: {obj["id"]: obj for obj in lists[resource]}
+            ),
             payout_members={
                 payout.id: frozenset(txn.id for txn in payout.paid_out)
                 for payout in self.payouts
@@ -747,12 +803,10 @@ class PaymentsLedger:
         )
 
 
-def _event(
-    seed: int, event_type: str, created: int, obj: dict[str, Any], *key: Any
-) -> dict[str, Any]:
+def _event(event_id: str, event_type: str, created: int, obj: dict[str, Any]) -> dict[str, Any]:
     """A Stripe event as `GET /v1/events` lists it: `data.object` is the object as it was then."""
     return {
-        "id": stripe_id("evt", seed, event_type, *key),
+        "id": event_id,
         "object": "event",
         "api_version": STRIPE_API_VERSION,
         "created": created,
