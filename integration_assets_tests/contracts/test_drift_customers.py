@@ -27,10 +27,7 @@ from integration_assets.sandbox.crm_app import CrmApp
 from integration_assets.sandbox.erp_store import StoredRecord as ErpStoredRecord
 from integration_assets.streams.contract_names import with_contract_names
 from integration_assets.systems.alert_sink import AlertSinkResource, read_alert_log
-from integration_assets_tests.contracts.test_drift_payments_products import (
-    PayloadChange,
-    upgrade_contract,
-)
+from integration_assets_tests.contracts.test_drift_payments_products import upgrade_contract
 from integration_assets_tests.pipeline.conftest import (
     check_description,
     check_outcomes,
@@ -43,6 +40,7 @@ from integration_assets_tests.pipeline.test_customers_stream import (
     customers_world,
     metadata_of,
 )
+from integration_assets_tests.stream_harness import PayloadChange
 
 
 @contextmanager

@@ -10,10 +10,7 @@ import requests
 from integration_assets.defs.payments.extract import events_usable
 from integration_assets.sandbox import SCENARIOS_DIR, load_scenario, start_sandbox_systems
 from integration_assets.storage.raw_log import BatchManifest, RawLog
-from integration_assets_tests.contracts.test_drift_payments_products import (
-    PAYMENTS_ASSETS,
-    Stream,
-)
+from integration_assets_tests.stream_harness import PAYMENTS_ASSETS, Stream
 
 # What the pipeline reads of a charge, and what a refund changes. (`disputed` is left out: Stripe
 # tells of a dispute with a `charge.dispute.*` event, whose object is the dispute, read from
