@@ -16,10 +16,7 @@ from integration_assets.defs.payments.names import (
     STAGING_PAYMENTS,
 )
 from integration_assets.storage.balances import record_balance
-from integration_assets.storage.payments_ledger import (
-    load_latest,
-    rebuild_ledger,
-)
+from integration_assets.storage.payments_ledger import load_latest, rebuild_ledger
 from integration_assets.storage.reconciliation_by_change import refresh, rules_version
 from integration_assets.storage.resources import WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
@@ -41,6 +38,7 @@ RULES_VERSION = rules_version((ROUNDING_TOLERANCE_MINOR, sorted(PROVIDER_GATEWAY
 def classify_orders(
     orders: list[OrderMoney], provider: list[ProviderMoney], quarantined: frozenset[int]
 ) -> ReconciliationResult:
+    """The reconciliation rules under this deployment's settings (contracts/reconciliation.yaml)."""
     return reconcile(
         orders,
         provider,
