@@ -20,6 +20,7 @@ import pandas as pd
 
 from integration_assets.storage import payments_ledger
 from integration_assets.storage.derivations import built_by, code_version, record_built
+from integration_assets.storage.order_payloads import orders_condition
 from integration_assets.storage.payments_ledger import PROVIDER_MONEY_SQL
 from integration_assets.streams import reconciliation as reconciliation_module
 from integration_assets.streams.reconciliation import (
@@ -108,54 +109,58 @@ def refresh(
         con.execute("DELETE FROM ops.reconciled_inputs")
         record_built(con, TABLE, version)
     con.execute(INPUTS_SQL)
-    changed = con.execute(CHANGED_SQL).fetchall()
-    names = [column[0] for column in con.description]
-    rows = [dict(zip(names, row, strict=True)) for row in changed]
-    gone = [order_id for (order_id,) in con.execute(GONE_SQL).fetchall()]
+    con.execute(f"CREATE OR REPLACE TEMP TABLE reconciliation_changed AS {CHANGED_SQL}")
     orders = [
-        OrderMoney(
-            r["order_id"],
-            r["currency"],
-            r["total"],
-            r["refunded"],
-            r["financial_status"],
-            r["cancelled"],
-            r["gateway"],
-        )
-        for r in rows
-        if r["has_order"]
+        OrderMoney(*row)
+        for row in con.execute(
+            "SELECT order_id, currency, total, refunded, financial_status, cancelled, gateway "
+            "FROM reconciliation_changed WHERE has_order"
+        ).fetchall()
     ]
     provider = [
-        ProviderMoney(
-            r["order_id"],
-            r["provider_currency"],
-            r["charged"],
-            r["provider_refunded"],
-            r["fees"],
-            r["disputed"],
-            r["unsettled"],
-        )
-        for r in rows
-        if r["has_provider"]
+        ProviderMoney(*row)
+        for row in con.execute(
+            "SELECT order_id, provider_currency, charged, provider_refunded, fees, disputed, "
+            "unsettled FROM reconciliation_changed WHERE has_provider"
+        ).fetchall()
     ]
-    quarantined = frozenset(r["order_id"] for r in rows if r["quarantined"])
-    result = classify(orders, provider, quarantined)
-    redo = [r["order_id"] for r in rows] + gone
-    _replace(con, redo, result.differences)
-    con.execute("DELETE FROM ops.reconciled_inputs WHERE order_id IN (SELECT unnest(?))", [redo])
-    con.execute(
-        "INSERT INTO ops.reconciled_inputs SELECT i.order_id, i.digest FROM reconciliation_inputs i "
-        "WHERE i.order_id IN (SELECT unnest(?))",
-        [[r["order_id"] for r in rows]],
+    quarantined = frozenset(
+        order_id
+        for (order_id,) in con.execute(
+            "SELECT order_id FROM reconciliation_changed WHERE quarantined"
+        ).fetchall()
     )
+    (changed,) = con.execute("SELECT count(*) FROM reconciliation_changed").fetchone()
+    redo = [
+        order_id
+        for (order_id,) in con.execute(
+            f"SELECT order_id FROM reconciliation_changed UNION ALL {GONE_SQL}"
+        ).fetchall()
+    ]
+    result = classify(orders, provider, quarantined)
+    condition, params = orders_condition(redo)
+    _replace(con, condition, params, result.differences)
+    con.execute(f"DELETE FROM ops.reconciled_inputs WHERE {condition}", params)
+    con.execute(
+        "INSERT INTO ops.reconciled_inputs SELECT order_id, digest FROM reconciliation_changed"
+    )
+    con.execute("DROP TABLE reconciliation_changed")
     con.execute("DROP TABLE reconciliation_inputs")
-    return {"orders_classified_now": len(rows), "orders_gone": len(gone), "classified_whole": whole}
+    return {
+        "orders_classified_now": int(changed),
+        "orders_gone": len(redo) - int(changed),
+        "classified_whole": whole,
+    }
 
 
 def _replace(
-    con: duckdb.DuckDBPyConnection, order_ids: list[int], differences: list[Difference]
+    con: duckdb.DuckDBPyConnection,
+    condition: str,
+    params: dict,
+    differences: list[Difference],
 ) -> None:
-    con.execute(f"DELETE FROM {TABLE} WHERE order_id IN (SELECT unnest(?))", [order_ids])
+    """The differences of the orders `condition` keeps, replaced by `differences`."""
+    con.execute(f"DELETE FROM {TABLE} WHERE {condition}", params)
     if not differences:
         return
     frame = pd.DataFrame(
