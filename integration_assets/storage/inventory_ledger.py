@@ -164,27 +164,34 @@ expected AS (
 SELECT *, counted - expected AS delta FROM expected
 """
 
-CORRECTIONS_SQL = """
+CORRECTION_RANK = 4  # after claims (0), receipts, shipments and returns (1-3)
+CORRECTIONS_SQL = f"""
 SELECT 'count:' || count_id || ':' || sku || ':' || location AS movement_id, counted_at AS occurred_at, sku, location,
        'count_correction' AS kind,
        CASE WHEN seen_before THEN counted - expected ELSE counted END AS quantity,
        CASE WHEN seen_before THEN 'count ' || count_id || ': unexplained'
             ELSE 'opening balance ' || count_id END AS source_ref,
-       CAST(NULL AS BIGINT) AS order_id, 4 AS source_rank, count_order AS source_row
+       CAST(NULL AS BIGINT) AS order_id, {CORRECTION_RANK} AS source_rank, count_order AS source_row
 FROM inventory_counts
 WHERE CASE WHEN seen_before THEN counted <> expected ELSE counted <> 0 END
 """
 
+# Every movement the ledger books, duplicates included (a file line received twice): the claims
+# since the opening stock take, the files' movements and the counts' corrections.
+BOOKED_SQL = f"""
+CREATE OR REPLACE TEMP TABLE inventory_booked AS
+SELECT * FROM inventory_claims WHERE $opening IS NULL OR occurred_at >= $opening
+UNION ALL BY NAME SELECT * FROM inventory_file_movements
+UNION ALL BY NAME {CORRECTIONS_SQL}
+"""
+
+# Each movement once, by its id (the first booked: claims, then files in the order they were staged).
 LEDGER_SQL = f"""
 CREATE OR REPLACE TABLE core.inventory_ledger AS
 SELECT m.movement_id, m.occurred_at, m.sku, m.location, m.kind, m.quantity,
        m.quantity * e.on_hand AS on_hand_delta, m.quantity * e.committed AS committed_delta,
        m.source_ref, m.order_id
-FROM (
-    SELECT * FROM inventory_claims WHERE $opening IS NULL OR occurred_at >= $opening
-    UNION ALL BY NAME SELECT * FROM inventory_file_movements
-    UNION ALL BY NAME {CORRECTIONS_SQL}
-) m JOIN {EFFECTS_SQL} e(kind, on_hand, committed) USING (kind)
+FROM inventory_booked m JOIN {EFFECTS_SQL} e(kind, on_hand, committed) USING (kind)
 QUALIFY row_number() OVER (PARTITION BY m.movement_id ORDER BY m.source_rank, m.source_row) = 1
 ORDER BY m.occurred_at, m.movement_id
 """
@@ -290,7 +297,8 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> InventoryFigures:
     # The ledger opens with the warehouse's first stock take: claims made before it are already
     # reflected on the shelves (or long gone), so they are counted, not booked.
     (opening,) = con.execute("SELECT min(counted_at) FROM staging.wms_stock_counts").fetchone()
-    con.execute(LEDGER_SQL, {"opening": opening})
+    con.execute(BOOKED_SQL, {"opening": opening})
+    con.execute(LEDGER_SQL)
     con.execute(POSITIONS_SQL)
     con.execute(DRIFT_SQL)
     # Before the first stock take, on hand is unknown: judging available-to-promise would be a guess.
@@ -301,11 +309,8 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> InventoryFigures:
         SELECT (SELECT count(*) FROM inventory_claims),
                (SELECT count(*) FROM inventory_claims WHERE occurred_at < $opening),
                (SELECT count(*) FROM inventory_file_movements),
-               (SELECT count(*) FROM ({CORRECTIONS_SQL})),
-               (SELECT count(*) - count(DISTINCT movement_id) FROM (
-                    SELECT movement_id FROM inventory_claims WHERE $opening IS NULL OR occurred_at >= $opening
-                    UNION ALL SELECT movement_id FROM inventory_file_movements
-                    UNION ALL SELECT movement_id FROM ({CORRECTIONS_SQL})))
+               (SELECT count(*) FROM inventory_booked WHERE source_rank = {CORRECTION_RANK}),
+               (SELECT count(*) - count(DISTINCT movement_id) FROM inventory_booked)
         """,
         {"opening": opening},
     ).fetchone()
@@ -324,6 +329,7 @@ def rebuild(con: duckdb.DuckDBPyConnection) -> InventoryFigures:
         "inventory_claims",
         "inventory_file_movements",
         "inventory_counts",
+        "inventory_booked",
         "oversell_episodes",
     ):
         con.execute(f"DROP TABLE {table}")
