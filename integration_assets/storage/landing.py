@@ -66,26 +66,27 @@ def land_pages(
     all_pages: list[dict[str, Any]] = []
     part_pages: list[dict[str, Any]] = []
     committed: list[BatchManifest] = []
+
+    def batch_details(cursor_after: Any, part: int | None) -> dict[str, Any]:
+        """The manifest details of the batch being committed (its own pages and records)."""
+        return {
+            **details,
+            "run_id": run_id,
+            **({"part": part} if part is not None else {}),
+            "pages": part_pages,
+            "records_from_pages": sum(p["records"] for p in part_pages),
+            "unreadable_positions": unreadable_part,
+            "cursor_before": render(cursor_before),
+            "cursor_after": render(cursor_after),
+            "extracted_at": to_iso_utc(datetime.now(UTC)),
+        }
+
     writer = log.open_batch(source, stream)
     try:
         for page in pages:
             if records_per_batch and writer.records >= records_per_batch:
-                committed.append(
-                    writer.commit(
-                        {
-                            **details,
-                            "run_id": run_id,
-                            "part": len(committed) + 1,
-                            "pages": part_pages,
-                            "records_from_pages": sum(p["records"] for p in part_pages),
-                            "unreadable_positions": unreadable_part,
-                            # A part never moves the cursor: the poll's last batch does.
-                            "cursor_before": render(cursor_before),
-                            "cursor_after": render(cursor_before),
-                            "extracted_at": to_iso_utc(datetime.now(UTC)),
-                        }
-                    )
-                )
+                # A part never moves the cursor: the poll's last batch does.
+                committed.append(writer.commit(batch_details(cursor_before, len(committed) + 1)))
                 writer = log.open_batch(source, stream)
                 part_pages, unreadable_part = [], 0
             summary = {
@@ -125,17 +126,10 @@ def land_pages(
                     newest = position
         late = late_details()
         final = {
-            **details,
-            "run_id": run_id,
-            **({"part": len(committed) + 1} if committed else {}),
-            "pages": part_pages,
-            "records_from_pages": sum(p["records"] for p in part_pages),
-            "unreadable_positions": unreadable_part,
-            "cursor_before": render(cursor_before),
-            "cursor_after": render(
-                cursor_before if newest is None or newest < cursor_before else newest
+            **batch_details(
+                cursor_before if newest is None or newest < cursor_before else newest,
+                len(committed) + 1 if committed else None,
             ),
-            "extracted_at": to_iso_utc(datetime.now(UTC)),
             "seconds": round(time.monotonic() - started, 3),
             **late,
         }
