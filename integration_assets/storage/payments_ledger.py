@@ -157,7 +157,7 @@ money AS (
 SELECT order_id, coalesce(max(currency), 'usd') AS currency, sum(charged) AS charged,
        sum(refunded) AS refunded, sum(fees) AS fees, sum(disputed) AS disputed,
        sum(unsettled) AS unsettled
-FROM money GROUP BY order_id ORDER BY order_id
+FROM money GROUP BY order_id
 """
 
 

@@ -19,7 +19,7 @@ from integration_assets.defs.payments.names import (
     SOURCE,
 )
 from integration_assets.storage.landing import HTTP_STATS_KEYS, land_pages, landed_batch_metadata
-from integration_assets.storage.raw_log import BatchManifest, RawLog
+from integration_assets.storage.raw_log import BatchManifest
 from integration_assets.storage.resources import RawLogResource
 from integration_assets.streams.timestamps import parse_utc
 from integration_assets.systems.payments import PaymentsClient, PaymentsPage
@@ -31,8 +31,8 @@ def created_of(payload: object) -> int | None:
     return created if isinstance(created, int) and not isinstance(created, bool) else None
 
 
-def previous_cursor(log: RawLog, stream: str) -> int:
-    latest = log.latest(SOURCE, stream)
+def cursor_after(latest: BatchManifest | None) -> int:
+    """How far the stream has read: the newest `created` its last batch saw (0 before any)."""
     return int(latest.details["cursor_after"]) if latest is not None else 0
 
 
@@ -108,10 +108,9 @@ def build_raw_payments_asset(resource: str, lookback_seconds: int) -> dg.AssetsD
         context: dg.AssetExecutionContext, payments: PaymentsClient, raw_log: RawLogResource
     ) -> dg.MaterializeResult:
         log = raw_log.log()
-        cursor = previous_cursor(log, resource)
-        if resource in CHANGE_EVENTS and events_usable(
-            log.latest(SOURCE, resource), datetime.now(UTC)
-        ):
+        latest = log.latest(SOURCE, resource)
+        cursor = cursor_after(latest)
+        if resource in CHANGE_EVENTS and events_usable(latest, datetime.now(UTC)):
             since = max(0, cursor - EVENTS_OVERLAP)
             types = list(CHANGE_EVENTS[resource])
             pages = oldest_first(
