@@ -10,15 +10,22 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: setup demo test dev lint clean bench
+.PHONY: setup chromium demo test dev lint clean bench
 
 $(UV):
 	$(PYTHON) -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/pip install --quiet uv==$(UV_VERSION)
 
-# Creates .venv with exactly the locked versions (the project itself installed editable).
-setup: $(UV)
+# Creates .venv with exactly the locked versions (the project itself installed editable), and
+# installs Debian's headless Chromium for the browser tests when it is missing (Playwright drives it;
+# no browser is downloaded by Playwright itself).
+setup: $(UV) chromium
 	$(UV) sync --locked --python $(PYTHON)
+
+chromium:
+	@command -v $${CHROMIUM_PATH:-chromium} >/dev/null || { \
+		command -v apt-get >/dev/null || { echo "The browser tests need Chromium: install Debian's 'chromium' package (or set CHROMIUM_PATH to a Chromium binary)." >&2; exit 1; }; \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 
 demo: setup
 	$(VENV)/bin/integration-assets demo
