@@ -21,6 +21,45 @@ DEFAULT_SCENARIO = SCENARIOS_DIR / "default.yaml"
 READY_TIMEOUT_SECONDS = 60.0
 
 
+def systems_environment(systems: dict) -> dict[str, str]:
+    """The variables the Dagster resources read, pointing at the sandbox systems of a ready file."""
+    storefront = systems["storefront"]
+    environment = {
+        "STOREFRONT_URL": storefront["url"],
+        "STOREFRONT_ACCESS_TOKEN": storefront["access_token"],
+        "STOREFRONT_API_VERSION": storefront["api_version"],
+    }
+    payments = systems.get("payments")
+    if payments:
+        environment["PAYMENTS_URL"] = payments["url"]
+        environment["PAYMENTS_SECRET_KEY"] = payments["secret_key"]
+    warehouse = systems.get("warehouse")
+    if warehouse:
+        environment["WAREHOUSE_INBOX"] = warehouse["inbox"]
+    erp = systems.get("erp")
+    if erp:
+        environment.update(
+            ERP_URL=erp["url"],
+            ERP_CLIENT_ID=erp["client_id"],
+            ERP_CLIENT_SECRET=erp["client_secret"],
+        )
+    crm = systems.get("crm")
+    if crm:
+        environment.update(
+            CRM_URL=crm["url"],
+            CRM_CLIENT_ID=crm["client_id"],
+            CRM_CLIENT_SECRET=crm["client_secret"],
+            CRM_DEFAULT_OWNER_ID=crm["default_owner_id"],
+        )
+    wms = systems.get("wms")
+    if wms:
+        environment.update(WMS_URL=wms["url"], WMS_API_KEY=wms["api_key"])
+    alerts = systems.get("alerts")
+    if alerts:
+        environment["ALERT_WEBHOOK_URL"] = alerts["hook_url"]
+    return environment
+
+
 @dataclass
 class SandboxProcess:
     process: subprocess.Popen
@@ -32,41 +71,7 @@ class SandboxProcess:
 
     def environment(self) -> dict[str, str]:
         """The variables the Dagster resources read, pointing at this sandbox."""
-        storefront = self.systems["storefront"]
-        environment = {
-            "STOREFRONT_URL": storefront["url"],
-            "STOREFRONT_ACCESS_TOKEN": storefront["access_token"],
-            "STOREFRONT_API_VERSION": storefront["api_version"],
-        }
-        payments = self.systems.get("payments")
-        if payments:
-            environment["PAYMENTS_URL"] = payments["url"]
-            environment["PAYMENTS_SECRET_KEY"] = payments["secret_key"]
-        warehouse = self.systems.get("warehouse")
-        if warehouse:
-            environment["WAREHOUSE_INBOX"] = warehouse["inbox"]
-        erp = self.systems.get("erp")
-        if erp:
-            environment.update(
-                ERP_URL=erp["url"],
-                ERP_CLIENT_ID=erp["client_id"],
-                ERP_CLIENT_SECRET=erp["client_secret"],
-            )
-        crm = self.systems.get("crm")
-        if crm:
-            environment.update(
-                CRM_URL=crm["url"],
-                CRM_CLIENT_ID=crm["client_id"],
-                CRM_CLIENT_SECRET=crm["client_secret"],
-                CRM_DEFAULT_OWNER_ID=crm["default_owner_id"],
-            )
-        wms = self.systems.get("wms")
-        if wms:
-            environment.update(WMS_URL=wms["url"], WMS_API_KEY=wms["api_key"])
-        alerts = self.systems.get("alerts")
-        if alerts:
-            environment["ALERT_WEBHOOK_URL"] = alerts["hook_url"]
-        return environment
+        return systems_environment(self.systems)
 
     def advance_clock(self, step: str) -> str:
         response = requests.post(

@@ -61,6 +61,9 @@ FAULT_KINDS: FaultKinds = {
     "rate_limit_burst": ({"after_requests"}, {"count", "retry_after"}),
     "server_error": ({"after_requests"}, {"count", "status"}),
     "slow_response": ({"after_requests", "delay_seconds"}, {"count"}),
+    "truncated_body": ({"after_requests"}, {"count"}),
+    "invalid_json": ({"after_requests"}, {"count"}),
+    "expired_cursor": ({"after_requests"}, {"count"}),
     "schema_change": ({"at"}, {"rename", "remove", "add"}),
 }
 SERVER_ERROR_STATUSES = {500, 502, 503, 504}

@@ -106,6 +106,25 @@ def json_response(
     )
 
 
+# A 200 whose body is not JSON: cut in half (a dropped connection, a proxy's limit), or a proxy's
+# HTML error page served with status 200.
+SPOILED_BODIES = ("truncated_body", "invalid_json")
+PROXY_ERROR_PAGE = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><h1>Bad Gateway</h1></body></html>"
+)
+
+
+def spoiled(response: Response, kind: str) -> Response:
+    """`response` with its body spoiled the way `kind` says; status and headers kept."""
+    body = response.get_data()
+    if kind == "truncated_body":
+        response.set_data(body[: len(body) // 2])
+    else:
+        response.set_data(PROXY_ERROR_PAGE)
+        response.headers["Content-Type"] = "text/html"
+    return response
+
+
 def _json_bytes_response(body: bytes, headers: dict[str, str] | None = None) -> Response:
     """A 200 whose JSON is already encoded (as `json_response` would have encoded it)."""
     return Response(
@@ -241,6 +260,7 @@ class StorefrontApp:
         )
         self.stats = RequestStats()
         self.request_faults: list[Fault] = [f for f in scenario.faults if f.kind != "schema_change"]
+        self._cursors_refused: dict[int, int] = defaultdict(int)
         # Walking a list is many requests with the same filters at the same clock time: each page
         # reuses the selection the first one made (the order book and catalog never change).
         self._selections: OrderedDict[tuple[Any, ...], Selection] = OrderedDict()
@@ -284,13 +304,28 @@ class StorefrontApp:
         if token != self.scenario.shop.access_token:
             return json_response({"errors": INVALID_TOKEN_MESSAGE}, 401, headers)
         request_number = self.stats.next_api_request()
-        for fault in self.request_faults:
-            if not fault.covers_request(request_number):
+        spoil: str | None = None
+        for index, fault in enumerate(self.request_faults):
+            if fault.kind == "expired_cursor":
+                # The first `count` requests after request N that carry a cursor have it refused.
+                if (
+                    request_number <= fault.after_requests
+                    or "page_info" not in request.args
+                    or self._cursors_refused[index] >= fault.count
+                ):
+                    continue
+                self._cursors_refused[index] += 1
+            elif not fault.covers_request(request_number):
                 continue
             self.stats.fault_fired(fault.kind)
             if fault.kind == "slow_response":
                 self.sleep(fault.delay_seconds)
                 continue
+            if fault.kind in SPOILED_BODIES:
+                spoil = fault.kind
+                continue
+            if fault.kind == "expired_cursor":
+                return json_response({"errors": {"page_info": "Invalid value."}}, 400, headers)
             headers["X-Shopify-Shop-Api-Call-Limit"] = self.buckets.peek(
                 token, self.wall_clock()
             ).header
@@ -310,7 +345,7 @@ class StorefrontApp:
         except BadRequest as error:
             response = json_response({"errors": {error.param: error.message}}, 400)
         response.headers.update(headers)
-        return response
+        return response if spoil is None else spoiled(response, spoil)
 
     def _too_many_requests(self, headers: dict[str, str], retry_after: float | None) -> Response:
         wait = self.scenario.rate_limit.retry_after if retry_after is None else retry_after

@@ -20,6 +20,8 @@ HTTP_STATS_KEYS = (
     "retries_rate_limited",
     "retries_server_error",
     "retries_network",
+    "retries_invalid_body",
+    "cursor_restarts",
 )
 
 

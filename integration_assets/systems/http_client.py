@@ -15,7 +15,7 @@ record it carries. The secret never reaches a message or a line.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
@@ -406,18 +406,45 @@ class RetryingHttpResource(dg.ConfigurableResource):
             )
         return body
 
-    def get(self, url: str, params: dict[str, str] | None = None) -> requests.Response:
-        """GET with retries for transient faults; raises the subclass's error with a clear message otherwise."""
+    def get(
+        self, url: str, params: dict[str, str] | None = None, answered: Collection[int] = ()
+    ) -> requests.Response:
+        """GET with retries for transient faults; raises the subclass's error with a clear message
+        otherwise. A status in `answered` is returned for the caller to read (a refused cursor)."""
         try:
             response = self.send("GET", url, params=params)
         except TargetUnavailableError as error:
             raise self._error(str(error)) from None
-        if response.status_code >= 400:
+        if response.status_code >= 400 and response.status_code not in answered:
             raise self._error(
                 f"GET {urlsplit(url).path} answered {response.status_code}: "
                 f"{self._error_detail(response)}"
             )
         return response
+
+    def get_json(
+        self, url: str, params: dict[str, str] | None = None, answered: Collection[int] = ()
+    ) -> tuple[requests.Response, Any]:
+        """`get` and its JSON body. An answer whose body is not JSON (cut short by a dropped
+        connection or a proxy, or a proxy's HTML error page served as 200) is asked again like a
+        5xx, with backoff, up to `max_retries`; then the system's error says what came back."""
+        retries = 0
+        while True:
+            response = self.get(url, params, answered)
+            try:
+                return response, response_json(response)
+            except ValueError:
+                if retries >= self.max_retries:
+                    raise self._error(
+                        f"GET {urlsplit(url).path} answered {response.status_code} with a body that is "
+                        f"not JSON {retries + 1} times ({len(response.content)} bytes, starting "
+                        f"{response.text[:80]!r}); giving up"
+                    ) from None
+                self._stats.retries_invalid_body += 1
+                self._sleep(
+                    backoff_seconds(retries, self.backoff_base_seconds, self.backoff_max_seconds)
+                )
+                retries += 1
 
 
 def _encode_body(json_body: Any, form: Mapping[str, str] | None) -> tuple[str, bytes] | None:

@@ -17,6 +17,8 @@ class RequestStats:
     retries_rate_limited: int = 0
     retries_server_error: int = 0
     retries_network: int = 0
+    retries_invalid_body: int = 0
+    cursor_restarts: int = 0
     waited_seconds: float = 0.0
 
     def as_metadata(self) -> dict[str, float | int]:
@@ -25,6 +27,8 @@ class RequestStats:
             "retries_rate_limited": self.retries_rate_limited,
             "retries_server_error": self.retries_server_error,
             "retries_network": self.retries_network,
+            "retries_invalid_body": self.retries_invalid_body,
+            "cursor_restarts": self.cursor_restarts,
             "retry_wait_seconds": round(self.waited_seconds, 3),
         }
 

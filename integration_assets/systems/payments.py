@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 import requests
 
-from integration_assets.systems.http_client import RetryingHttpResource, response_json
+from integration_assets.systems.http_client import RetryingHttpResource
 from integration_assets.systems.read_ahead import read_ahead
 
 SECRET_KEY_ENV_VAR = "PAYMENTS_SECRET_KEY"
@@ -117,8 +117,7 @@ class PaymentsClient(RetryingHttpResource):
             params = dict(base)
             if starting_after is not None:
                 params["starting_after"] = starting_after
-            response = self.get(url, params)
-            body = response_json(response)
+            response, body = self.get_json(url, params)
             if (
                 not isinstance(body, dict)
                 or body.get("object") != "list"

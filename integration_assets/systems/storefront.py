@@ -15,10 +15,12 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlsplit
 
-from integration_assets.systems.http_client import RetryingHttpResource, response_json
+from integration_assets.systems.http_client import RetryingHttpResource
 from integration_assets.systems.read_ahead import read_ahead
 
 LINK_RE = re.compile(r'<([^<>]+)>;\s*rel="([^"]+)"')
+# How often one listing starts again from its first page after Shopify refused a `page_info` cursor.
+CURSOR_RESTARTS = 2
 
 
 class StorefrontError(RuntimeError):
@@ -123,12 +125,26 @@ class StorefrontClient(RetryingHttpResource):
         }
         if updated_at_max is not None:
             params["updated_at_max"] = updated_at_max.astimezone(UTC).isoformat(timespec="seconds")
-        url: str | None = self.api_url(f"{resource}.json")
+        first_url = self.api_url(f"{resource}.json")
+        url: str | None = first_url
         request_params: dict[str, str] | None = params
         page_number = 0
+        restarts = 0
         while url:
-            response = self.get(url, request_params)
-            body = response_json(response)
+            response, body = self.get_json(url, request_params, answered=(400,))
+            if response.status_code == 400:
+                if not _refused_cursor(body) or restarts >= CURSOR_RESTARTS:
+                    raise StorefrontError(
+                        f"GET {urlsplit(url).path} answered 400: {str(body)[:300]}"
+                        + (f" (after {restarts} restarts of the listing)" if restarts else "")
+                    )
+                # The cursor expired (or the shop no longer knows it): list again from the first
+                # page with the same filters. What was read already comes back; staging counts it
+                # as duplicates, so nothing is lost and nothing doubled.
+                restarts += 1
+                self._stats.cursor_restarts += 1
+                url, request_params = first_url, params
+                continue
             if not isinstance(body, dict) or not isinstance(body.get(resource), list):
                 raise StorefrontError(
                     f"GET {urlsplit(url).path}: expected {{'{resource}': [...]}}, got {str(body)[:200]}"
@@ -151,3 +167,12 @@ class StorefrontClient(RetryingHttpResource):
             # A page_info URL carries the original filters; it must be followed exactly as given.
             url, request_params = next_url, None
             page_number += 1
+
+
+def _refused_cursor(body: Any) -> bool:
+    """Shopify's 400 for a `page_info` it does not accept: `{"errors": {"page_info": ...}}`."""
+    return (
+        isinstance(body, dict)
+        and isinstance(body.get("errors"), dict)
+        and "page_info" in body["errors"]
+    )

@@ -128,3 +128,14 @@ def verify_stripe(
         ):
             return Verdict(True, "ok")
     return Verdict(False, "signature does not match")
+
+
+def shopify_signature(raw_body: bytes, secret: str) -> str:
+    """The `X-Shopify-Hmac-Sha256` Shopify sends with `raw_body` (what `verify_shopify` checks)."""
+    return base64.b64encode(hmac.new(secret.encode(), raw_body, hashlib.sha256).digest()).decode()
+
+
+def stripe_signature(raw_body: bytes, secret: str, timestamp: int) -> str:
+    """The `Stripe-Signature` Stripe sends with `raw_body` at `timestamp` (what `verify_stripe` checks)."""
+    signed = str(timestamp).encode() + b"." + raw_body
+    return f"t={timestamp},v1={hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest()}"

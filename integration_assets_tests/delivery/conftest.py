@@ -14,8 +14,8 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import yaml
 
+from integration_assets.chaos.scenario import delivery_scenario_raw, write_scenario
 from integration_assets.definitions import defs
 from integration_assets.sandbox.scenario import load_scenario
 from integration_assets.sandbox.server import RunningSystems, start_sandbox_systems
@@ -29,91 +29,9 @@ from integration_assets.storage.warehouse import Warehouse
 from integration_assets.systems.alert_sink import AlertSinkResource
 from integration_assets_tests.sandbox_clients import client_resources
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "integration_assets" / "sandbox" / "scenarios"
-BAD_EMAIL = "dara.okafor@example..com"
-
 
 def delivery_scenario(folder: Path) -> Path:
-    raw = yaml.safe_load((SCENARIOS / "tiny.yaml").read_text())
-    raw["name"] = "delivery"
-    raw["customers"] += [
-        {
-            "id": 300000004,
-            "email": BAD_EMAIL,
-            "first_name": "Dara",
-            "last_name": "Okafor",
-            "address": {
-                "address1": "5 Lake Shore Drive",
-                "city": "Chicago",
-                "province_code": "IL",
-                "country_code": "US",
-                "zip": "60611",
-            },
-        },
-        {
-            "id": 300000006,
-            "email": "buyer@acme.example.com",
-            "first_name": "Lena",
-            "last_name": "Fischer",
-            "company": "Acme Retail Ltd",
-            "tags": ["segment:wholesale", "account-manager:sam.seller@shop.example"],
-            "address": {
-                "address1": "1 Market Street",
-                "city": "Denver",
-                "province_code": "CO",
-                "country_code": "US",
-                "zip": "80202",
-            },
-        },
-    ]
-    raw["stories"] += [
-        {
-            "name": "bad_email_paid",
-            "customer": 300000004,
-            "events": [
-                {"at": "+1h", "type": "created", "lines": [{"sku": "CASE-SLIM", "quantity": 1}]},
-                {"at": "+1h5m", "type": "paid"},
-            ],
-        },
-        {
-            "name": "wholesale_big_refund",
-            "customer": 300000006,
-            "events": [
-                {
-                    "at": "+1h",
-                    "type": "created",
-                    "lines": [{"sku": "IPOD2008GREEN", "quantity": 4}],
-                },
-                {"at": "+1h10m", "type": "paid"},
-                {
-                    "at": "+3h",
-                    "type": "refunded",
-                    "lines": [{"sku": "IPOD2008GREEN", "quantity": 3}],
-                    "restock": True,
-                },
-            ],
-        },
-    ]
-    raw["crm"] = {
-        "users": [
-            {
-                "id": "005000000000001AAA",
-                "name": "Integration User",
-                "email": "integration@shop.example",
-                "active": True,
-            },
-            {
-                "id": "005000000000002AAA",
-                "name": "Sam Seller",
-                "email": "sam.seller@shop.example",
-                "active": True,
-            },
-        ],
-        "default_owner": "005000000000001AAA",
-    }
-    path = folder / "delivery.yaml"
-    path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return path
+    return write_scenario(delivery_scenario_raw(), folder)
 
 
 @dataclass

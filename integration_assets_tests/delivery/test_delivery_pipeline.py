@@ -3,9 +3,9 @@
 import orjson
 import pytest
 
+from integration_assets.chaos.scenario import BAD_EMAIL
 from integration_assets.defs.delivery.names import CHECK_TARGET_REACHABLE
 from integration_assets.storage import outbox as store
-from integration_assets_tests.delivery.conftest import BAD_EMAIL
 from integration_assets_tests.pipeline.conftest import check_outcomes, materialized
 
 

@@ -111,3 +111,49 @@ def test_a_wrong_token_fails_at_once_without_retries_and_without_the_token_in_th
         assert client.stats.requests == 1
         assert secret not in str(raised.value)
         assert "STOREFRONT_ACCESS_TOKEN" in str(raised.value)
+
+
+@pytest.mark.parametrize("kind", ["truncated_body", "invalid_json"])
+def test_a_page_whose_body_is_not_json_is_asked_again(kind):
+    scenario = scenario_with([{"kind": kind, "after_requests": 1, "count": 2}])
+    with start_storefront(scenario) as sandbox:
+        sandbox.clock.advance(timedelta(days=2))
+        client = client_for(sandbox, scenario, page_limit=7)
+        ids = all_ids(client)
+        assert sandbox.app.stats.snapshot()["faults_fired"] == {kind: 2}
+    clean = scenario_with([])
+    with start_storefront(clean) as sandbox:
+        sandbox.clock.advance(timedelta(days=2))
+        assert ids == all_ids(client_for(sandbox, clean, page_limit=7))
+    assert client.stats.retries_invalid_body == 2
+
+
+def test_a_body_that_stays_unreadable_gives_up_naming_what_came_back():
+    scenario = scenario_with([{"kind": "invalid_json", "after_requests": 0, "count": 10}])
+    with start_storefront(scenario) as sandbox:
+        sandbox.clock.advance(timedelta(days=2))
+        client = client_for(sandbox, scenario, max_retries=2)
+        with pytest.raises(StorefrontError, match="not JSON 3 times .*Bad Gateway") as error:
+            all_ids(client)
+        assert scenario.shop.access_token not in str(error.value)
+
+
+def test_a_refused_cursor_lists_again_from_the_first_page_and_misses_nothing():
+    scenario = scenario_with([{"kind": "expired_cursor", "after_requests": 3}])
+    with start_storefront(scenario) as sandbox:
+        sandbox.clock.advance(timedelta(days=2))
+        client = client_for(sandbox, scenario, page_limit=7)
+        ids = all_ids(client)
+        assert sandbox.app.stats.snapshot()["faults_fired"] == {"expired_cursor": 1}
+    assert client.stats.cursor_restarts == 1
+    # The pages before the refusal come again (staging counts them as duplicates): nothing missing.
+    assert len(ids) > len(set(ids)) and len(set(ids)) > 21
+
+
+def test_a_cursor_refused_again_and_again_fails_clearly():
+    scenario = scenario_with([{"kind": "expired_cursor", "after_requests": 1, "count": 50}])
+    with start_storefront(scenario) as sandbox:
+        sandbox.clock.advance(timedelta(days=2))
+        client = client_for(sandbox, scenario, page_limit=7)
+        with pytest.raises(StorefrontError, match="answered 400: .*page_info.*after 2 restarts"):
+            all_ids(client)
