@@ -78,6 +78,7 @@ SEED_CUSTOMER_KEYS = {
     "billing_address",
 }
 API_ROUTES = ("put_record", "batch_records", "get_record", "list_records")
+WRITE_ROUTES = ("put_record", "batch_records")
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1000
 SERVER_ERROR_MESSAGES = {
@@ -88,6 +89,7 @@ SERVER_ERROR_MESSAGES = {
 }
 TOKEN_INVALID = "The access token is invalid"
 TOKEN_EXPIRED = "The access token expired"
+WRITES_FORBIDDEN = "This client may not write records (its role has no write permission)"
 
 URL_MAP = Map(
     [
@@ -262,6 +264,7 @@ class ErpApp:
         self.store = ErpStore()
         self.faults: tuple[Fault, ...] = config.faults
         self._down = False
+        self._writes_forbidden = False
         # Requests being answered right now: `wait_idle` lets a test await a slow answer's end.
         self._in_flight = 0
         self._idle = threading.Condition()
@@ -277,6 +280,11 @@ class ErpApp:
     @property
     def down(self) -> bool:
         return self._down
+
+    def set_writes_forbidden(self, forbidden: bool) -> None:
+        """Simulate a revoked write permission: 403 to every write (tokens and reads still answered)
+        until set back, as an ERP answers a client whose role lost its write scope."""
+        self._writes_forbidden = bool(forbidden)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Block until no request is being answered (False if that takes longer than `timeout`)."""
@@ -302,6 +310,7 @@ class ErpApp:
             "writes": self.store.writes.as_json(),
             "tokens_issued": self.tokens.issued,
             "down": self._down,
+            "writes_forbidden": self._writes_forbidden,
         }
 
     # ---- WSGI -------------------------------------------------------------------------------
@@ -364,6 +373,8 @@ class ErpApp:
                 {"WWW-Authenticate": 'Bearer error="invalid_token"'},
                 message_key="error_description",
             )
+        if self._writes_forbidden and endpoint in WRITE_ROUTES:
+            return _error(403, "insufficient_scope", WRITES_FORBIDDEN)
         # One client per credential pair: the bucket is the client's, whichever token it holds.
         decision = self.buckets.try_acquire(self.config.client_id, self.wall_clock())
         if not decision.allowed:

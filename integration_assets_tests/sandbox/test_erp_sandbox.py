@@ -567,6 +567,25 @@ def test_set_down_refuses_everything_but_the_stats_until_set_back(erp, api):
     assert erp.erp.documents("customer")[0]["external_id"] == "c-1"
 
 
+def test_forbidden_writes_are_refused_403_while_tokens_and_reads_answer_until_set_back(erp, api):
+    other = {**CUSTOMER, "email": "grace@example.com"}  # a second customer needs its own email
+    assert api.put("customer", "c-1", CUSTOMER).status_code == 201
+    erp.erp.set_writes_forbidden(True)
+    refused = api.put("customer", "c-2", other)
+    assert refused.status_code == 403 and refused.json()["error"] == "insufficient_scope"
+    batch = api.batch("customer", {"records": [{"external_id": "c-3", "record": other}]})
+    assert batch.status_code == 403
+    assert token_for(erp).status_code == 200
+    assert api.get("customer", "c-1").status_code == 200
+    assert api.list("customer").json()["total"] == 1
+    stats = erp.stats()
+    assert stats["writes_forbidden"] is True
+    assert stats["documents"]["customer"] == 1 and stats["writes"]["creates"] == 1
+    erp.erp.set_writes_forbidden(False)
+    assert api.put("customer", "c-2", other).status_code == 201
+    assert erp.stats()["documents"]["customer"] == 2
+
+
 # ---- configuration -------------------------------------------------------------------------------
 def parse(text: str):
     return parse_erp(_Reader(Path("scenario.yaml")), yaml.safe_load(text))
