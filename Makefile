@@ -24,8 +24,11 @@ setup: $(UV) chromium
 
 chromium:
 	@command -v $${CHROMIUM_PATH:-chromium} >/dev/null || { \
-		command -v apt-get >/dev/null || { echo "The browser tests need Chromium: install Debian's 'chromium' package (or set CHROMIUM_PATH to a Chromium binary)." >&2; exit 1; }; \
-		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+			apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+		else \
+			echo "The browser tests need Chromium: install Debian's 'chromium' package (sudo apt-get install chromium), or set CHROMIUM_PATH to a Chromium binary." >&2; exit 1; \
+		fi; }
 
 demo: setup
 	$(VENV)/bin/integration-assets demo
