@@ -2,18 +2,15 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import requests
 
 from integration_assets.defs.orders.names import GATING_CHECKS
+from integration_assets_tests.e2e.graphql_ops import running_webserver
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -89,56 +86,10 @@ def test_report_json_has_counts_checks_and_balances_that_hold(demo_home):
     assert totals["quarantined"] > 0 and report["quarantine"]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def _graphql(port: int, query: str) -> dict:
     response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
     response.raise_for_status()
     return response.json()["data"]
-
-
-@contextmanager
-def running_webserver(env: dict) -> Iterator[int]:
-    """`dagster-webserver` on a free port with `env`, up and answering; stopped (by its pid) on exit."""
-    port = _free_port()
-    server = subprocess.Popen(
-        [
-            str(BIN / "dagster-webserver"),
-            "-w",
-            "workspace.yaml",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, "the webserver exited"
-            assert time.monotonic() < deadline, "the webserver did not come up"
-            time.sleep(0.5)
-        yield port
-    finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
 
 
 def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
