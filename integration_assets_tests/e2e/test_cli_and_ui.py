@@ -11,6 +11,7 @@ import requests
 
 from integration_assets.defs.orders.names import GATING_CHECKS
 from integration_assets_tests.e2e.graphql_ops import running_webserver
+from integration_assets_tests.e2e.ui_stack import SCENARIOS, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -20,24 +21,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def demo_home(tmp_path_factory):
     """`integration-assets demo` on the malformed scenario, into a temporary data dir and Dagster home."""
-    base = tmp_path_factory.mktemp("demo")
-    env = {
-        **os.environ,
-        "INTEGRATION_ASSETS_DATA_DIR": str(base / "data"),
-        "DAGSTER_HOME": str(base / "home"),
-    }
-    (base / "home").mkdir()
-    scenario = ROOT / "integration_assets" / "sandbox" / "scenarios" / "malformed.yaml"
-    demo = subprocess.run(
-        [str(BIN / "integration-assets"), "demo", "--scenario", str(scenario)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
-    return env, demo.stdout
+    return run_demo(tmp_path_factory.mktemp("demo"), SCENARIOS / "malformed.yaml")
 
 
 def test_demo_prints_a_readable_summary(demo_home):
