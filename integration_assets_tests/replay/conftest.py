@@ -15,14 +15,10 @@ from pathlib import Path
 
 import yaml
 
+from integration_assets.local_stack import SCENARIOS_DIR as SCENARIOS
 from integration_assets.sandbox.scenario import load_scenario
 from integration_assets.sandbox.server import start_sandbox_systems
-from integration_assets_tests.delivery.conftest import (
-    SCENARIOS,
-    Stack,
-    _stack_on,
-    delivery_scenario,
-)
+from integration_assets_tests.delivery.conftest import Stack, _stack_on, delivery_scenario
 
 SOURCE_GROUPS = ("warehouse", "products", "orders", "payments", "finance", "customers")
 DERIVED_GROUPS = ("inventory", "returns", "reporting")
