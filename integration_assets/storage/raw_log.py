@@ -1,6 +1,7 @@
 """The raw log: append-only, immutable batch files with a manifest, exactly what each source said.
 
-Layout: <root>/<source>/<stream>/<batch_id>.jsonl plus <batch_id>.manifest.json. The JSONL file is
+Layout: <root>/<source>/<stream>/<batch_id>.jsonl plus <batch_id>.manifest.json (the JSONL file
+becomes <batch_id>.jsonl.gz once the retention policy compresses it: same bytes inside). The JSONL file is
 written to a temporary name and renamed into place; the manifest is written last and is the commit
 marker, so a reader never sees half a batch. Nothing here needs the warehouse, so extraction never
 waits for a warehouse lock. The extraction cursor is part of each manifest (`cursor_after`): the log
@@ -9,6 +10,7 @@ itself says how far we have read.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import secrets
@@ -16,11 +18,29 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import orjson
 
 MANIFEST_SUFFIX = ".manifest.json"
+# A batch file compressed by the retention policy (storage/retention.py): `<batch>.jsonl.gz`, same bytes.
+COMPRESSED_SUFFIX = ".gz"
+
+
+def compressed_path(path: Path) -> Path:
+    return path.with_name(path.name + COMPRESSED_SUFFIX)
+
+
+def open_batch_file(path: Path) -> IO[bytes]:
+    """A batch file for reading, plain or, once retention compressed it, from its gzip copy (the
+    bytes read are the committed bytes either way; the manifest's sha256 still proves them)."""
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        compressed = compressed_path(path)
+        if not compressed.exists():
+            raise
+        return gzip.open(compressed, "rb")
 
 
 def new_batch_id(now: datetime | None = None) -> str:
@@ -137,13 +157,23 @@ class RawLog:
         return batches[-1] if batches else None
 
     def read_records(self, manifest: BatchManifest) -> Iterator[dict[str, Any]]:
-        with manifest.path.open("rb") as handle:
+        with open_batch_file(manifest.path) as handle:
             for line in handle:
                 yield orjson.loads(line)
 
+    def read_bytes(self, manifest: BatchManifest) -> bytes:
+        """The batch file's committed bytes (a landed warehouse file is one batch of its own)."""
+        with open_batch_file(manifest.path) as handle:
+            return handle.read()
+
     def verify(self, manifest: BatchManifest) -> bool:
-        """True when the file on disk is byte-for-byte what was committed."""
-        return hashlib.sha256(manifest.path.read_bytes()).hexdigest() == manifest.sha256
+        """True when the batch's bytes (kept plain, or compressed by retention) are byte-for-byte
+        what was committed."""
+        digest = hashlib.sha256()
+        with open_batch_file(manifest.path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest() == manifest.sha256
 
     def payloads(self, raw_refs: Iterable[str]) -> dict[str, Any]:
         """The payload of each `raw/<source>/<stream>/<batch>#<index>` reference, reading each batch once."""

@@ -492,7 +492,7 @@ def stage_drop(
             "DELETE FROM ops.file_quarantine WHERE file_name = ? AND sha256 = ?", [name, digest]
         )
         landed = _landed_manifest(log, drop["landed_batch_id"])
-        data = landed.path.read_bytes()
+        data = log.read_bytes(landed)
         if sha256_of(data) != digest:
             result: ParsedFile | FileRejection = FileRejection(
                 name,
