@@ -41,6 +41,10 @@ BENCH_ORDERS ?= 200000
 bench: setup
 	BENCH_ORDERS=$(BENCH_ORDERS) $(VENV)/bin/python -m benchmarks.run
 
+# Faults injected into the sandbox systems, every invariant checked (docs/reliability.md).
+chaos: setup
+	$(VENV)/bin/integration-assets chaos
+
 dev: setup
 	$(VENV)/bin/integration-assets dev
 

@@ -139,8 +139,17 @@ def build_parser() -> argparse.ArgumentParser:
     recheck.add_argument("batch_id")
     recheck.set_defaults(handler=_cmd_gate_recheck)
 
-    from integration_assets import cli_explain, cli_outbox, cli_replay, cli_webhooks
+    from integration_assets import (
+        cli_chaos,
+        cli_explain,
+        cli_export,
+        cli_outbox,
+        cli_replay,
+        cli_webhooks,
+    )
 
+    cli_chaos.add_commands(commands)
+    cli_export.add_commands(commands)
     cli_outbox.add_commands(commands)
     cli_explain.add_commands(commands)
     cli_replay.add_commands(commands)

@@ -17,6 +17,9 @@ from typing import Any
 import duckdb
 
 from integration_assets.chaos.scenario import HOSTILE, HOSTILE_CUSTOMER, HOSTILE_STORY
+from integration_assets.csv_export import export_table
+from integration_assets.defs.warehouse.names import DROPS_STREAM
+from integration_assets.defs.warehouse.names import SOURCE as WAREHOUSE_SOURCE
 from integration_assets.sandbox.server import RunningSystems
 from integration_assets.storage.raw_log import RawLog
 from integration_assets.storage.warehouse import Warehouse, table_exists
@@ -44,7 +47,8 @@ def _first(items: Iterable[Any], n: int = 3) -> str:
 # ---- every source record promoted or quarantined exactly once ---------------------------------
 def accounted(con: duckdb.DuckDBPyConnection, log: RawLog) -> Invariant:
     """Every landed batch staged with as many records as it holds; every count balance holds; no
-    record both staged and quarantined; no order version staged twice."""
+    record both staged and quarantined; every dropped warehouse file judged once. (An order version
+    staged twice cannot happen: it is staging's primary key.)"""
     problems = []
     failed = con.execute(
         "SELECT asset_key || ' ' || scope || ': ' || text FROM ops.count_balances WHERE NOT holds"
@@ -67,7 +71,7 @@ def accounted(con: duckdb.DuckDBPyConnection, log: RawLog) -> Invariant:
     streams |= {
         f"{source.name}/{stream.name}"
         for source in log.root.iterdir()
-        if source.is_dir() and source.name not in ("webhooks", "wms")  # files: staged by file
+        if source.is_dir() and source.name not in ("webhooks", WAREHOUSE_SOURCE)  # files: by file
         for stream in source.iterdir()
         if stream.is_dir()
     }
@@ -87,28 +91,37 @@ def accounted(con: duckdb.DuckDBPyConnection, log: RawLog) -> Invariant:
     ).fetchone()[0]
     if both:
         problems.append(f"{both} records both staged and quarantined")
-    twice = con.execute(
-        "SELECT count(*) - count(DISTINCT (order_id, payload_hash)) FROM staging.storefront_orders"
-    ).fetchone()[0]
-    if twice:
-        problems.append(f"{twice} order versions staged twice")
-    files = _file_problems(con)
-    problems += files
+    dropped, file_problems = _file_problems(con, log)
+    problems += file_problems
     detail = (
         f"{landed} batches, {records} records landed = staged + quarantined + duplicates; "
-        f"{balances} count balances hold; no version staged twice"
+        f"{dropped} warehouse files each staged, quarantined or a duplicate once; "
+        f"{balances} count balances hold; nothing both staged and quarantined"
     )
     return Invariant("accounted", not problems, "; ".join(problems) or detail)
 
 
-def _file_problems(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """A warehouse file is staged whole or quarantined whole, once."""
-    if not table_exists(con, "staging.warehouse_files"):
-        return []
-    twice = con.execute(
-        "SELECT name FROM staging.warehouse_files GROUP BY name HAVING count(*) > 1"
-    ).fetchall()
-    return [f"warehouse file {name} recorded twice" for (name,) in twice]
+def _file_problems(con: duckdb.DuckDBPyConnection, log: RawLog) -> tuple[int, list[str]]:
+    """Every file the WMS dropped (a record of raw/warehouse/drops) has exactly one verdict in
+    staging.warehouse_files: staged whole, quarantined whole, or a duplicate of an earlier file."""
+    dropped = [
+        manifest.raw_ref(index)
+        for manifest in log.batches(WAREHOUSE_SOURCE, DROPS_STREAM)
+        for index in range(manifest.records)
+    ]
+    if not dropped:
+        return 0, []
+    verdicts = Counter(
+        ref for (ref,) in con.execute("SELECT drop_ref FROM staging.warehouse_files").fetchall()
+    )
+    missing = [ref for ref in dropped if verdicts[ref] == 0]
+    twice = [ref for ref in dropped if verdicts[ref] > 1]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} dropped files have no verdict: {_first(missing)}")
+    if twice:
+        problems.append(f"{len(twice)} dropped files judged twice: {_first(twice)}")
+    return len(dropped), problems
 
 
 # ---- no document twice in the ERP, the CRM or the WMS ----------------------------------------
@@ -309,14 +322,37 @@ def hostile_verbatim(systems: RunningSystems, con: duckdb.DuckDBPyConnection) ->
         problems.append(
             f"the {len(HOSTILE['note'])}-character note of {HOSTILE_STORY} was not staged whole"
         )
+    exported = _exported_row(con, "core.customers", "customer_id", str(HOSTILE_CUSTOMER))
+    if exported is None:
+        problems.append("the hostile customer is not in the CSV export of core.customers")
+    elif (
+        exported["last_name"] != "'" + HOSTILE["last_name"]
+        or exported["first_name"] != HOSTILE["first_name"]
+        or exported["company"] != HOSTILE["company"]
+        or exported["address_line1"] != HOSTILE["address1"]
+    ):
+        problems.append("the CSV export did not keep the values as text with the formula defused")
     for table in ("core.customers", "core.orders_current", "staging.storefront_orders"):
         if not table_exists(con, table):
             problems.append(f"{table} is gone")
     detail = (
         "SQL, a spreadsheet formula, script, odd Unicode and a 1 MiB note: verbatim in core, "
-        "the ERP and the CRM; no table dropped"
+        "the ERP and the CRM; the formula defused in the CSV export; no table dropped"
     )
     return Invariant("hostile_verbatim", not problems, "; ".join(problems) or detail)
+
+
+def _exported_row(
+    con: duckdb.DuckDBPyConnection, table: str, key: str, value: str
+) -> dict[str, str] | None:
+    """The row whose `key` is `value`, as `integration-assets export` writes it and a CSV reader reads it."""
+    import csv
+    import io
+
+    buffer = io.StringIO()
+    export_table(con, table, buffer)
+    buffer.seek(0)
+    return next((row for row in csv.DictReader(buffer) if row[key] == value), None)
 
 
 def check_all(

@@ -24,6 +24,7 @@ from integration_assets.storage.warehouse import Warehouse
 # Every client retries as in production, only with backoffs a hundred times shorter.
 FAST_RETRIES = {"backoff_base_seconds": 0.005, "backoff_max_seconds": 0.2, "max_retries": 6}
 CHAOS_TAGS = {"integration_assets/trigger": "chaos"}
+QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 # Variables a case sets for its own world and puts back afterwards.
 ENVIRONMENT_KEYS = (
     "INTEGRATION_ASSETS_DATA_DIR",
@@ -57,6 +58,7 @@ def run_selection(
     job_name: str,
     label: str,
     client_settings: dict[str, Any] | None = None,
+    run_config: dict[str, Any] | None = None,
 ) -> RunRecord:
     """Materialize what the job `job_name` selects, in process, on `instance`."""
     from integration_assets.definitions import defs
@@ -69,7 +71,7 @@ def run_selection(
         instance=instance,
         raise_on_error=False,
         tags={**CHAOS_TAGS, "chaos/label": label},
-        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
+        run_config={**QUIET, **(run_config or {})},
     )
     failed_checks = tuple(
         sorted(

@@ -141,7 +141,11 @@ def main(
     names: Sequence[str] = (),
     json_path: Path | None = None,
     keep: Path | None = None,
+    soak_hours: int = 24,
 ) -> int:
+    """The cases (all, `small`, or `names`), then the soak unless `soak_hours` is 0; exit code."""
+    from integration_assets.chaos.soak import render_soak, run_soak
+
     cases = select_cases(small, names)
     print(
         f"Chaos suite: {len(cases)} cases, each on its own sandbox, data dir and Dagster instance."
@@ -150,7 +154,21 @@ def main(
     results = run_suite(cases, keep, keep=keep is not None)
     print()
     print(render_table(results))
+    soak = None
+    if soak_hours and not small and not names:
+        print(f"\nSoak: {soak_hours} simulated hours with faults mixed in ...", flush=True)
+        root = keep if keep is not None else Path(tempfile.mkdtemp(prefix="soak-"))
+        try:
+            soak = run_soak(root / "soak", hours=soak_hours, orders=10 * soak_hours)
+        finally:
+            if keep is None:
+                shutil.rmtree(root, ignore_errors=True)
+        print(render_soak(soak))
     print(f"\nWall time: {time.monotonic() - started:.0f} s.")
     if json_path is not None:
-        json_path.write_text(json.dumps([r.as_dict() for r in results], indent=2))
-    return 0 if all(result.holds for result in results) else 1
+        document = {"cases": [r.as_dict() for r in results]}
+        if soak is not None:
+            document["soak"] = soak.as_dict()
+        json_path.write_text(json.dumps(document, indent=2))
+    held = all(result.holds for result in results) and (soak is None or soak.holds)
+    return 0 if held else 1
