@@ -23,6 +23,8 @@ STATS = {
     "retries_rate_limited": 1,
     "retries_server_error": 0,
     "retries_network": 0,
+    "retries_invalid_body": 2,
+    "cursor_restarts": 1,
     "retry_wait_seconds": 0.5,
 }
 
@@ -76,6 +78,8 @@ def test_the_batch_its_cursor_and_its_balance_with_the_details_asked_for(tmp_pat
         "retries_rate_limited": 1,
         "retries_server_error": 0,
         "retries_network": 0,
+        "retries_invalid_body": 2,
+        "cursor_restarts": 1,
     }
 
 
