@@ -1,7 +1,6 @@
 """What the end-to-end tests share to drive a real webserver: start it, and talk to its GraphQL API the
 way an operator's script does, with Dagster's own client (`dagster_graphql.DagsterGraphQLClient`)."""
 
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,8 @@ from pathlib import Path
 import requests
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
+
+from integration_assets_tests.e2e.ui_stack import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -35,16 +36,10 @@ def write_dagster_home(home: Path) -> Path:
     return home
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def running_webserver(env: dict) -> Iterator[int]:
     """`dagster-webserver` on a free port with `env`, up and answering; stopped (by its pid) on exit."""
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [
             str(BIN / "dagster-webserver"),

@@ -7,11 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import requests
 
 from integration_assets.defs.orders.names import GATING_CHECKS
 from integration_assets_tests.e2e.graphql_ops import running_webserver
-from integration_assets_tests.e2e.ui_stack import SCENARIOS, run_demo
+from integration_assets_tests.e2e.ui_stack import SCENARIOS, graphql, run_demo
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -70,16 +69,10 @@ def test_report_json_has_counts_checks_and_balances_that_hold(demo_home):
     assert totals["quarantined"] > 0 and report["quarantine"]
 
 
-def _graphql(port: int, query: str) -> dict:
-    response = requests.post(f"http://127.0.0.1:{port}/graphql", json={"query": query}, timeout=30)
-    response.raise_for_status()
-    return response.json()["data"]
-
-
 def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
     env, _ = demo_home
     with running_webserver(env) as port:
-        nodes = _graphql(
+        nodes = graphql(
             port,
             "{ assetNodes { assetKey { path } groupName dependencyKeys { path } "
             "assetChecksOrError { ... on AssetChecks { checks { name blocking } } } } }",
@@ -99,7 +92,7 @@ def test_webserver_shows_lineage_checks_and_the_demo_runs(demo_home):
             for c in graph["staging/storefront/orders"]["assetChecksOrError"]["checks"]
         }
         assert all(staging_checks[name] for name in GATING_CHECKS)
-        runs = _graphql(port, "{ runsOrError { ... on Runs { results { status jobName } } } }")[
+        runs = graphql(port, "{ runsOrError { ... on Runs { results { status jobName } } } }")[
             "runsOrError"
         ]["results"]
         assert runs and "storefront_hourly_sync" in {r["jobName"] for r in runs}
