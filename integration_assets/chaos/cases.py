@@ -26,6 +26,7 @@ from integration_assets.chaos.invariants import Invariant
 from integration_assets.chaos.scenario import SECRETS
 from integration_assets.chaos.stack import ChaosStack
 from integration_assets.stale_runs import release_orphaned_runs
+from integration_assets.streams.outbox import FAILED, PENDING
 
 HOURS = 3  # a case's hours of hourly syncs after its fault
 
@@ -152,18 +153,19 @@ def erp_outage(stack: ChaosStack) -> list[Invariant]:
 
 
 def _nothing_waiting(stack: ChaosStack) -> Invariant:
-    """After recovery no ERP message is left pending or retrying: each was sent, or is a dead letter
-    or awaiting approval for a reason of its own (the invalid email, the big credit note)."""
+    """After recovery no message to the ERP, CRM or WMS is left pending or failed (to retry): each
+    was sent, superseded, or is a dead letter or awaits a person for a reason of its own (the
+    invalid email, the big credit note)."""
     with stack.warehouse.connect(read_only=True) as con:
         rows = con.execute(
-            "SELECT status, count(*) FROM ops.outbox WHERE target = 'erp' GROUP BY 1 ORDER BY 1"
+            "SELECT target || ' ' || status, count(*) FROM ops.outbox GROUP BY 1 ORDER BY 1"
         ).fetchall()
-    counts = {status: int(n) for status, n in rows}
-    waiting = {s: n for s, n in counts.items() if s not in ("sent", "dead", "awaiting_approval")}
+    counts = {key: int(n) for key, n in rows}
+    waiting = [key for key in counts if key.split(" ", 1)[1] in (PENDING, FAILED)]
     return Invariant(
         "delivered_after",
         not waiting,
-        ", ".join(f"{status} {n}" for status, n in counts.items()),
+        ", ".join(f"{key} {n}" for key, n in counts.items()),
     )
 
 

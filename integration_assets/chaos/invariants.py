@@ -157,8 +157,7 @@ def no_duplicate_documents(systems: RunningSystems, con: duckdb.DuckDBPyConnecti
         if doubled:
             problems.append(f"CRM {sobject} external ids twice: {_first(doubled)}")
         created = int(crm_writes.get(sobject, {}).get("created", 0))
-        seeded_records = sum(1 for r in records if not r.get("External_Id__c"))
-        if created > len(records) - seeded_records + seeded_records:
+        if created > len(records):  # a record created twice under two ids, one of them lost
             problems.append(f"CRM {sobject}: {created} creates for {len(records)} records")
     reservations = Counter(r["order_id"] for r in systems.wms.app.reservations())
     doubled = [order for order, n in reservations.items() if n > 1]
@@ -269,8 +268,8 @@ def no_secrets(secrets: Iterable[str], folder: Path, warehouse: Warehouse) -> In
             columns += 1
             for secret in secrets:
                 hits = con.execute(
-                    f'SELECT count(*) FROM "{schema}"."{table}" WHERE CAST("{column}" AS VARCHAR) '
-                    "LIKE '%' || ? || '%'",
+                    f'SELECT count(*) FROM "{schema}"."{table}" '
+                    f'WHERE contains(CAST("{column}" AS VARCHAR), ?)',
                     [secret],
                 ).fetchone()[0]
                 if hits:

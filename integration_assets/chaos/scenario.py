@@ -135,7 +135,11 @@ def chaos_scenario_raw(hours: int = 12, orders: int = 40) -> dict[str, Any]:
     raw["payments"] = {"secret_key": SECRETS["payments_secret_key"]}
     raw["erp"] = {"client_secret": SECRETS["erp_client_secret"]}
     raw["crm"]["client_secret"] = SECRETS["crm_client_secret"]
-    raw["wms_api"] = {"api_key": SECRETS["wms_api_key"]}
+    # The WMS knows the catalog and holds stock, so every paid order gets its reservation.
+    raw["wms_api"] = {
+        "api_key": SECRETS["wms_api_key"],
+        "stock": {"IPOD2008GREEN": 400, "IPOD2008RED": 400, "CASE-SLIM": 800},
+    }
     raw["customers"].append(
         {
             "id": HOSTILE_CUSTOMER,

@@ -166,16 +166,13 @@ def run_soak(folder: Path, hours: int = 24, orders: int = 240) -> SoakResult:
             growth_bounded(footprints),
             _retention_worked(retention),
         ]
-        with stack.warehouse.connect(read_only=True) as con:
-            records = con.execute(
-                "SELECT coalesce(sum(records_read), 0) FROM staging.batches"
-            ).fetchone()[0]
+        records = stack.records_read()
         runs = list(stack.runs)
     return SoakResult(
         hours,
         len(runs),
         sum(not run.success for run in runs),
-        int(records),
+        records,
         tuple(footprints),
         tuple(retention),
         tuple(invariants),

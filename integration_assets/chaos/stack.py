@@ -151,6 +151,12 @@ class ChaosStack:
             else:
                 os.environ[key] = value
 
+    def records_read(self) -> int:
+        """Records staging has read from raw so far, every stream (duplicates included)."""
+        with self.warehouse.connect(read_only=True) as con:
+            found = con.execute("SELECT coalesce(sum(records_read), 0) FROM staging.batches")
+            return int(found.fetchone()[0])
+
     def advance(self, hours: float = 1) -> None:
         assert self.systems is not None
         self.systems.clock.advance(timedelta(hours=hours))

@@ -57,16 +57,13 @@ def run_case(case: Case, folder: Path) -> CaseResult:
         own = case.drive(stack)
         assert stack.systems is not None
         shared = check_all(stack.systems, folder, stack.warehouse, SECRETS.values())
-        with stack.warehouse.connect(read_only=True) as con:
-            records = con.execute(
-                "SELECT coalesce(sum(records_read), 0) FROM staging.batches"
-            ).fetchone()[0]
+        records = stack.records_read()
         runs = list(stack.runs)
     return CaseResult(
         case,
         len(runs),
         sum(not run.success for run in runs),
-        int(records),
+        records,
         (*shared, *own),
         time.monotonic() - started,
     )
@@ -93,7 +90,7 @@ def render_row(result: CaseResult) -> str:
     marks = {invariant.name: invariant.holds for invariant in result.invariants}
     shared = " ".join(_mark(marks[column]) for column in COLUMNS)
     own = [i for i in result.invariants if i.name not in COLUMNS]
-    own_text = ", ".join(f"{i.name} {_mark(i.holds)}" for i in own)
+    own_text = ", ".join(f"{i.name} {_mark(i.holds).strip()}" for i in own)
     runs = (
         f"{result.runs} ({result.failed_runs} failed)" if result.failed_runs else str(result.runs)
     )
@@ -101,7 +98,7 @@ def render_row(result: CaseResult) -> str:
 
 
 def _mark(holds: bool) -> str:
-    return "ok " if holds else "FAIL"
+    return "ok  " if holds else "FAIL"
 
 
 def render_table(results: Sequence[CaseResult]) -> str:
