@@ -10,18 +10,18 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/$(VENV)
 export GX_ANALYTICS_ENABLED := false
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: setup chromium demo test dev lint clean bench
+.PHONY: setup chromium demo test dev lint clean bench chaos
 
 $(UV):
 	$(PYTHON) -m venv $(BOOTSTRAP)
 	$(BOOTSTRAP)/bin/pip install --quiet uv==$(UV_VERSION)
 
-# Creates .venv with exactly the locked versions (the project itself installed editable), and
-# installs Debian's headless Chromium for the browser tests when it is missing (Playwright drives it;
-# no browser is downloaded by Playwright itself).
-setup: $(UV) chromium
+# Creates .venv with exactly the locked versions (the project itself installed editable).
+setup: $(UV)
 	$(UV) sync --locked --python $(PYTHON)
 
+# Debian's headless Chromium for the browser tests, installed when it is missing (Playwright drives
+# it; Playwright downloads no browser of its own). Only `make test` needs it.
 chromium:
 	@command -v $${CHROMIUM_PATH:-chromium} >/dev/null || { \
 		if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
@@ -33,7 +33,7 @@ chromium:
 demo: setup
 	$(VENV)/bin/integration-assets demo
 
-test: setup
+test: setup chromium
 	$(VENV)/bin/python -m pytest -n 2 --dist loadfile
 
 # The Christmas-peak benchmark (benchmarks/README.md): `make bench BENCH_ORDERS=20000` for a smaller day.
