@@ -37,13 +37,12 @@ ENVIRONMENT_KEYS = (
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One run of a case: what it was, whether it succeeded, which steps and blocking checks failed."""
+    """One run of a case: what it was, whether it succeeded, which steps failed."""
 
     label: str
     run_id: str
     success: bool
     failed_steps: tuple[str, ...] = ()
-    failed_checks: tuple[str, ...] = ()
 
 
 def chaos_resources(client_settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -73,21 +72,10 @@ def run_selection(
         tags={**CHAOS_TAGS, "chaos/label": label},
         run_config={**QUIET, **(run_config or {})},
     )
-    failed_checks = tuple(
-        sorted(
-            {
-                e.asset_check_evaluation_data.check_name
-                for e in result.all_events
-                if e.event_type_value == "ASSET_CHECK_EVALUATION"
-                and not e.asset_check_evaluation_data.passed
-                and e.asset_check_evaluation_data.severity == dg.AssetCheckSeverity.ERROR
-            }
-        )
-    )
     failed_steps = tuple(
         sorted({e.step_key for e in result.all_events if e.is_step_failure and e.step_key})
     )
-    return RunRecord(label, result.run_id, result.success, failed_steps, failed_checks)
+    return RunRecord(label, result.run_id, result.success, failed_steps)
 
 
 @dataclass
@@ -122,12 +110,16 @@ class ChaosStack:
         self.systems = start_sandbox_systems(
             scenario, warehouse_inbox=self.data_dir / "inbox" / "warehouse"
         )
-        self._saved = {key: os.environ.get(key) for key in ENVIRONMENT_KEYS}
-        for key in ("ALERT_WEBHOOK_URL", "REPORTING_DATABASE_URL"):
-            os.environ.pop(key, None)
-        self._saved.update({key: os.environ.get(key) for key in self.environment()})
-        os.environ.update(self.environment())
-        self.instance = dg.DagsterInstance.get()
+        try:
+            self._saved = {key: os.environ.get(key) for key in ENVIRONMENT_KEYS}
+            for key in ("ALERT_WEBHOOK_URL", "REPORTING_DATABASE_URL"):
+                os.environ.pop(key, None)
+            self._saved.update({key: os.environ.get(key) for key in self.environment()})
+            os.environ.update(self.environment())
+            self.instance = dg.DagsterInstance.get()
+        except BaseException:
+            self.__exit__()  # the sandbox stopped and the environment put back
+            raise
         return self
 
     def environment(self) -> dict[str, str]:
