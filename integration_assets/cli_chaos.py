@@ -9,10 +9,15 @@ from typing import Any
 
 
 def _cmd_chaos(args: argparse.Namespace) -> int:
-    from integration_assets.chaos.suite import main
+    from integration_assets.chaos.suite import main, select_cases
 
     if args.soak_hours < 0:
         print("integration-assets chaos: --soak-hours must be 0 or more", file=sys.stderr)
+        return 2
+    try:
+        select_cases(args.small, args.case or ())
+    except ValueError as error:
+        print(f"integration-assets chaos: {error}", file=sys.stderr)
         return 2
     return main(
         small=args.small,

@@ -127,7 +127,7 @@ def select_cases(small: bool = False, names: Sequence[str] = ()) -> list[Case]:
     by_name = {case.name: case for case in CASES}
     unknown = [name for name in names if name not in by_name]
     if unknown:
-        raise SystemExit(f"unknown chaos case {unknown[0]!r} (one of: {', '.join(by_name)})")
+        raise ValueError(f"unknown chaos case {unknown[0]!r} (one of: {', '.join(by_name)})")
     if names:
         return [by_name[name] for name in names]
     return [case for case in CASES if case.small or not small]
