@@ -3,12 +3,14 @@ SQL; the per-order timing moments come from core.order_timing, kept up to date b
 
 Confirmation and revenue recognition follow the timing definitions (contracts/timing.yaml), applied
 by streams/timing.py to each order's current version as the storefront sent it; both marts say in
-their metadata which version and choices they applied.
+their metadata which version and choices they applied. Their columns are described in the UI by the
+glossary (contracts/glossary.yaml, the shared vocabulary).
 """
 
 import dagster as dg
 import duckdb
 
+from integration_assets.contracts.glossary import column_schema, default_glossary
 from integration_assets.contracts.timing import TimingDefinitions, load_timing
 from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.orders.names import ORDER_EVENTS, ORDERS_CURRENT
@@ -172,6 +174,7 @@ def orders_per_day(
         preview = con.execute(
             "SELECT * FROM reporting.orders_per_day ORDER BY day DESC LIMIT 10"
         ).df()
+        columns = column_schema(con, ORDERS_PER_DAY_TABLE, default_glossary())
         mart = (
             mart_from_duckdb(con, ORDERS_PER_DAY_TABLE, ORDERS_PER_DAY_TABLE_KEY)
             if reporting_database.target() is not None
@@ -181,6 +184,7 @@ def orders_per_day(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": int(days),
+            "dagster/column_schema": columns,
             "orders": int(mart_orders),
             "balance": balance.as_text(),
             **definitions.as_metadata(),
@@ -219,6 +223,7 @@ def order_lifecycle(
         rows, median_paid_to_fulfilled = con.execute(
             "SELECT count(*), median(hours_paid_to_fulfilled) FROM reporting.order_lifecycle"
         ).fetchone()
+        columns = column_schema(con, ORDER_LIFECYCLE_TABLE, default_glossary())
         mart = (
             mart_from_duckdb(con, ORDER_LIFECYCLE_TABLE, ORDER_LIFECYCLE_TABLE_KEY)
             if reporting_database.target() is not None
@@ -228,6 +233,7 @@ def order_lifecycle(
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": int(rows),
+            "dagster/column_schema": columns,
             "median_hours_paid_to_fulfilled": float(median_paid_to_fulfilled)
             if median_paid_to_fulfilled is not None
             else -1.0,
