@@ -4,7 +4,7 @@ import dagster as dg
 
 GROUP = "delivery"
 OPS_GROUP = "ops"
-OWNER = "team:integrations"
+OWNER = "integrations@example.com"  # the registry's integrations (contracts/ownership.yaml)
 
 OUTBOX = dg.AssetKey(["ops", "outbox"])
 AUDIT_LOG = dg.AssetKey(["ops", "audit_log"])

@@ -10,7 +10,6 @@ ORDERS_CURRENT = dg.AssetKey(["core", "orders_current"])
 STREAM = "storefront/orders"
 SOURCE, STREAM_NAME = STREAM.split("/")
 OWNER = "ecommerce-ops@example.com"
-DATA_OWNER_TEAM = "team:integrations"
 
 # Blocking checks on staging: a batch is promoted to core only when every one of these passed for it.
 CHECK_REQUIRED_FIELDS = "required_fields_present"

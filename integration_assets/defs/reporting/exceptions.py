@@ -13,7 +13,7 @@ from integration_assets.storage.resources import ReportingDatabaseResource, Ware
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
 
 OPEN_EXCEPTIONS = dg.AssetKey(["reporting", "open_exceptions"])
-OWNER = "team:integrations"
+OWNER = "integrations@example.com"  # the registry's integrations (contracts/ownership.yaml)
 TABLE_ROWS = 25
 # The open exceptions as a table in PostgreSQL (when configured): one row per exception, replaced whole.
 OPEN_EXCEPTIONS_TABLE = "reporting.open_exceptions"

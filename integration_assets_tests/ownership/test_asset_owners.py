@@ -1,0 +1,40 @@
+"""One set of owners: every asset's owners in the Dagster UI, and every stream contract's owner, is a
+person or team of the ownership registry (contracts/ownership.yaml), so an alert, a failed check or a
+glossary term always leads to someone the registry knows how to reach."""
+
+import yaml
+
+from integration_assets.contracts.location import contract_file
+from integration_assets.contracts.ownership import load_ownership
+from integration_assets.definitions import defs
+
+REGISTRY_EMAILS = {owner.email for owner in load_ownership().owners.values()}
+STREAM_CONTRACTS = [
+    "crm_accounts",
+    "erp_customers",
+    "payments_balance_transactions",
+    "payments_charges",
+    "payments_disputes",
+    "payments_payouts",
+    "payments_refunds",
+    "storefront_orders",
+    "storefront_products",
+    "warehouse_files",
+]
+
+
+def test_every_asset_is_owned_by_someone_the_registry_knows():
+    strangers = {
+        key.to_user_string(): sorted(set(spec.owners) - REGISTRY_EMAILS)
+        for key, spec in ((spec.key, spec) for spec in defs.resolve_all_asset_specs())
+        if set(spec.owners) - REGISTRY_EMAILS or not spec.owners
+    }
+    assert not strangers, strangers
+
+
+def test_every_stream_contract_is_owned_by_someone_the_registry_knows():
+    owners = {
+        name: yaml.safe_load(contract_file(f"{name}.yaml").read_text())["owner"]
+        for name in STREAM_CONTRACTS
+    }
+    assert {name: owner for name, owner in owners.items() if owner not in REGISTRY_EMAILS} == {}
