@@ -144,6 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
         cli_explain,
         cli_export,
         cli_outbox,
+        cli_owners,
         cli_replay,
         cli_webhooks,
     )
@@ -151,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_chaos.add_commands(commands)
     cli_export.add_commands(commands)
     cli_outbox.add_commands(commands)
+    cli_owners.add_commands(commands)
     cli_explain.add_commands(commands)
     cli_replay.add_commands(commands)
     cli_webhooks.add_commands(commands)

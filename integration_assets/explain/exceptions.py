@@ -43,7 +43,11 @@ def write_subject(entity: str, external_id: str, source_ref: str) -> tuple[str |
     return None, None
 
 
-def _exception(kind, entity, entity_id, detail, ref, since) -> dict[str, Any]:
+def _exception(
+    kind, entity, entity_id, detail, ref, since, stream=None, writes=None
+) -> dict[str, Any]:
+    """One open exception. `stream` (the source stream a quarantined record or file came from) and
+    `writes` (the `target/entity` of an outbox write) say whose it is (`owners.exception_owner`)."""
     entity_id = None if entity_id is None else str(entity_id)
     return {
         "kind": kind,
@@ -53,6 +57,8 @@ def _exception(kind, entity, entity_id, detail, ref, since) -> dict[str, Any]:
         "ref": ref,
         "since": iso(since),
         "command": explain_command(entity, entity_id),
+        "stream": stream,
+        "writes": writes,
     }
 
 
@@ -79,6 +85,7 @@ def _quarantine(con) -> list[dict[str, Any]]:
                 f"{row['stream']}: {row['rule']} on {row['field']!r}: {row['message']}",
                 row["raw_ref"],
                 row["quarantined_at"],
+                stream=row["stream"],
             )
         )
     return found
@@ -93,6 +100,7 @@ def _file_quarantine(con) -> list[dict[str, Any]]:
             f"WMS file {row['file_name']}: {row['rule']}: {row['reason']}",
             row["raw_ref"],
             row["quarantined_at"],
+            stream="warehouse/files",
         )
         for row in rows(
             con,
@@ -130,6 +138,7 @@ def _outbox(con) -> list[dict[str, Any]]:
                 detail,
                 row["idempotency_key"],
                 row["dead_at"] or row["enqueued_at"],
+                writes=f"{row['target']}/{row['entity']}",
             )
         )
     return found
@@ -152,6 +161,7 @@ def _mapping_quarantine(con) -> list[dict[str, Any]]:
                 f"{row['target']}/{row['entity']} {row['external_id']} not built: {row['reason']}",
                 row["source_ref"],
                 row["quarantined_at"],
+                writes=f"{row['target']}/{row['entity']}",
             )
         )
     return found

@@ -7,20 +7,9 @@ import yaml
 from integration_assets.contracts.location import contract_file
 from integration_assets.contracts.ownership import load_ownership
 from integration_assets.definitions import defs
+from integration_assets.owners import STREAM_CONTRACTS
 
 REGISTRY_EMAILS = {owner.email for owner in load_ownership().owners.values()}
-STREAM_CONTRACTS = [
-    "crm_accounts",
-    "erp_customers",
-    "payments_balance_transactions",
-    "payments_charges",
-    "payments_disputes",
-    "payments_payouts",
-    "payments_refunds",
-    "storefront_orders",
-    "storefront_products",
-    "warehouse_files",
-]
 
 
 def test_every_asset_is_owned_by_someone_the_registry_knows():
