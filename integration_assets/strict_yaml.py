@@ -6,6 +6,7 @@ config file is one clear sentence that names where to look, never a KeyError dee
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,12 @@ class StrictYamlReader:
 
     def fail(self, path: str, problem: str) -> ValueError:
         return self.error_class(f"{self.file}: {path or '<top level>'}: {problem}")
+
+    def required(self, mapping: Mapping[str, Any], key: str, path: str) -> Any:
+        """`mapping[key]`, which must be there and not null (`path.key: missing (required)`)."""
+        if mapping.get(key) is None:
+            raise self.fail(f"{path}.{key}" if path else key, "missing (required)")
+        return mapping[key]
 
     def mapping(self, value: Any, path: str, allowed: set[str] | None = None) -> dict[str, Any]:
         if not isinstance(value, dict):

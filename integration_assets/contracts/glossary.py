@@ -72,11 +72,6 @@ class Glossary:
 class _GlossaryReader(StrictYamlReader):
     error_class = GlossaryError
 
-    def required(self, mapping: Mapping[str, Any], key: str, path: str) -> Any:
-        if mapping.get(key) is None:
-            raise self.fail(f"{path}.{key}" if path else key, "missing (required)")
-        return mapping[key]
-
 
 def load_glossary(
     path: str | Path | None = None,

@@ -230,11 +230,6 @@ class _OwnershipReader(StrictYamlReader):
     def fail(self, path: str, problem: str) -> OwnershipError:
         return OwnershipError(f"{self.file}: {path or '<top level>'}: {problem}")
 
-    def required(self, mapping: Mapping[str, Any], key: str, path: str) -> Any:
-        if mapping.get(key) is None:
-            raise self.fail(f"{path}.{key}" if path else key, "missing (required)")
-        return mapping[key]
-
     def key_name(self, value: Any, path: str) -> str:
         if not isinstance(value, str) or not value:
             raise self.fail(path, f"names must be non-empty strings, got {value!r}")

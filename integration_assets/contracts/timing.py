@@ -66,11 +66,6 @@ class TimingDefinitions:
 class _TimingReader(StrictYamlReader):
     error_class = TimingError
 
-    def required(self, mapping: Mapping[str, Any], key: str, path: str) -> Any:
-        if mapping.get(key) is None:
-            raise self.fail(f"{path}.{key}" if path else key, "missing (required)")
-        return mapping[key]
-
 
 def load_timing(
     path: str | Path | None = None, owners: Mapping[str, Owner] | None = None
