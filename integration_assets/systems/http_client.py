@@ -425,15 +425,18 @@ class RetryingHttpResource(dg.ConfigurableResource):
     def get_json(
         self, url: str, params: dict[str, str] | None = None, answered: Collection[int] = ()
     ) -> tuple[requests.Response, Any]:
-        """`get` and its JSON body. An answer whose body is not JSON (cut short by a dropped
+        """`get` and its JSON body. A success whose body is not JSON (cut short by a dropped
         connection or a proxy, or a proxy's HTML error page served as 200) is asked again like a
-        5xx, with backoff, up to `max_retries`; then the system's error says what came back."""
+        5xx, with backoff, up to `max_retries`; then the system's error says what came back. An
+        `answered` error status without a JSON body is returned with the body None, not asked again."""
         retries = 0
         while True:
             response = self.get(url, params, answered)
             try:
                 return response, response_json(response)
             except ValueError:
+                if response.status_code >= 400:
+                    return response, None
                 if retries >= self.max_retries:
                     raise self._error(
                         f"GET {urlsplit(url).path} answered {response.status_code} with a body that is "

@@ -135,7 +135,7 @@ class StorefrontClient(RetryingHttpResource):
             if response.status_code == 400:
                 if not _refused_cursor(body) or restarts >= CURSOR_RESTARTS:
                     raise StorefrontError(
-                        f"GET {urlsplit(url).path} answered 400: {str(body)[:300]}"
+                        f"GET {urlsplit(url).path} answered 400: {self._error_detail(response)}"
                         + (f" (after {restarts} restarts of the listing)" if restarts else "")
                     )
                 # The cursor expired (or the shop no longer knows it): list again from the first
