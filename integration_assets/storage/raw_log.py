@@ -43,6 +43,14 @@ def open_batch_file(path: Path) -> IO[bytes]:
         return gzip.open(compressed, "rb")
 
 
+def sha256_of_stream(handle: IO[bytes]) -> str:
+    """The sha256 of everything `handle` reads, a megabyte at a time."""
+    digest = hashlib.sha256()
+    for block in iter(lambda: handle.read(1 << 20), b""):
+        digest.update(block)
+    return digest.hexdigest()
+
+
 def new_batch_id(now: datetime | None = None) -> str:
     """Sortable by time, unique across processes."""
     moment = (now or datetime.now(UTC)).astimezone(UTC)
@@ -169,11 +177,8 @@ class RawLog:
     def verify(self, manifest: BatchManifest) -> bool:
         """True when the batch's bytes (kept plain, or compressed by retention) are byte-for-byte
         what was committed."""
-        digest = hashlib.sha256()
         with open_batch_file(manifest.path) as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        return digest.hexdigest() == manifest.sha256
+            return sha256_of_stream(handle) == manifest.sha256
 
     def payloads(self, raw_refs: Iterable[str]) -> dict[str, Any]:
         """The payload of each `raw/<source>/<stream>/<batch>#<index>` reference, reading each batch once."""

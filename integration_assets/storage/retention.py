@@ -20,7 +20,6 @@ Pure file work plus two small warehouse statements; `defs/ops` runs it daily as 
 from __future__ import annotations
 
 import gzip
-import hashlib
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from integration_assets.storage.raw_log import (
     MANIFEST_SUFFIX,
     RawLog,
     compressed_path,
+    sha256_of_stream,
 )
 from integration_assets.storage.warehouse import Warehouse
 
@@ -81,11 +81,9 @@ def compress_raw(log: RawLog, older_than: datetime, report: RetentionReport) -> 
         target = compressed_path(plain)
         before = plain.stat().st_size
         _write_compressed(plain, target)
-        digest = hashlib.sha256()
         with gzip.open(target, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-        if digest.hexdigest() != manifest.sha256:
+            intact = sha256_of_stream(handle) == manifest.sha256
+        if not intact:
             target.unlink()
             report.problems.append(
                 f"{plain}: its bytes do not match the manifest's sha256; left as it is"
