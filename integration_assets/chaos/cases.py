@@ -125,8 +125,9 @@ def token_expiry(stack: ChaosStack) -> list[Invariant]:
 
 
 def erp_partial_failure(stack: ChaosStack) -> list[Invariant]:
-    """The ERP answers 500 to every request for a while (more than the retries): the run that meets
-    it fails at delivery; the next hours deliver what waited."""
+    """The ERP answers 500 to every request for a while (more than the retries): the deliveries that
+    meet it leave their writes waiting in the outbox (their runs succeed, `target_reachable` says the
+    ERP was not); the next hours deliver what waited."""
     stack.hours(HOURS + 1)
     assert stack.systems is not None
     return [

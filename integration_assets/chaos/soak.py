@@ -166,12 +166,11 @@ def run_soak(folder: Path, hours: int = 24, orders: int = 240) -> SoakResult:
             growth_bounded(footprints),
             _retention_worked(retention),
         ]
-        records = stack.records_read()
-        runs = list(stack.runs)
+        runs, failed_runs, records = stack.tally()
     return SoakResult(
         hours,
-        len(runs),
-        sum(not run.success for run in runs),
+        runs,
+        failed_runs,
         records,
         tuple(footprints),
         tuple(retention),
@@ -222,9 +221,5 @@ def render_soak(result: SoakResult) -> str:
                 f"  {f.hour:>4} {f.raw_bytes / 1024:>9.0f} {f.audit_bytes / 1024:>10.0f} "
                 f"{f.warehouse_bytes / 1024:>14.0f} {f.dagster_bytes / 1024:>12.0f}"
             )
-    lines += [f"  {_mark(i.holds)} {i.name}: {i.detail}" for i in result.invariants]
+    lines += [f"  {i.mark} {i.name}: {i.detail}" for i in result.invariants]
     return "\n".join(lines)
-
-
-def _mark(holds: bool) -> str:
-    return "ok  " if holds else "FAIL"

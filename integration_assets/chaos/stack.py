@@ -143,11 +143,12 @@ class ChaosStack:
             else:
                 os.environ[key] = value
 
-    def records_read(self) -> int:
-        """Records staging has read from raw so far, every stream (duplicates included)."""
+    def tally(self) -> tuple[int, int, int]:
+        """(runs, failed runs, records staging has read from raw: every stream, duplicates included)."""
         with self.warehouse.connect(read_only=True) as con:
             found = con.execute("SELECT coalesce(sum(records_read), 0) FROM staging.batches")
-            return int(found.fetchone()[0])
+            records = int(found.fetchone()[0])
+        return len(self.runs), sum(not run.success for run in self.runs), records
 
     def advance(self, hours: float = 1) -> None:
         assert self.systems is not None

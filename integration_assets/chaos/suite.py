@@ -57,12 +57,11 @@ def run_case(case: Case, folder: Path) -> CaseResult:
         own = case.drive(stack)
         assert stack.systems is not None
         shared = check_all(stack.systems, folder, stack.warehouse, SECRETS.values())
-        records = stack.records_read()
-        runs = list(stack.runs)
+        runs, failed_runs, records = stack.tally()
     return CaseResult(
         case,
-        len(runs),
-        sum(not run.success for run in runs),
+        runs,
+        failed_runs,
         records,
         (*shared, *own),
         time.monotonic() - started,
@@ -87,18 +86,14 @@ def run_suite(
 
 
 def render_row(result: CaseResult) -> str:
-    marks = {invariant.name: invariant.holds for invariant in result.invariants}
-    shared = " ".join(_mark(marks[column]) for column in COLUMNS)
+    by_name = {invariant.name: invariant for invariant in result.invariants}
+    shared = " ".join(by_name[column].mark for column in COLUMNS)
     own = [i for i in result.invariants if i.name not in COLUMNS]
-    own_text = ", ".join(f"{i.name} {_mark(i.holds).strip()}" for i in own)
+    own_text = ", ".join(f"{i.name} {i.mark.strip()}" for i in own)
     runs = (
         f"{result.runs} ({result.failed_runs} failed)" if result.failed_runs else str(result.runs)
     )
     return f"{result.case.name:<20} {runs:>13} {result.records:>8}   {shared}   {own_text}"
-
-
-def _mark(holds: bool) -> str:
-    return "ok  " if holds else "FAIL"
 
 
 def render_table(results: Sequence[CaseResult]) -> str:
