@@ -19,7 +19,7 @@ import dagster as dg
 import duckdb
 
 from integration_assets.contracts.location import contract_file
-from integration_assets.contracts.ownership import Owner, OwnershipError, load_ownership
+from integration_assets.contracts.ownership import Owner, named_owner, registry_owners
 from integration_assets.contracts.timing import TimingDefinitions, load_timing
 from integration_assets.strict_yaml import StrictYamlReader, load_yaml_file
 
@@ -82,10 +82,7 @@ def load_glossary(
     file = Path(path) if path is not None else contract_file(GLOSSARY_FILENAME)
     raw = load_yaml_file(file, GlossaryError, "glossary")
     if owners is None:
-        try:
-            owners = load_ownership(contract_file("ownership.yaml")).owners
-        except OwnershipError as error:
-            raise GlossaryError(f"{file}: the owners cannot be read: {error}") from None
+        owners = registry_owners(file, GlossaryError)
     timing = timing if timing is not None else load_timing(owners=owners)
     reader = _GlossaryReader(file)
     top = reader.mapping(raw, "", {"version", "terms"})
@@ -113,12 +110,7 @@ def _term(reader: _GlossaryReader, path: str, raw: Any, owners: Mapping[str, Own
     spec = reader.mapping(
         raw, path, {"term", "meaning", "departments", "timing", "owner", "columns"}
     )
-    owner = reader.string(reader.required(spec, "owner", path), f"{path}.owner")
-    if owner not in owners:
-        raise reader.fail(
-            f"{path}.owner",
-            f"unknown owner {owner!r} (the ownership registry's owners: {', '.join(owners)})",
-        )
+    owner = named_owner(reader, spec, path, owners)
     departments = reader.mapping(
         spec.get("departments") or {}, f"{path}.departments", set(DEPARTMENTS)
     )
@@ -142,7 +134,7 @@ def _term(reader: _GlossaryReader, path: str, raw: Any, owners: Mapping[str, Own
     return Term(
         term=reader.string(reader.required(spec, "term", path), f"{path}.term"),
         meaning=reader.string(reader.required(spec, "meaning", path), f"{path}.meaning"),
-        owner=owners[owner],
+        owner=owner,
         departments=tuple(
             (name, reader.string(text, f"{path}.departments.{name}"))
             for name, text in departments.items()

@@ -236,6 +236,28 @@ class _OwnershipReader(StrictYamlReader):
         return value
 
 
+def registry_owners(file: Path, error_class: type[ValueError]) -> Mapping[str, Owner]:
+    """The registry's owners, for a definitions file (`file`) that names them; a registry that does
+    not load is `error_class`, naming `file`."""
+    try:
+        return load_ownership(contract_file("ownership.yaml")).owners
+    except OwnershipError as error:
+        raise error_class(f"{file}: the owners cannot be read: {error}") from None
+
+
+def named_owner(
+    reader: StrictYamlReader, spec: Mapping[str, Any], path: str, owners: Mapping[str, Owner]
+) -> Owner:
+    """The owner `spec` names under `owner` (a key of the registry's owners), required."""
+    key = reader.string(reader.required(spec, "owner", path), f"{path}.owner")
+    if key not in owners:
+        raise reader.fail(
+            f"{path}.owner",
+            f"unknown owner {key!r} (the ownership registry's owners: {', '.join(owners)})",
+        )
+    return owners[key]
+
+
 def load_ownership(path: str | Path | None = None) -> OwnershipRegistry:
     """Read and validate an ownership file (default: the registry in force, see contracts/location.py).
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from integration_assets.contracts.location import contract_file
-from integration_assets.contracts.ownership import Owner, OwnershipError, load_ownership
+from integration_assets.contracts.ownership import Owner, named_owner, registry_owners
 from integration_assets.streams.timing import CHOICES, MOMENTS, Timing
 from integration_assets.strict_yaml import StrictYamlReader, load_yaml_file
 
@@ -78,10 +78,7 @@ def load_timing(
     file = Path(path) if path is not None else contract_file(TIMING_FILENAME)
     raw = load_yaml_file(file, TimingError, "timing")
     if owners is None:
-        try:
-            owners = load_ownership(contract_file("ownership.yaml")).owners
-        except OwnershipError as error:
-            raise TimingError(f"{file}: the owners cannot be read: {error}") from None
+        owners = registry_owners(file, TimingError)
     reader = _TimingReader(file)
     top = reader.mapping(raw, "", {"version", "definitions"})
     version = reader.integer(reader.required(top, "version", ""), "version", minimum=1)
@@ -103,16 +100,11 @@ def _definition(
         raise reader.fail(
             f"{path}.moment", f"unknown moment {moment!r} (allowed: {', '.join(CHOICES[name])})"
         )
-    owner = reader.string(reader.required(spec, "owner", path), f"{path}.owner")
-    if owner not in owners:
-        raise reader.fail(
-            f"{path}.owner",
-            f"unknown owner {owner!r} (the ownership registry's owners: {', '.join(owners)})",
-        )
+    owner = named_owner(reader, spec, path, owners)
     return TimingDefinition(
         name=name,
         moment=moment,
-        owner=owners[owner],
+        owner=owner,
         description=reader.string(
             reader.required(spec, "description", path), f"{path}.description"
         ),
