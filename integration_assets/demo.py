@@ -177,6 +177,7 @@ def run_demo(scenario: Path = DEFAULT_SCENARIO, keep_data: bool = False) -> dict
         "\nWhere to look next:\n"
         "  make dev                          the Dagster UI on http://127.0.0.1:3000 (these runs are in its run list)\n"
         "  .venv/bin/integration-assets report --json   counts, check results and every count-balance equation\n"
+        "  .venv/bin/integration-assets owners          what each owner has to act on: open exceptions, failed checks\n"
         f"  the warehouse                     {data_dir / 'warehouse.duckdb'} (staging.*, core.*, reporting.*, ops.*)\n"
         f"  the raw log                       {data_dir / 'raw'} (immutable batch files with manifests)"
     )
