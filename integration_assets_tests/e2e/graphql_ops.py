@@ -8,11 +8,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
 from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
-from integration_assets_tests.e2e.ui_stack import free_port
+from integration_assets_tests.e2e.ui_stack import free_port, wait_until_up
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -56,16 +55,7 @@ def running_webserver(env: dict) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if requests.get(f"http://127.0.0.1:{port}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, "the webserver exited"
-            assert time.monotonic() < deadline, "the webserver did not come up"
-            time.sleep(0.5)
+        wait_until_up(port, server, 180, "the webserver")
         yield port
     finally:
         server.terminate()

@@ -57,7 +57,11 @@ def run_demo(base: Path, scenario: Path) -> tuple[dict, str]:
     return env, demo.stdout
 
 
-def _wait_until_up(port: int, process: subprocess.Popen, log: Path, seconds: float) -> None:
+def wait_until_up(
+    port: int, process: subprocess.Popen, seconds: float, what: str, log: Path | None = None
+) -> None:
+    """Until the Dagster webserver on `port` answers `/server_info`; fails naming `what` (and the
+    tail of its `log`) when `process` exits first or `seconds` pass."""
     deadline = time.monotonic() + seconds
     while True:
         try:
@@ -65,12 +69,11 @@ def _wait_until_up(port: int, process: subprocess.Popen, log: Path, seconds: flo
                 return
         except requests.ConnectionError:
             pass
+        output = f": {log.read_text()[-3000:]}" if log is not None else ""
         if process.poll() is not None:
-            raise AssertionError(f"`integration-assets dev` exited: {log.read_text()[-3000:]}")
+            raise AssertionError(f"{what} exited{output}")
         if time.monotonic() > deadline:
-            raise AssertionError(
-                f"the UI did not come up in {seconds:.0f}s: {log.read_text()[-3000:]}"
-            )
+            raise AssertionError(f"{what} did not come up in {seconds:.0f}s{output}")
         time.sleep(0.5)
 
 
@@ -115,7 +118,7 @@ def running_dev(env: dict, scenario: Path, log: Path) -> Iterator[int]:
             start_new_session=True,
         )
     try:
-        _wait_until_up(port, process, log, seconds=240)
+        wait_until_up(port, process, 240, "`integration-assets dev`", log)
         yield port
     finally:
         _stop_group(process)
