@@ -15,12 +15,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
-
-from integration_assets.contracts.location import contract_file
+from integration_assets.contracts.loader import load_contract
 from integration_assets.contracts.ownership import OwnershipRegistry, UnknownOwnershipEntry
+from integration_assets.contracts.warehouse_files import load_warehouse_files_contract
 
-# Every stream contract (contracts/<name>.yaml), each with a `stream` and an `owner`.
+# Every stream contract (contracts/<name>.yaml), each with a `stream` and an `owner`; the warehouse
+# files' contract has a loader of its own.
+WAREHOUSE_FILES = "warehouse_files"
 STREAM_CONTRACTS = (
     "crm_accounts",
     "erp_customers",
@@ -60,12 +61,11 @@ class OwnerView:
 
 
 def stream_owners() -> dict[str, str]:
-    """Each source stream (`storefront/orders`) and the email of its contract's owner."""
-    owners = {}
-    for name in STREAM_CONTRACTS:
-        raw = yaml.safe_load(contract_file(f"{name}.yaml").read_text())
-        owners[raw["stream"]] = raw["owner"]
-    return owners
+    """Each source stream (`storefront/orders`) and the email of its contract's owner, read by the
+    contracts' own loaders."""
+    contracts = [load_contract(name) for name in STREAM_CONTRACTS if name != WAREHOUSE_FILES]
+    contracts.append(load_warehouse_files_contract())
+    return {contract.stream: contract.owner for contract in contracts}
 
 
 def exception_owner(

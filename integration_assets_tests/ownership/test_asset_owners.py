@@ -2,12 +2,9 @@
 person or team of the ownership registry (contracts/ownership.yaml), so an alert, a failed check or a
 glossary term always leads to someone the registry knows how to reach."""
 
-import yaml
-
-from integration_assets.contracts.location import contract_file
 from integration_assets.contracts.ownership import load_ownership
 from integration_assets.definitions import defs
-from integration_assets.owners import STREAM_CONTRACTS
+from integration_assets.owners import STREAM_CONTRACTS, stream_owners
 
 REGISTRY_EMAILS = {owner.email for owner in load_ownership().owners.values()}
 
@@ -22,8 +19,6 @@ def test_every_asset_is_owned_by_someone_the_registry_knows():
 
 
 def test_every_stream_contract_is_owned_by_someone_the_registry_knows():
-    owners = {
-        name: yaml.safe_load(contract_file(f"{name}.yaml").read_text())["owner"]
-        for name in STREAM_CONTRACTS
-    }
-    assert {name: owner for name, owner in owners.items() if owner not in REGISTRY_EMAILS} == {}
+    owners = stream_owners()
+    assert len(owners) == len(STREAM_CONTRACTS)
+    assert {stream: owner for stream, owner in owners.items() if owner not in REGISTRY_EMAILS} == {}
