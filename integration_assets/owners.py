@@ -2,7 +2,8 @@
 
 Their source streams (the stream contracts they own), the attributes they answer for (the ownership
 registry), the assets they own in the Dagster UI, the open exceptions that are theirs, and their
-broken promises: the checks of their assets whose latest evaluation failed. An open exception or a
+broken promises: the checks of their assets whose latest evaluation failed, and the health promises
+(reporting/integration_health's checks) that are theirs. An open exception or a
 failed check that nobody owns is listed under "nobody", which is a problem of its own.
 
 `owner_views` is pure; the command gathers its inputs from the contracts, the registry, the
@@ -114,7 +115,9 @@ def owner_views(
     for check in checks:
         if check["passed"]:
             continue
-        owners = list(asset_owners.get(check["asset_key"], ())) or [""]
+        # A check that names whose promise it found broken (the health checks) goes to them; any
+        # other to its asset's owners.
+        owners = list(check.get("owners") or asset_owners.get(check["asset_key"], ())) or [""]
         for email in owners:
             views.get(email, nobody).broken_promises.append(dict(check))
     found = list(views.values())

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
+from integration_assets.defs.reporting.health import read_health_table
+from integration_assets.health.judge import CHECK_OWNERS_METADATA, summary_lines
 from integration_assets.storage.drift_events import drift_by_kind, open_breaking_drift
 from integration_assets.storage.oversells import oversell_text, oversold_skus
 from integration_assets.storage.raw_log import RawLog
@@ -47,6 +49,7 @@ TABLES = {
     "ops/audit_log": "ops.audit_log",
     "reporting/orders_per_day": "reporting.orders_per_day",
     "reporting/order_lifecycle": "reporting.order_lifecycle",
+    "reporting/integration_health": "reporting.integration_health",
 }
 
 
@@ -128,6 +131,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
                 "FROM staging.batches GROUP BY stream ORDER BY stream"
             ).fetchall()
         }
+        promises, measured_at = read_health_table(con)
         money = _money_section(con) if table_exists(con, "core.payment_reconciliation") else None
         drift = _schema_drift_section(con) if table_exists(con, "ops.schema_drift") else None
         outbox = _outbox_section(con) if table_exists(con, "ops.outbox") else None
@@ -201,6 +205,11 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             else None
         )
     return {
+        "health": {
+            "measured_at": measured_at.isoformat() if measured_at else None,
+            "promises": [promise.as_dict() for promise in promises],
+            "broken": [promise.as_dict() for promise in promises if promise.broken],
+        },
         "schema_drift": drift,
         "outbox": outbox,
         "returns": returns,
@@ -343,6 +352,7 @@ def latest_check_results() -> list[dict]:
             key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
             if key in latest:
                 continue
+            owners = evaluation.metadata.get(CHECK_OWNERS_METADATA)
             latest[key] = {
                 "asset_key": key[0],
                 "check": key[1],
@@ -351,6 +361,10 @@ def latest_check_results() -> list[dict]:
                 "description": evaluation.description,
                 "run_id": record.run_id,
                 "timestamp": record.timestamp,
+                # Whose promise it is, when the check names it (the health checks): else the asset's owners.
+                "owners": [email for email in str(owners.value).split(", ") if email]
+                if owners is not None
+                else [],
             }
     return sorted(latest.values(), key=lambda item: (item["asset_key"], item["check"]))
 
@@ -375,6 +389,7 @@ def build_report(
         ]
     extract_seconds = sum(float(m.details.get("seconds", 0)) for m in manifests)
     report = {
+        "health": section["health"],
         "counts": section["counts"],
         "staging_totals": section["staging_totals"],
         "extraction": {
@@ -403,8 +418,23 @@ def build_report(
     return report
 
 
+def health_text(health: dict[str, Any]) -> list[str]:
+    """The health summary: every stream's and target's metrics, then each broken promise and its owner."""
+    from integration_assets.health.judge import Promise
+
+    if not health["promises"]:
+        return [
+            "Integration health: not measured yet (materialize reporting/integration_health; "
+            "the hourly sync does)"
+        ]
+    lines = summary_lines([Promise(**item) for item in health["promises"]])
+    lines[0] += f", measured {health['measured_at'][:19]} UTC"
+    return lines
+
+
 def render_text(report: dict[str, Any]) -> str:
-    lines = ["Rows per stage:"]
+    lines = health_text(report["health"]) if report.get("health") else []
+    lines.append("Rows per stage:")
     lines += [
         f"  {name:<34} {count if count is not None else '-':>8}"
         for name, count in report["counts"].items()

@@ -1,0 +1,136 @@
+"""reporting/integration_health on the hand-worked scenario: its table, one check per metric that
+fails naming the owner, the owners view and the report's summary."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from integration_assets.contracts.ownership import load_ownership
+from integration_assets.defs.reporting.health import (
+    HEALTH_TABLE,
+    INTEGRATION_HEALTH,
+    integration_health,
+    read_health_table,
+)
+from integration_assets.health.judge import summary_lines
+from integration_assets.health.metrics import METRICS
+from integration_assets.owners import owner_views
+from integration_assets.storage.resources import ReportingDatabaseResource, WarehouseResource
+from integration_assets_tests.health.scenario import build_health_warehouse
+
+
+@pytest.fixture(scope="module")
+def materialized(tmp_path_factory):
+    path = tmp_path_factory.mktemp("health") / "warehouse.duckdb"
+    warehouse = build_health_warehouse(path)
+    result = dg.materialize(
+        [integration_health],
+        resources={
+            "warehouse": WarehouseResource(path=str(path)),
+            "reporting_database": ReportingDatabaseResource(read_environment=False),
+        },
+    )
+    assert result.success
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    with warehouse.connect(read_only=True) as con:
+        promises, measured_at = read_health_table(con)
+        rows = con.execute(f"SELECT count(*) FROM {HEALTH_TABLE}").fetchone()[0]
+    return result, checks, promises, measured_at, rows
+
+
+def test_one_check_per_metric(materialized):
+    _, checks, *_ = materialized
+    assert set(checks) == set(METRICS)
+
+
+def test_a_broken_promise_fails_its_check_and_names_its_owner(materialized):
+    _, checks, *_ = materialized
+    # CRM has two dead letters open, and the target is none. Its owner is Sales Operations (the
+    # registry's owner of the crm system).
+    dead = checks["dead_letters_open"]
+    assert not dead.passed
+    assert dead.severity == dg.AssetCheckSeverity.ERROR
+    assert "target:crm 2 (target <= 0; owner sales-ops@example.com)" in dead.description
+    assert dead.metadata["owners"].value == "sales-ops@example.com"
+    # Money: order 4 is unexplained (75% < 99%), on the payments stream owned by Finance.
+    money = checks["reconciliation_match_rate"]
+    assert not money.passed
+    assert "source:payments/charges 75.0%" in money.description
+    assert "finance-ops@example.com" in money.metadata["owners"].value
+    # The stock counts (50%) are the warehouse's promise: Warehouse Operations.
+    assert "source:warehouse/files 50.0%" in money.description
+    assert "warehouse-ops@example.com" in money.metadata["owners"].value
+
+
+def test_a_kept_promise_passes(materialized):
+    _, checks, *_ = materialized
+    # Error rates are exactly at the 10% target (2 of 20, 1 of 10): at most 10% is kept.
+    assert checks["error_rate"].passed
+    assert "kept by all" in checks["error_rate"].description
+    assert checks["manual_interventions"].passed  # 2 on the CRM, at most 10
+
+
+def test_the_table_holds_every_promise(materialized):
+    result, _, promises, measured_at, rows = materialized
+    assert rows == len(promises) > 0 and measured_at is not None
+    metadata = result.asset_materializations_for_node(INTEGRATION_HEALTH.to_python_identifier())[
+        0
+    ].metadata
+    assert metadata["promises_broken"].value == sum(1 for p in promises if p.broken)
+    crm_dead = next(
+        p for p in promises if (p.metric, p.scope) == ("dead_letters_open", "target:crm")
+    )
+    assert (crm_dead.status, crm_dead.owner, crm_dead.target) == (
+        "broken",
+        "sales-ops@example.com",
+        "<= 0",
+    )
+
+
+def test_the_owners_view_lists_the_broken_promise_under_its_owner(materialized):
+    _, checks, *_ = materialized
+    failed = [
+        {
+            "asset_key": INTEGRATION_HEALTH.to_user_string(),
+            "check": name,
+            "passed": bool(check.passed),
+            "owners": check.metadata["owners"].value.split(", "),
+            "description": check.description,
+        }
+        for name, check in checks.items()
+    ]
+    views = {
+        view.key: view
+        for view in owner_views(
+            load_ownership(),
+            {},
+            {INTEGRATION_HEALTH.to_user_string(): ["integrations@example.com"]},
+            [],
+            failed,
+        )
+    }
+    # The CRM's: two dead letters open, the oldest 5 h (> 4 h), one write of four not built (> 2%).
+    assert {c["check"] for c in views["sales_ops"].broken_promises} == {
+        "dead_letters_open",
+        "dead_letter_age_hours",
+        "quarantine_rate",
+    }
+    assert "reconciliation_match_rate" in [c["check"] for c in views["finance"].broken_promises]
+    # The asset's owner is not handed promises that are somebody else's.
+    assert views["integrations"].broken_promises == []
+
+
+def test_the_summary_names_each_scope_and_each_broken_promise(materialized):
+    *_, promises, _, _ = materialized
+    lines = summary_lines(promises)
+    assert lines[0].startswith(
+        f"Integration health: {sum(1 for p in promises if p.status != 'not judged')} promises judged"
+    )
+    assert any(
+        line.startswith("  BROKEN target:crm dead_letters_open 2 (target <= 0)")
+        and line.endswith("-> sales-ops@example.com")
+        for line in lines
+    )
+    crm = next(line for line in lines if line.strip().startswith("target:crm"))
+    assert "dead letters 2!" in crm and "[sales-ops@example.com]" in crm
