@@ -6,7 +6,8 @@ from typing import Any
 
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
 from integration_assets.defs.reporting.health import read_health_table
-from integration_assets.health.judge import CHECK_OWNERS_METADATA, summary_lines
+from integration_assets.health.judge import summary_lines
+from integration_assets.health.metrics import CHECK_OWNERS_METADATA
 from integration_assets.storage.drift_events import drift_by_kind, open_breaking_drift
 from integration_assets.storage.oversells import oversell_text, oversold_skus
 from integration_assets.storage.raw_log import RawLog

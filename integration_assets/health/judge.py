@@ -11,9 +11,6 @@ from integration_assets.health.measures import Measure
 from integration_assets.health.metrics import METRICS, format_value
 
 KEPT, BROKEN, UNJUDGED = "kept", "broken", "not judged"
-# A check's metadata entry naming, comma-separated, the owners of the promises it found broken:
-# `integration-assets owners` lists a failed check under them rather than under the asset's owner.
-CHECK_OWNERS_METADATA = "owners"
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SOURCE, TARGET = "source", "target"
+# A check's metadata entry naming, comma-separated, the owners of the promises it found broken:
+# `integration-assets owners` lists a failed check under them rather than under the asset's owner,
+# and the failed-check alert is addressed to them.
+CHECK_OWNERS_METADATA = "owners"
 
 
 @dataclass(frozen=True)

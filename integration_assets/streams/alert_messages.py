@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
+from integration_assets.health.metrics import CHECK_OWNERS_METADATA
 from integration_assets.streams.alert_flood import (
     SEVERITY_CRITICAL,
     SEVERITY_ERROR,
@@ -161,6 +162,8 @@ def failed_check_alert(evaluation: CheckEvaluation) -> Alert:
             f"`{evaluation.run_id}`: {first_line(reason, 500) or 'no reason given'}.{effect}"
         ),
         severity=severity,
+        # A check that names whose promise it found broken (the health checks) is addressed to them.
+        owner=evaluation.metadata.get(CHECK_OWNERS_METADATA) or None,
         fields=fields,
     )
 

@@ -127,6 +127,23 @@ def test_a_check_without_a_description_is_explained_by_its_metadata():
     assert "orders_in_mart: 10; orders_current: 12" in alert.text
 
 
+def test_a_broken_health_promise_is_addressed_to_its_owner():
+    (health,) = failed_check_alerts(
+        [
+            evaluation(
+                1,
+                False,
+                asset_key="reporting/integration_health",
+                check_name="dead_letters_open",
+                metadata={"owners": "sales-ops@example.com", "broken": "1"},
+            )
+        ]
+    )
+    assert health.owner == "sales-ops@example.com"
+    (gate,) = failed_check_alerts([evaluation(2, False)])
+    assert gate.owner is None  # a check that names nobody: the alert goes out unaddressed
+
+
 def test_the_check_cursor_round_trips_and_a_damaged_one_says_how_to_recover():
     cursor = CheckCursor(watermark=1234.5, runs={"run-1": "abc"}, flood={"version": 1, "keys": {}})
     assert read_check_cursor(write_check_cursor(cursor)) == cursor

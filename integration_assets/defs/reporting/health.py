@@ -27,7 +27,6 @@ from integration_assets.defs.automation.conditions import FOLLOW_UPSTREAM
 from integration_assets.defs.delivery.names import AUDIT_LOG
 from integration_assets.defs.reporting.exceptions import UPSTREAM as EXCEPTION_SOURCES
 from integration_assets.health.judge import (
-    CHECK_OWNERS_METADATA,
     UNJUDGED,
     Promise,
     broken_by_metric,
@@ -35,7 +34,7 @@ from integration_assets.health.judge import (
     judge,
 )
 from integration_assets.health.measures import measure_all, source, stream_system, target
-from integration_assets.health.metrics import METRICS, TARGETS
+from integration_assets.health.metrics import CHECK_OWNERS_METADATA, METRICS, TARGETS
 from integration_assets.storage.reporting_postgres import DOUBLE, TEXT, TIMESTAMP, Mart
 from integration_assets.storage.resources import ReportingDatabaseResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
