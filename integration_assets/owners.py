@@ -119,7 +119,11 @@ def owner_views(
         # other to its asset's owners.
         owners = list(check.get("owners") or asset_owners.get(check["asset_key"], ())) or [""]
         for email in owners:
-            views.get(email, nobody).broken_promises.append(dict(check))
+            # A check that found several owners' promises broken tells each one only theirs.
+            mine = (check.get("owner_descriptions") or {}).get(email)
+            views.get(email, nobody).broken_promises.append(
+                {**check, "description": mine} if mine else dict(check)
+            )
     found = list(views.values())
     if nobody.streams or nobody.assets or nobody.exceptions or nobody.broken_promises:
         found.append(nobody)

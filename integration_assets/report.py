@@ -7,7 +7,7 @@ from typing import Any
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
 from integration_assets.defs.reporting.health import read_health_table
 from integration_assets.health.judge import summary_lines
-from integration_assets.health.metrics import CHECK_OWNERS_METADATA
+from integration_assets.health.metrics import CHECK_OWNER_TEXTS_METADATA, CHECK_OWNERS_METADATA
 from integration_assets.storage.drift_events import drift_by_kind, open_breaking_drift
 from integration_assets.storage.oversells import oversell_text, oversold_skus
 from integration_assets.storage.raw_log import RawLog
@@ -354,6 +354,7 @@ def latest_check_results() -> list[dict]:
             if key in latest:
                 continue
             owners = evaluation.metadata.get(CHECK_OWNERS_METADATA)
+            owner_texts = evaluation.metadata.get(CHECK_OWNER_TEXTS_METADATA)
             latest[key] = {
                 "asset_key": key[0],
                 "check": key[1],
@@ -366,6 +367,8 @@ def latest_check_results() -> list[dict]:
                 "owners": [email for email in str(owners.value).split(", ") if email]
                 if owners is not None
                 else [],
+                # ...and what each of them has broken, in words.
+                "owner_descriptions": dict(owner_texts.value) if owner_texts is not None else {},
             }
     return sorted(latest.values(), key=lambda item: (item["asset_key"], item["check"]))
 

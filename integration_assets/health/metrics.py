@@ -14,6 +14,8 @@ SOURCE, TARGET = "source", "target"
 # `integration-assets owners` lists a failed check under them rather than under the asset's owner,
 # and the failed-check alert is addressed to them.
 CHECK_OWNERS_METADATA = "owners"
+# ...and, as JSON, each of those owners' own broken promises in words: {email: "..."}.
+CHECK_OWNER_TEXTS_METADATA = "broken_by_owner"
 
 
 @dataclass(frozen=True)

@@ -34,7 +34,12 @@ from integration_assets.health.judge import (
     judge,
 )
 from integration_assets.health.measures import measure_all, source, stream_system, target
-from integration_assets.health.metrics import CHECK_OWNERS_METADATA, METRICS, TARGETS
+from integration_assets.health.metrics import (
+    CHECK_OWNER_TEXTS_METADATA,
+    CHECK_OWNERS_METADATA,
+    METRICS,
+    TARGETS,
+)
 from integration_assets.storage.reporting_postgres import DOUBLE, TEXT, TIMESTAMP, Mart
 from integration_assets.storage.resources import ReportingDatabaseResource, WarehouseResource
 from integration_assets.storage.warehouse import WAREHOUSE_POOL
@@ -129,6 +134,12 @@ def health_check_results(promises: list[Promise]) -> list[dg.AssetCheckResult]:
     for metric, broken in broken_by_metric(promises).items():
         judged = sum(1 for p in promises if p.metric == metric and p.status != UNJUDGED)
         owners = sorted({p.owner or "nobody" for p in broken})
+        by_owner = {
+            owner: check_description(
+                metric, [p for p in broken if (p.owner or "nobody") == owner], judged
+            )
+            for owner in owners
+        }
         results.append(
             dg.AssetCheckResult(
                 asset_key=INTEGRATION_HEALTH,
@@ -140,6 +151,7 @@ def health_check_results(promises: list[Promise]) -> list[dg.AssetCheckResult]:
                     "judged": int(judged),
                     "broken": int(len(broken)),
                     CHECK_OWNERS_METADATA: ", ".join(owners),
+                    CHECK_OWNER_TEXTS_METADATA: dg.MetadataValue.json(by_owner),
                     "broken_promises": dg.MetadataValue.md(
                         "\n".join(f"- {p.text()} (owner {p.owner or 'nobody'})" for p in broken)
                         or "none"
