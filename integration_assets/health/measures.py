@@ -26,8 +26,9 @@ from integration_assets.storage.warehouse import table_exists
 
 # The landing moment is in every raw batch id: raw/<source>/<stream>/<YYYYmmddTHHMMSSffffff>Z-<hash>.
 LANDED_AT = re.compile(r"raw/[^#()\s]+/(\d{8}T\d{12})Z-")
-# An HTTP attempt that worked: a 2xx or 3xx answer, or a warehouse file landed from the inbox.
-OK_STATUS_SQL = "(regexp_full_match(status, '[23][0-9][0-9]') OR status = 'landed')"
+# An attempt that worked: a 2xx or 3xx answer, or a warehouse file picked up from the inbox (landed,
+# or recognised as a duplicate drop: both are the inbox answering).
+OK_STATUS_SQL = "(regexp_full_match(status, '[23][0-9][0-9]') OR status IN ('landed', 'duplicate'))"
 WAREHOUSE_FILES = "warehouse/files"
 
 

@@ -65,6 +65,8 @@ def _audit(con: duckdb.DuckDBPyConnection) -> None:
         [("storefront", "inbound", "200")] * 16
         + [("storefront", "inbound", "429")] * 2
         + [("storefront", "inbound", "503"), ("storefront", "inbound", "ReadTimeout")]
+        + [("warehouse", "inbound", "landed")] * 3
+        + [("warehouse", "inbound", "duplicate")]
         + [("erp", "outbound", "201")] * 9
         + [("erp", "outbound", "500"), ("erp", "auth", "401")]
     )

@@ -40,6 +40,10 @@ def test_error_rate_counts_failed_attempts_and_keeps_throttling_apart(measured):
     # ERP writes: one 500 of ten; the token request (direction auth) is not a write.
     assert value(measured, "error_rate", "target:erp") == 0.1
     assert value(measured, "error_rate", "target:crm") is None
+    # The warehouse inbox: three files landed and a duplicate drop recognised, none failed.
+    assert measured[("error_rate", "source:warehouse/files")].detail == (
+        "0 failed of 4 read attempts to warehouse"
+    )
 
 
 def test_quarantine_rate_for_sources_and_targets(measured):
