@@ -19,6 +19,7 @@ from integration_assets.defs import (
     retention,
     returns,
     warehouse,
+    watch,
     webhooks,
 )
 from integration_assets.storage.resources import (
@@ -100,6 +101,7 @@ defs = dg.Definitions.merge(
     retention.defs,
     returns.defs,
     warehouse.defs,
+    watch.defs,
     webhooks.defs,
     dg.Definitions(resources=RESOURCES),
 )

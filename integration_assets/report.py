@@ -11,6 +11,7 @@ from integration_assets.health.metrics import CHECK_OWNER_TEXTS_METADATA, CHECK_
 from integration_assets.storage.drift_events import drift_by_kind, open_breaking_drift
 from integration_assets.storage.oversells import oversell_text, oversold_skus
 from integration_assets.storage.raw_log import RawLog
+from integration_assets.storage.source_signals import open_source_signals
 from integration_assets.storage.warehouse import Warehouse, table_exists
 from integration_assets.streams.balances import Balance
 from integration_assets.streams.outbox import outbox_books
@@ -133,6 +134,7 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             ).fetchall()
         }
         promises, measured_at = read_health_table(con)
+        signals = open_source_signals(con)
         money = _money_section(con) if table_exists(con, "core.payment_reconciliation") else None
         drift = _schema_drift_section(con) if table_exists(con, "ops.schema_drift") else None
         outbox = _outbox_section(con) if table_exists(con, "ops.outbox") else None
@@ -210,6 +212,17 @@ def warehouse_section(warehouse: Warehouse) -> dict[str, Any]:
             "measured_at": measured_at.isoformat() if measured_at else None,
             "promises": [promise.as_dict() for promise in promises],
             "broken": [promise.as_dict() for promise in promises if promise.broken],
+            "source_signals_open": [
+                {
+                    "kind": s["kind"],
+                    "system": s["system"],
+                    "subject": s["subject"],
+                    "detail": s["detail"],
+                    "owner": s["owner"],
+                    "since": s["first_seen_at"].isoformat() if s["first_seen_at"] else None,
+                }
+                for s in signals
+            ],
         },
         "schema_drift": drift,
         "outbox": outbox,
@@ -426,13 +439,27 @@ def health_text(health: dict[str, Any]) -> list[str]:
     """The health summary: every stream's and target's metrics, then each broken promise and its owner."""
     from integration_assets.health.judge import Promise
 
-    if not health["promises"]:
-        return [
+    if health["promises"]:
+        lines = summary_lines([Promise(**item) for item in health["promises"]])
+        lines[0] += f", measured {health['measured_at'][:19]} UTC"
+    else:
+        lines = [
             "Integration health: not measured yet (materialize reporting/integration_health; "
             "the hourly sync does)"
         ]
-    lines = summary_lines([Promise(**item) for item in health["promises"]])
-    lines[0] += f", measured {health['measured_at'][:19]} UTC"
+    signals = health.get("source_signals_open", [])
+    lines.append(
+        f"Source-change signals open (ops.source_signals): {len(signals)}"
+        + (
+            ""
+            if signals
+            else " (no credential expiring, permission lost, version retiring, endpoint moved or model change)"
+        )
+    )
+    for item in signals:
+        lines.append(
+            f"  {item['kind']} {item['system']} {item['subject']}: {item['detail'][:140]} -> {item['owner'] or 'nobody'}"
+        )
     return lines
 
 

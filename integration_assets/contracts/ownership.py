@@ -117,6 +117,8 @@ class OwnershipRegistry:
     delivery_specs: Mapping[tuple[str, str], Delivery]
     lineage_columns: Mapping[str, str]  # column -> what it records
     target_systems: Mapping[str, str]  # outbox target (wms) -> registry system (warehouse)
+    # system -> who answers for the connection to it (credential, API version, endpoints)
+    system_owners: Mapping[str, Owner]
 
     def entity(self, entity: str) -> Entity:
         try:
@@ -158,6 +160,16 @@ class OwnershipRegistry:
     def system_of_target(self, target: str) -> str:
         """The registry system an outbox target writes into (wms -> warehouse)."""
         return self.target_systems.get(target, target)
+
+    def system_owner(self, system: str) -> Owner:
+        """Who answers for the connection to `system` (a registry system, or an outbox target or
+        audit-trail name such as wms); UnknownOwnershipEntry for a system the registry lacks."""
+        found = self.system_owners.get(self.system_of_target(system))
+        if found is None:
+            raise UnknownOwnershipEntry(
+                f"{self.source}: no system {system!r} (known: {', '.join(self.systems)})"
+            )
+        return found
 
     def system_of_record(self, entity: str, attribute: str) -> str:
         return self.attribute(entity, attribute).system
@@ -281,7 +293,9 @@ def _load_ownership_file(file: Path, _mtime_ns: int, _size: int) -> OwnershipReg
     )
     reader.integer(reader.required(top, "version", ""), "version", minimum=1)
     owners = _owners(reader, reader.required(top, "owners", ""))
-    systems, target_systems = _systems(reader, reader.required(top, "systems", ""))
+    systems, target_systems, system_owners = _systems(
+        reader, reader.required(top, "systems", ""), owners
+    )
     entities = _entities(reader, reader.required(top, "entities", ""), owners, systems)
     specs = _deliveries(
         reader, reader.required(top, "deliveries", ""), entities, systems, target_systems
@@ -303,6 +317,7 @@ def _load_ownership_file(file: Path, _mtime_ns: int, _size: int) -> OwnershipReg
         delivery_specs=MappingProxyType(specs),
         lineage_columns=MappingProxyType(lineage),
         target_systems=MappingProxyType(target_systems),
+        system_owners=MappingProxyType(system_owners),
     )
 
 
@@ -325,20 +340,28 @@ def _owners(reader: _OwnershipReader, raw: Any) -> dict[str, Owner]:
     return owners
 
 
-def _systems(reader: _OwnershipReader, raw: Any) -> tuple[tuple[str, ...], dict[str, str]]:
-    """The systems, and outbox target name -> system (a system is its own target unless it says)."""
+def _systems(
+    reader: _OwnershipReader, raw: Any, owners: dict[str, Owner]
+) -> tuple[tuple[str, ...], dict[str, str], dict[str, Owner]]:
+    """The systems, outbox target name -> system (a system is its own target unless it says), and
+    system -> the owner who answers for the connection to it (required)."""
     systems = []
     targets = {}
+    system_owners = {}
     for name, spec in reader.mapping(raw, "systems").items():
         path = f"systems.{reader.key_name(name, 'systems')}"
-        spec = reader.mapping(spec, path, {"description", "outbox_target"})
+        spec = reader.mapping(spec, path, {"description", "outbox_target", "owner"})
         reader.string(reader.required(spec, "description", path), f"{path}.description")
+        owner_key = _known(
+            reader, reader.required(spec, "owner", path), f"{path}.owner", owners, "owner"
+        )
+        system_owners[name] = owners[owner_key]
         systems.append(name)
         target = spec.get("outbox_target")
         targets[name if target is None else reader.string(target, f"{path}.outbox_target")] = name
     if not systems:
         raise reader.fail("systems", "at least one system is required")
-    return tuple(systems), targets
+    return tuple(systems), targets, system_owners
 
 
 def _known(reader: _OwnershipReader, value: Any, path: str, known: Mapping | tuple, what: str):

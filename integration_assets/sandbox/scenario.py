@@ -65,7 +65,24 @@ FAULT_KINDS: FaultKinds = {
     "invalid_json": ({"after_requests"}, {"count"}),
     "expired_cursor": ({"after_requests"}, {"count"}),
     "schema_change": ({"at"}, {"rename", "remove", "add"}),
+    # A change of the source from `at` (until `until`) on one resource (every one when none is
+    # named): its token loses the resource's scope (403), the resource is gone (404), or it moved
+    # (301 to the same path under `to_version`, by default the newest supported version).
+    "forbidden": ({"at"}, {"until", "resource"}),
+    "not_found": ({"at"}, {"until", "resource"}),
+    "moved": ({"at"}, {"until", "resource", "to_version"}),
 }
+SOURCE_CHANGE_KINDS = ("forbidden", "not_found", "moved")
+# The storefront's Admin API resources (the routes of sandbox/storefront_app.py), as a fault names them.
+STOREFRONT_RESOURCES = (
+    "orders",
+    "orders_count",
+    "order",
+    "order_transactions",
+    "products",
+    "products_count",
+    "product",
+)
 SERVER_ERROR_STATUSES = {500, 502, 503, 504}
 PAYMENTS_FAULT_KINDS = {"payments_rate_limit": ({"after_requests"}, {"count"})}
 DISPUTE_OUTCOMES = ("open", "won", "lost")
@@ -104,6 +121,9 @@ class ShopConfig:
     api_version: str = "2025-07"
     supported_versions: tuple[str, ...] = ("2025-01", "2025-04", "2025-07", "2025-10")
     access_token: str = "shpat_sandbox_token"
+    # Versions Shopify has deprecated, each with the date it stops serving it (None: not announced):
+    # a call at one is answered with X-Shopify-API-Deprecated-Reason (and a Sunset header).
+    deprecated_versions: tuple[tuple[str, date | None], ...] = ()
     timezone_offset: str = "-05:00"
     currency: str = "USD"
     tax_rate: Decimal = Decimal("0.08")
@@ -211,10 +231,22 @@ class Fault:
     rename: dict[str, str] = field(default_factory=dict)
     remove: tuple[str, ...] = ()
     add: dict[str, Any] = field(default_factory=dict)
+    until: datetime | None = None
+    resource: str | None = None  # a source change's resource (None: every one)
+    to_version: str | None = None  # where a `moved` resource redirects to (None: newest supported)
 
     def covers_request(self, request_number: int) -> bool:
         """Request numbers start at 1; `after_requests: N, count: K` covers N+1 .. N+K."""
         return self.after_requests < request_number <= self.after_requests + self.count
+
+    def changes(self, resource: str, now: datetime) -> bool:
+        """A source change in force for `resource` at scenario time `now`."""
+        return (
+            self.at is not None
+            and self.at <= now
+            and (self.until is None or now < self.until)
+            and self.resource in (None, resource)
+        )
 
 
 @dataclass(frozen=True)
@@ -466,6 +498,16 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
         if not customers:
             raise reader.fail("volume", "generated orders need at least one customer")
     name = top.get("name") or file.stem
+    faults = tuple(
+        parse_fault(reader, fault, f"faults[{index}]")
+        for index, fault in enumerate(reader.listing(top.get("faults"), "faults"))
+    )
+    for index, fault in enumerate(faults):
+        if fault.to_version is not None and fault.to_version not in shop.supported_versions:
+            raise reader.fail(
+                f"faults[{index}].to_version",
+                f"{fault.to_version} is not in shop.supported_versions",
+            )
     return Scenario(
         name=reader.string(name, "name"),
         description=str(top.get("description") or ""),
@@ -478,10 +520,7 @@ def parse_scenario(raw: Any, file: Path) -> Scenario:
         stories=stories,
         volume=volume,
         fixture_orders=_parse_fixture_orders(reader, top.get("fixture_orders")),
-        faults=tuple(
-            parse_fault(reader, fault, f"faults[{index}]")
-            for index, fault in enumerate(reader.listing(top.get("faults"), "faults"))
-        ),
+        faults=faults,
         demo=_parse_demo(reader, top.get("demo") or {}),
         source_path=file,
         payments=_parse_payments(reader, top.get("payments") or {}),
@@ -528,6 +567,7 @@ def _parse_shop(reader: _Reader, raw: Any) -> ShopConfig:
             "api_version",
             "supported_versions",
             "access_token",
+            "deprecated_versions",
             "timezone_offset",
             "currency",
             "tax_rate",
@@ -560,6 +600,17 @@ def _parse_shop(reader: _Reader, raw: Any) -> ShopConfig:
             "shop.currency", f"expected an ISO 4217 code like 'USD', got {currency!r}"
         )
     tax_rate = Decimal(str(reader.number(data.get("tax_rate", 0.08), "shop.tax_rate", 0)))
+    deprecated = []
+    for version, sunset in reader.mapping(
+        data.get("deprecated_versions") or {}, "shop.deprecated_versions"
+    ).items():
+        where = f"shop.deprecated_versions.{version}"
+        version = _api_version(reader, version, where)
+        if version not in supported:
+            raise reader.fail(where, f"{version} is not in shop.supported_versions")
+        deprecated.append(
+            (version, None if sunset is None else _sunset_date(reader, sunset, where))
+        )
     return ShopConfig(
         domain=reader.string(data.get("domain", defaults.domain), "shop.domain"),
         api_version=api_version,
@@ -567,10 +618,23 @@ def _parse_shop(reader: _Reader, raw: Any) -> ShopConfig:
         access_token=reader.string(
             data.get("access_token", defaults.access_token), "shop.access_token"
         ),
+        deprecated_versions=tuple(sorted(deprecated)),
         timezone_offset=offset,
         currency=currency,
         tax_rate=tax_rate,
     )
+
+
+def _sunset_date(reader: _Reader, value: Any, path: str) -> date:
+    """A sunset date: `2026-07-01` (YAML may already have read it as a date)."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise reader.fail(
+            path, f"expected a sunset date like 2026-07-01 or null, got {value!r}"
+        ) from None
 
 
 def _api_version(reader: _Reader, value: Any, path: str) -> str:
@@ -1014,6 +1078,21 @@ def parse_fault(reader: _Reader, raw: Any, path: str, kinds: FaultKinds = FAULT_
     for key in sorted(required):
         if key not in data:
             raise reader.fail(f"{path}.{key}", f"required for a '{kind}' fault")
+    if kind in SOURCE_CHANGE_KINDS:
+        at = reader.time(data["at"], f"{path}.at")
+        until = None if data.get("until") is None else reader.time(data["until"], f"{path}.until")
+        if until is not None and until <= at:
+            raise reader.fail(f"{path}.until", "must be after 'at'")
+        resource = data.get("resource")
+        if resource is not None and resource not in STOREFRONT_RESOURCES:
+            raise reader.fail(
+                f"{path}.resource",
+                f"unknown resource {resource!r} (expected one of: {', '.join(STOREFRONT_RESOURCES)})",
+            )
+        to_version = data.get("to_version")
+        if to_version is not None:
+            to_version = _api_version(reader, to_version, f"{path}.to_version")
+        return Fault(kind=kind, at=at, until=until, resource=resource, to_version=to_version)
     if kind == "schema_change":
         rename = reader.mapping(data.get("rename") or {}, f"{path}.rename")
         remove = reader.listing(data.get("remove"), f"{path}.remove")

@@ -18,6 +18,7 @@ from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timezone
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -27,7 +28,13 @@ from werkzeug.wrappers import Request, Response
 
 from integration_assets.sandbox.clock import ScenarioClock, parse_duration
 from integration_assets.sandbox.leaky_bucket import BucketDecision, LeakyBuckets
-from integration_assets.sandbox.scenario import API_VERSION_RE, Fault, Scenario
+from integration_assets.sandbox.scenario import (
+    API_VERSION_RE,
+    SOURCE_CHANGE_KINDS,
+    STOREFRONT_RESOURCES,
+    Fault,
+    Scenario,
+)
 from integration_assets.sandbox.storefront_orders import OrderBook, ServedOrder
 from integration_assets.sandbox.storefront_products import (
     PRODUCT_STATUSES,
@@ -53,14 +60,18 @@ SERVER_ERROR_MESSAGES = {
     503: "Service Unavailable",
     504: "Gateway Timeout",
 }
-API_ENDPOINTS = {
-    "orders",
-    "orders_count",
-    "order",
-    "order_transactions",
-    "products",
-    "products_count",
-    "product",
+API_ENDPOINTS = set(STOREFRONT_RESOURCES)
+# What Shopify answers on a call at a deprecated version (or to a deprecated endpoint).
+DEPRECATED_REASON = "https://shopify.dev/api/usage/versioning#deprecation-practices"
+# The scope each resource needs, named in Shopify's 403 for a token that lost it.
+RESOURCE_SCOPES = {
+    "orders": "read_orders",
+    "orders_count": "read_orders",
+    "order": "read_orders",
+    "order_transactions": "read_orders",
+    "products": "read_products",
+    "products_count": "read_products",
+    "product": "read_products",
 }
 
 URL_MAP = Map(
@@ -259,7 +270,15 @@ class StorefrontApp:
             scenario.rate_limit.bucket_size, scenario.rate_limit.leak_per_second
         )
         self.stats = RequestStats()
-        self.request_faults: list[Fault] = [f for f in scenario.faults if f.kind != "schema_change"]
+        self.request_faults: list[Fault] = [
+            f
+            for f in scenario.faults
+            if f.kind != "schema_change" and f.kind not in SOURCE_CHANGE_KINDS
+        ]
+        self.source_changes: list[Fault] = [
+            f for f in scenario.faults if f.kind in SOURCE_CHANGE_KINDS
+        ]
+        self.deprecated_versions = dict(scenario.shop.deprecated_versions)
         self._cursors_refused: dict[int, int] = defaultdict(int)
         # Walking a list is many requests with the same filters at the same clock time: each page
         # reuses the selection the first one made (the order book and catalog never change).
@@ -300,10 +319,20 @@ class StorefrontApp:
             return json_response({"errors": "Not Found"}, 404)
         version = self.served_version(requested)
         headers = {"X-Shopify-API-Version": version}
+        if version in self.deprecated_versions:
+            headers["X-Shopify-API-Deprecated-Reason"] = DEPRECATED_REASON
+            sunset = self.deprecated_versions[version]
+            if sunset is not None:
+                headers["Sunset"] = format_datetime(
+                    datetime(sunset.year, sunset.month, sunset.day, tzinfo=UTC), usegmt=True
+                )
         token = request.headers.get("X-Shopify-Access-Token")
         if token != self.scenario.shop.access_token:
             return json_response({"errors": INVALID_TOKEN_MESSAGE}, 401, headers)
         request_number = self.stats.next_api_request()
+        changed = self._source_change(request, endpoint, requested, headers)
+        if changed is not None:
+            return changed
         spoil: str | None = None
         for index, fault in enumerate(self.request_faults):
             if fault.kind == "expired_cursor":
@@ -346,6 +375,33 @@ class StorefrontApp:
             response = json_response({"errors": {error.param: error.message}}, 400)
         response.headers.update(headers)
         return response if spoil is None else spoiled(response, spoil)
+
+    def _source_change(
+        self, request: Request, endpoint: str, requested: str, headers: dict[str, str]
+    ) -> Response | None:
+        """The answer of a source change in force for this resource now (403, 404, 301), if any."""
+        now = self.clock.now()
+        for fault in self.source_changes:
+            if not fault.changes(endpoint, now):
+                continue
+            if fault.kind == "moved":
+                target = fault.to_version or self.scenario.shop.supported_versions[-1]
+                if requested == target:
+                    continue
+                self.stats.fault_fired(fault.kind)
+                location = request.url.replace(
+                    f"/admin/api/{requested}/", f"/admin/api/{target}/", 1
+                )
+                return json_response(
+                    {"errors": "Moved Permanently"}, 301, {**headers, "Location": location}
+                )
+            self.stats.fault_fired(fault.kind)
+            if fault.kind == "forbidden":
+                scope = RESOURCE_SCOPES[endpoint]
+                message = f"[API] This action requires merchant approval for {scope} scope."
+                return json_response({"errors": message}, 403, headers)
+            return json_response({"errors": "Not Found"}, 404, headers)
+        return None
 
     def _too_many_requests(self, headers: dict[str, str], retry_after: float | None) -> Response:
         wait = self.scenario.rate_limit.retry_after if retry_after is None else retry_after

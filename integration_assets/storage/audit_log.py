@@ -31,6 +31,7 @@ COLUMNS = (
     "duration_ms",
     "attempt",
     "run_id",
+    "notices",  # a JSON object, absent from lines written before sources' notices were recorded
 )
 
 
@@ -75,7 +76,10 @@ def load_audit_files(con: duckdb.DuckDBPyConnection, folder: Path) -> AuditLoad:
             report.lines_read += 1
             try:
                 record = orjson.loads(line)
-                rows.append([record.get(column) for column in COLUMNS] + [path.name])
+                row = [record.get(column) for column in COLUMNS]
+                notices = record.get("notices")
+                row[-1] = None if notices is None else orjson.dumps(notices).decode()
+                rows.append(row + [path.name])
             except orjson.JSONDecodeError:
                 report.unreadable.append(f"{path.name}@{position}")
             position += len(line)
@@ -85,9 +89,11 @@ def load_audit_files(con: duckdb.DuckDBPyConnection, folder: Path) -> AuditLoad:
             frame["occurred_at"] = frame["occurred_at"].dt.tz_localize(None)
             con.register("audit_rows", frame)
             inserted = con.execute(
-                "INSERT OR IGNORE INTO ops.audit_log SELECT audit_id, occurred_at, system, direction, method, "
+                "INSERT OR IGNORE INTO ops.audit_log (audit_id, occurred_at, system, direction, method, "
                 "endpoint, idempotency_key, request_hash, status, response_short, duration_ms, attempt, "
-                "run_id, audit_file FROM audit_rows RETURNING audit_id"
+                "run_id, audit_file, notices) SELECT audit_id, occurred_at, system, direction, method, "
+                "endpoint, idempotency_key, request_hash, status, response_short, duration_ms, attempt, "
+                "run_id, audit_file, notices::JSON FROM audit_rows RETURNING audit_id"
             ).fetchall()
             con.unregister("audit_rows")
             report.lines_loaded += len(inserted)

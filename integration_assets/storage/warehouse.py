@@ -469,6 +469,29 @@ CREATE TABLE IF NOT EXISTS ops.audit_log (
     audit_file VARCHAR NOT NULL
 );
 
+-- added after the table first shipped: what a source said about itself on that answer (deprecation
+-- and sunset headers, the API version it served when not the one asked, redirects followed, the
+-- credential's own expiry), as a JSON object; NULL when it said nothing (systems/source_notices.py)
+ALTER TABLE ops.audit_log ADD COLUMN IF NOT EXISTS notices JSON;
+
+-- Source-change signals (ops/source_signals): what may break an integration before it breaks it, one
+-- row per signal key (kind:system:subject...), open until cleared; alerted once.
+CREATE TABLE IF NOT EXISTS ops.source_signals (
+    signal_key VARCHAR PRIMARY KEY,
+    kind VARCHAR NOT NULL,
+    system VARCHAR NOT NULL,
+    subject VARCHAR NOT NULL,
+    detail VARCHAR NOT NULL,
+    owner VARCHAR,
+    severity VARCHAR NOT NULL,
+    evidence JSON,
+    first_seen_at TIMESTAMP NOT NULL,
+    last_seen_at TIMESTAMP NOT NULL,
+    cleared_at TIMESTAMP,
+    alerted_at TIMESTAMP,
+    run_id VARCHAR
+);
+
 -- How far each audit file has been loaded: files only grow (append-only), so loading resumes there.
 CREATE TABLE IF NOT EXISTS ops.audit_files (
     audit_file VARCHAR PRIMARY KEY,

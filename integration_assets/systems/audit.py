@@ -7,7 +7,8 @@ and answer once the target answered the batch, so a record's story reads the sam
 sent. Lines go to an append-only file per process and run under `<data dir>/audit/`, so
 recording never waits for the warehouse (DuckDB lets one process write at a time); the
 `ops/audit_log` asset loads the files into `ops.audit_log`. Nothing secret is written: headers are
-never recorded, request bodies only as a hash of their redacted form, and the short response has
+never recorded (only the notices a source sends about itself: deprecation, sunset, the version
+served, redirects), request bodies only as a hash of their redacted form, and the short response has
 token-like values masked.
 """
 
@@ -125,9 +126,13 @@ def audit_line(
     idempotency_key: str | None = None,
     request_body: bytes | str | None = None,
     response_text: str | None = None,
+    notices: dict | None = None,
 ) -> dict:
-    """One exchange as an audit line (status is the HTTP code or an error class), secrets masked."""
-    return {
+    """One exchange as an audit line (status is the HTTP code or an error class), secrets masked.
+
+    `notices` is what the source said about itself on the answer (`systems/source_notices.py`):
+    deprecation, sunset, the version it served, redirects; built from redacted values only."""
+    line = {
         "audit_id": uuid.uuid4().hex,
         "at": datetime.now(UTC).isoformat(),
         "system": system,
@@ -142,6 +147,9 @@ def audit_line(
         "attempt": int(attempt),
         "run_id": run_id,
     }
+    if notices:
+        line["notices"] = notices
+    return line
 
 
 def append_audit_lines(run_id: str | None, lines: list[dict]) -> None:

@@ -9,7 +9,11 @@ credential). Every other answer (2xx, 400, 404, 409, 422...) is returned for the
 
 Every attempt, answered or not, is one line of the audit trail (`systems/audit.py`), tagged with
 the system, the attempt number and the Dagster run id; a bulk write (`write_many`) is one line per
-record it carries. The secret never reaches a message or a line.
+record it carries. A line also keeps what the source said about itself (`systems/source_notices.py`:
+deprecation and sunset headers, the version served when not the one pinned, the redirects a read
+followed, the credential's own expiry), the evidence `ops/source_signals` watches. A read follows
+redirects; a write never does (requests would turn a POST into a GET): it fails naming the new
+location. The secret never reaches a message or a line.
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ import requests
 from pydantic import PrivateAttr
 from requests.adapters import HTTPAdapter
 
-from integration_assets.systems.audit import append_audit_lines, audit_line
+from integration_assets.systems.audit import append_audit_lines, audit_line, redact_url
 from integration_assets.systems.http_retry import (
     RETRYABLE_STATUSES,
     RequestStats,
     backoff_seconds,
     retry_after_seconds,
 )
+from integration_assets.systems.source_notices import jwt_expiry, response_notices
 from integration_assets.systems.write_outcome import TargetUnavailableError, WriteOutcome
 
 # A system's reading of a write's answer (the response and its JSON body, None when it has none):
@@ -63,11 +68,15 @@ class RetryingHttpResource(dg.ConfigurableResource):
 
     # The system's name in the audit trail: "storefront", "payments", "erp", "crm", "wms".
     system_name: ClassVar[str] = ""
+    # The answer header naming the API version the system served (Shopify's X-Shopify-API-Version),
+    # compared with `_pinned_version()`; None for a system that names none.
+    served_version_header: ClassVar[str | None] = None
 
     _session: requests.Session | None = PrivateAttr(default=None)
     _environment: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
     _stats: RequestStats = PrivateAttr(default_factory=RequestStats)
     _run_id: str | None = PrivateAttr(default=None)
+    _credential_noted: bool = PrivateAttr(default=False)
 
     # --- what a subclass provides -------------------------------------------------------------
     def _auth_headers(self) -> dict[str, str]:
@@ -89,6 +98,15 @@ class RetryingHttpResource(dg.ConfigurableResource):
     def _refresh_credentials(self) -> bool:
         """Get a fresh credential after a 401; True when there is one to retry with."""
         return False
+
+    def _pinned_version(self) -> str | None:
+        """The API version this client asks for, when the system versions its API by request."""
+        return None
+
+    def _static_credential(self) -> tuple[str, str] | None:
+        """(environment variable, value) of the long-lived credential, so its own expiry (a JWT's
+        `exp`) reaches the audit trail; the value itself never does."""
+        return None
 
     # --- shared ---------------------------------------------------------------------------------
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
@@ -206,6 +224,9 @@ class RetryingHttpResource(dg.ConfigurableResource):
                     data=None if body is None else body[1],
                     headers=request_headers,
                     timeout=(self.connect_timeout_seconds, self.read_timeout_seconds),
+                    # requests turns a redirected POST into a GET and follows a PUT's 307 with
+                    # the body: a write goes nowhere its caller did not name.
+                    allow_redirects=method in ("GET", "HEAD"),
                 )
             except (requests.ConnectionError, requests.Timeout) as error:
                 self._audit(
@@ -247,7 +268,16 @@ class RetryingHttpResource(dg.ConfigurableResource):
                 response.text,
                 bulk,
                 response,
+                self._notices(response),
             )
+            if 300 <= status < 400 and status != 304:
+                # Only a write gets here (a read follows redirects, and its hops are notices).
+                location = response.headers.get("Location")
+                raise self._error(
+                    f"{method} {path} answered {status}: the endpoint moved to "
+                    f"{redact_url(location) if location else '(no Location given)'}. A write is "
+                    "not sent on to another address unasked: update the system's URL; not retrying."
+                )
             if authenticate and status == 401 and not refreshed and self._refresh_credentials():
                 # One second chance: the token expired or was revoked, and we now hold a new one.
                 refreshed = True
@@ -289,6 +319,7 @@ class RetryingHttpResource(dg.ConfigurableResource):
         response_text: str | None,
         bulk: tuple[Sequence[BulkEntry], BulkAnswerSplitter] | None = None,
         response: requests.Response | None = None,
+        notices: dict[str, Any] | None = None,
     ) -> None:
         exchange = {
             "system": self.system_name or type(self).__name__,
@@ -306,6 +337,7 @@ class RetryingHttpResource(dg.ConfigurableResource):
                 idempotency_key=idempotency_key,
                 request_body=None if body is None else body[1],
                 response_text=response_text,
+                notices=notices,
             )
             append_audit_lines(self._run_id, [line])
             return
@@ -324,10 +356,33 @@ class RetryingHttpResource(dg.ConfigurableResource):
                     idempotency_key=entry.idempotency_key,
                     request_body=orjson.dumps(entry.body),
                     response_text=part_text,
+                    notices=notices,
                 )
                 for entry, (part_status, part_text) in zip(entries, parts, strict=True)
             ],
         )
+
+    def _notices(self, response: requests.Response) -> dict[str, Any] | None:
+        """What the source said about itself on this answer (systems/source_notices.py), and, on
+        the first answer of this resource, the long-lived credential's own expiry when it has one."""
+        header = self.served_version_header
+        notices = response_notices(
+            response.headers,
+            [(hop.status_code, hop.headers.get("Location")) for hop in response.history],
+            pinned_version=self._pinned_version(),
+            served_version=response.headers.get(header) if header else None,
+        )
+        if not self._credential_noted:
+            self._credential_noted = True
+            credential = self._static_credential()
+            expiry = jwt_expiry(credential[1]) if credential else None
+            if credential and expiry is not None:
+                notices = {
+                    **(notices or {}),
+                    "credential": credential[0],
+                    "credential_expires_at": expiry.isoformat(timespec="seconds"),
+                }
+        return notices
 
     def write(
         self,

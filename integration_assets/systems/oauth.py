@@ -117,6 +117,10 @@ class OAuthClientCredentialsResource(RetryingHttpResource):
     def _error(self, message: str) -> Exception:
         return TargetError(message)
 
+    def _static_credential(self) -> tuple[str, str] | None:
+        # The client secret lives long; the tokens it buys are short-lived and refreshed by design.
+        return self.client_secret_env_var, self.client_secret
+
     def _error_detail(self, response: requests.Response) -> str:
         return self._scrub(target_error_detail(response))
 

@@ -79,6 +79,9 @@ class PaymentsClient(RetryingHttpResource):
     def _error(self, message: str) -> Exception:
         return PaymentsError(message)
 
+    def _static_credential(self) -> tuple[str, str] | None:
+        return SECRET_KEY_ENV_VAR, self.secret_key
+
     def _error_detail(self, response: requests.Response) -> str:
         return _stripe_message(response)
 

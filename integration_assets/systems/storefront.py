@@ -55,6 +55,7 @@ class StorefrontClient(RetryingHttpResource):
     """Shopify Admin REST client. Point `shop_url` at https://<shop>.myshopify.com for the real thing."""
 
     system_name: ClassVar[str] = "storefront"
+    served_version_header: ClassVar[str | None] = "X-Shopify-API-Version"
     shop_url: str
     access_token: str
     api_version: str = "2025-07"
@@ -71,6 +72,12 @@ class StorefrontClient(RetryingHttpResource):
 
     def _error(self, message: str) -> Exception:
         return StorefrontError(message)
+
+    def _pinned_version(self) -> str | None:
+        return self.api_version
+
+    def _static_credential(self) -> tuple[str, str] | None:
+        return "STOREFRONT_ACCESS_TOKEN", self.access_token
 
     def api_url(self, resource: str) -> str:
         return f"{self.shop_url.rstrip('/')}/admin/api/{self.api_version}/{resource}"

@@ -59,6 +59,9 @@ class WmsClient(RetryingHttpResource):
     def _error(self, message: str) -> Exception:
         return TargetError(message)
 
+    def _static_credential(self) -> tuple[str, str] | None:
+        return API_KEY_ENV_VAR, self.api_key
+
     def _error_detail(self, response: requests.Response) -> str:
         return self._detail(json_or_none(response), response.text)
 

@@ -147,3 +147,33 @@ def test_the_summary_names_each_scope_and_each_broken_promise(materialized):
     )
     crm = next(line for line in lines if line.strip().startswith("target:crm"))
     assert "dead letters 2!" in crm and "[sales-ops@example.com]" in crm
+
+
+def test_the_report_leads_with_the_health_summary_and_the_open_source_signals(materialized):
+    from integration_assets.report import health_text
+
+    *_, promises, measured_at, _ = materialized
+    health = {
+        "measured_at": measured_at.isoformat(),
+        "promises": [p.as_dict() for p in promises],
+        "source_signals_open": [
+            {
+                "kind": "permission_lost",
+                "system": "storefront",
+                "subject": "GET /admin/api/2025-07/orders.json",
+                "detail": "answered 403 since 10:00",
+                "owner": "ecommerce-ops@example.com",
+                "since": measured_at.isoformat(),
+            }
+        ],
+    }
+    lines = health_text(health)
+    assert lines[0].startswith("Integration health:") and "measured" in lines[0]
+    assert "Source-change signals open (ops.source_signals): 1" in lines
+    assert lines[-1] == (
+        "  permission_lost storefront GET /admin/api/2025-07/orders.json: answered 403 since 10:00"
+        " -> ecommerce-ops@example.com"
+    )
+    assert health_text({"promises": [], "source_signals_open": []})[0].startswith(
+        "Integration health: not measured yet"
+    )

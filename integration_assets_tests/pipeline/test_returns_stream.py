@@ -25,6 +25,7 @@ def returns_run(tmp_path_factory):
         WarehouseResource,
     )
     from integration_assets.storage.warehouse import Warehouse
+    from integration_assets.systems.alert_sink import AlertSinkResource
     from integration_assets_tests.sandbox_clients import client_resources
 
     tmp = tmp_path_factory.mktemp("returns")
@@ -36,6 +37,8 @@ def returns_run(tmp_path_factory):
             "raw_log": RawLogResource(root=str(tmp / "raw")),
             "warehouse": WarehouseResource(path=str(tmp / "warehouse.duckdb")),
             "warehouse_inbox": WarehouseInboxResource(path=str(tmp / "inbox")),
+            # Not used by the groups run here, but every asset handed over needs its resources.
+            "alert_sink": AlertSinkResource(log_path=str(tmp / "alerts.log")),
         }
         systems.clock.advance(timedelta(hours=72))
         systems.storefront.warehouse.sync()  # the WMS drops what is due by the clock

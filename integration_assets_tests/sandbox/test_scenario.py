@@ -83,6 +83,36 @@ def _broken(tmp_path: Path, mutate) -> Path:
             "before the order is created",
         ),
         (lambda d: d["shop"].update(api_version="July"), "shop.api_version", "like '2025-07'"),
+        (
+            lambda d: d.update(faults=[{"kind": "forbidden", "at": "+6h", "resource": "refunds"}]),
+            "faults[0].resource",
+            "unknown resource 'refunds'",
+        ),
+        (
+            lambda d: d.update(faults=[{"kind": "not_found", "at": "+6h", "after_requests": 3}]),
+            "faults[0].after_requests",
+            "unknown key",
+        ),
+        (
+            lambda d: d.update(faults=[{"kind": "moved", "at": "+6h", "until": "+5h"}]),
+            "faults[0].until",
+            "must be after 'at'",
+        ),
+        (
+            lambda d: d.update(faults=[{"kind": "moved", "at": "+6h", "to_version": "2030-01"}]),
+            "faults[0].to_version",
+            "2030-01 is not in shop.supported_versions",
+        ),
+        (
+            lambda d: d["shop"].update(deprecated_versions={"2024-01": None}),
+            "shop.deprecated_versions.2024-01",
+            "not in shop.supported_versions",
+        ),
+        (
+            lambda d: d["shop"].update(deprecated_versions={"2025-07": "soon"}),
+            "shop.deprecated_versions.2025-07",
+            "expected a sunset date",
+        ),
     ],
 )
 def test_validation_names_file_path_and_problem(

@@ -130,6 +130,22 @@ def test_every_outbox_delivery_is_mapped():
     }
 
 
+def test_every_system_names_who_answers_for_the_connection_to_it():
+    # The owner alerted when a source changes under the integration (ops/source_signals).
+    assert {system: owner.key for system, owner in REGISTRY.system_owners.items()} == {
+        "storefront": "ecommerce_ops",
+        "payments": "finance",
+        "warehouse": "warehouse_ops",
+        "erp": "finance",
+        "crm": "sales_ops",
+        "integration": "integrations",
+    }
+    # The audit trail names the WMS by its outbox target; it is the registry's warehouse.
+    assert REGISTRY.system_owner("wms").email == "warehouse-ops@example.com"
+    with pytest.raises(UnknownOwnershipEntry, match="no system 'sap'"):
+        REGISTRY.system_owner("sap")
+
+
 def test_unknown_lookups_raise_a_key_error_that_says_what_exists():
     with pytest.raises(KeyError) as error:
         REGISTRY.escalation_owner("erp", "purchase_order")
@@ -247,6 +263,16 @@ def _email(raw: dict) -> dict:
             "not an email address",
         ),
         (lambda raw: raw.update(owner={}), "owner", "unknown key"),
+        (
+            lambda raw: raw["systems"]["erp"].pop("owner"),
+            "systems.erp.owner",
+            "missing",
+        ),
+        (
+            lambda raw: raw["systems"]["crm"].update(owner="sales"),
+            "systems.crm.owner",
+            "unknown owner 'sales'",
+        ),
     ],
 )
 def test_a_broken_file_fails_naming_the_file_and_the_path(tmp_path, edit, where, problem):

@@ -23,7 +23,7 @@ from integration_assets.contracts.ownership import (
     UnknownOwnershipEntry,
     load_ownership,
 )
-from integration_assets.defs.automation.conditions import FOLLOW_UPSTREAM
+from integration_assets.defs.automation.conditions import CHECK_WITH_ITS_ASSET, FOLLOW_UPSTREAM
 from integration_assets.defs.delivery.names import AUDIT_LOG
 from integration_assets.defs.reporting.exceptions import UPSTREAM as EXCEPTION_SOURCES
 from integration_assets.health.judge import (
@@ -187,6 +187,7 @@ def promises_markdown(promises: list[Promise]) -> str:
         dg.AssetCheckSpec(
             name=metric.name,
             asset=INTEGRATION_HEALTH,
+            automation_condition=CHECK_WITH_ITS_ASSET,
             description=f"The {metric.name} promise ({metric.bound} target in contracts/health.yaml) "
             "is kept by every stream and target it applies to; a miss names the owner.",
         )
