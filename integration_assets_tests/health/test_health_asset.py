@@ -177,3 +177,32 @@ def test_the_report_leads_with_the_health_summary_and_the_open_source_signals(ma
     assert health_text({"promises": [], "source_signals_open": []})[0].startswith(
         "Integration health: not measured yet"
     )
+
+
+def test_watch_sources_measures_health_without_the_sync_before_it(tmp_path):
+    """The :35 job runs the audit trail, the source watch and the health on their own: a sync that a
+    blocked gate or a 403 stopped early leaves them to it."""
+    from integration_assets.defs.delivery.ops_assets import ops_audit_log
+    from integration_assets.defs.watch import watch_sources
+    from integration_assets.defs.watch.assets import ops_source_signals
+    from integration_assets.systems.alert_sink import AlertSinkResource
+
+    path = tmp_path / "warehouse.duckdb"
+    warehouse = build_health_warehouse(path)
+    defs = dg.Definitions(
+        assets=[ops_audit_log, ops_source_signals, integration_health],
+        jobs=[watch_sources],
+        resources={
+            "warehouse": WarehouseResource(path=str(path)),
+            "reporting_database": ReportingDatabaseResource(read_environment=False),
+            "alert_sink": AlertSinkResource(log_path=str(tmp_path / "alerts.log")),
+        },
+    )
+    result = defs.resolve_job_def("watch_sources").execute_in_process()
+    assert result.success
+    done = {e.asset_key.to_user_string() for e in result.get_asset_materialization_events()}
+    assert done == {"ops/audit_log", "ops/source_signals", "reporting/integration_health"}
+    assert {e.check_name for e in result.get_asset_check_evaluations()} >= set(METRICS)
+    with warehouse.connect(read_only=True) as con:
+        promises, _ = read_health_table(con)
+    assert any(p.broken and p.metric == "dead_letters_open" for p in promises)
