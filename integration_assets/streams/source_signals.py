@@ -397,6 +397,8 @@ def version_signals(
     signals = []
     for key, entry in sorted(found.items()):
         parts = []
+        if entry["sunsets"]:  # the date a person must act by, first
+            parts.append(f"it stops answering on {min(entry['sunsets'])} (Sunset)")
         if entry["served"]:
             parts.append(
                 f"the {entry['system']} served version {', '.join(sorted(entry['served']))} when "
@@ -408,8 +410,6 @@ def version_signals(
             )
         if entry["deprecations"]:
             parts.append(f"deprecated since {min(entry['deprecations'])}")
-        if entry["sunsets"]:
-            parts.append(f"it stops answering on {min(entry['sunsets'])} (Sunset)")
         endpoints = sorted(set(entry["endpoints"]))
         shown = ", ".join(endpoints[:3]) + (
             f" and {len(endpoints) - 3} more" if len(endpoints) > 3 else ""
