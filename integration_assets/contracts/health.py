@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from integration_assets.contracts.location import contract_file
-from integration_assets.health.metrics import METRICS, Metric, scope_kind
+from integration_assets.health.metrics import METRICS, Metric, format_value, scope_kind
 from integration_assets.strict_yaml import StrictYamlReader, load_yaml_file
 
 HEALTH_FILENAME = "health.yaml"
@@ -32,8 +32,6 @@ class Target:
         return measured <= self.value if self.metric.bound == "max" else measured >= self.value
 
     def text(self) -> str:
-        from integration_assets.health.metrics import format_value
-
         sign = "<=" if self.metric.bound == "max" else ">="
         return f"{sign} {format_value(self.metric, self.value)}"
 

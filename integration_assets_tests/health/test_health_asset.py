@@ -206,3 +206,17 @@ def test_watch_sources_measures_health_without_the_sync_before_it(tmp_path):
     with warehouse.connect(read_only=True) as con:
         promises, _ = read_health_table(con)
     assert any(p.broken and p.metric == "dead_letters_open" for p in promises)
+
+
+def test_each_scope_has_the_owner_the_registry_names():
+    from integration_assets.defs.reporting.health import scope_owner
+
+    registry = load_ownership()
+    streams = {"storefront/orders": "ecommerce-ops@example.com"}
+    assert scope_owner("source:storefront/orders", streams, registry) == "ecommerce-ops@example.com"
+    # A stream in no contract is its system's; a target is its system's (wms is the warehouse's).
+    assert scope_owner("source:payments/payout_transactions", streams, registry) == (
+        "finance-ops@example.com"
+    )
+    assert scope_owner("target:wms", streams, registry) == "warehouse-ops@example.com"
+    assert scope_owner("target:fax", streams, registry) == ""  # shown as "nobody"

@@ -33,12 +33,13 @@ from integration_assets.health.judge import (
     check_description,
     judge,
 )
-from integration_assets.health.measures import measure_all, source, stream_system, target
+from integration_assets.health.measures import measure_all, stream_system
 from integration_assets.health.metrics import (
     CHECK_OWNER_TEXTS_METADATA,
     CHECK_OWNERS_METADATA,
     METRICS,
-    TARGETS,
+    SOURCE,
+    format_value,
 )
 from integration_assets.storage.reporting_postgres import DOUBLE, TEXT, TIMESTAMP, Mart
 from integration_assets.storage.resources import ReportingDatabaseResource, WarehouseResource
@@ -73,25 +74,17 @@ CREATE OR REPLACE TABLE {HEALTH_TABLE} (
 """
 
 
-def scope_owners(streams: Mapping[str, str], registry: OwnershipRegistry) -> dict[str, str]:
-    """scope -> owner email: a stream's contract owner (else its system's owner), a target's
-    system owner; a scope the registry cannot place has no owner (shown as "nobody")."""
-    owners: dict[str, str] = {}
-    for stream in streams:
-        owners[source(stream)] = streams[stream]
-    for system in TARGETS:
-        try:
-            owners[target(system)] = registry.system_owner(system).email
-        except UnknownOwnershipEntry:
-            continue
-    return owners
-
-
-def system_owner_or_none(registry: OwnershipRegistry, stream: str) -> str | None:
+def scope_owner(scope: str, streams: Mapping[str, str], registry: OwnershipRegistry) -> str:
+    """The email of who answers for a scope: a stream's contract owner; for a stream in no contract
+    (payments/payout_transactions) and for a target, the owner of its system in the registry; ""
+    when the registry cannot place it (shown as "nobody")."""
+    kind, _, name = scope.partition(":")
+    if kind == SOURCE and name in streams:
+        return streams[name]
     try:
-        return registry.system_owner(stream_system(stream)).email
+        return registry.system_owner(stream_system(name) if kind == SOURCE else name).email
     except UnknownOwnershipEntry:
-        return None
+        return ""
 
 
 def measure_health(
@@ -101,15 +94,9 @@ def measure_health(
     targets: HealthTargets,
     now: datetime,
 ) -> list[Promise]:
-    """Every promise, measured on `con` as of `now` (naive UTC) and judged. Streams staged but in no
-    contract (payments/payout_transactions) are owned by their system's owner."""
+    """Every promise, measured on `con` as of `now` (naive UTC), judged, and owned."""
     measures = measure_all(con, streams, now, targets.window_hours)
-    owners = scope_owners(streams, registry)
-    for measure in measures:
-        if measure.scope not in owners and measure.scope.startswith("source:"):
-            found = system_owner_or_none(registry, measure.scope.removeprefix("source:"))
-            if found:
-                owners[measure.scope] = found
+    owners = {m.scope: scope_owner(m.scope, streams, registry) for m in measures}
     return judge(measures, targets, owners)
 
 
@@ -164,8 +151,6 @@ def health_check_results(promises: list[Promise]) -> list[dg.AssetCheckResult]:
 
 def promises_markdown(promises: list[Promise]) -> str:
     lines = ["| scope | metric | value | target | status | owner |", "|---|---|---|---|---|---|"]
-    from integration_assets.health.metrics import format_value
-
     for p in promises:
         lines.append(
             f"| {p.scope} | {p.metric} | {format_value(METRICS[p.metric], p.value)} | {p.target} "
