@@ -6,7 +6,7 @@ from typing import Any
 
 from integration_assets.defs.orders.names import SOURCE, STREAM_NAME
 from integration_assets.defs.reporting.health import read_health_table
-from integration_assets.health.judge import summary_lines
+from integration_assets.health.judge import Promise, summary_lines
 from integration_assets.health.metrics import CHECK_OWNER_TEXTS_METADATA, CHECK_OWNERS_METADATA
 from integration_assets.storage.drift_events import drift_by_kind, open_breaking_drift
 from integration_assets.storage.oversells import oversell_text, oversold_skus
@@ -437,8 +437,6 @@ def build_report(
 
 def health_text(health: dict[str, Any]) -> list[str]:
     """The health summary: every stream's and target's metrics, then each broken promise and its owner."""
-    from integration_assets.health.judge import Promise
-
     if health["promises"]:
         lines = summary_lines([Promise(**item) for item in health["promises"]])
         lines[0] += f", measured {health['measured_at'][:19]} UTC"

@@ -36,6 +36,11 @@ class Promise:
         return dict(self.__dict__)
 
 
+def promise_order(promise: Promise) -> tuple[str, int]:
+    """How promises are listed: by scope, then metric in the catalogue's order."""
+    return promise.scope, list(METRICS).index(promise.metric)
+
+
 def judge(
     measures: Iterable[Measure], targets: HealthTargets, owners: Mapping[str, str]
 ) -> list[Promise]:
@@ -59,7 +64,7 @@ def judge(
                 detail=measure.detail,
             )
         )
-    return sorted(promises, key=lambda p: (p.scope, list(METRICS).index(p.metric)))
+    return sorted(promises, key=promise_order)
 
 
 def broken_by_metric(promises: Iterable[Promise]) -> dict[str, list[Promise]]:

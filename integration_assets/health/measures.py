@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import duckdb
@@ -175,9 +175,7 @@ def _error_rate(scope: str, counts: tuple[int, int, int], attempts: str) -> Meas
     total, failed, throttled = counts
     measure = _rate("error_rate", scope, failed, total, "failed", attempts)
     if throttled:
-        return Measure(
-            measure.metric, scope, measure.value, f"{measure.detail} ({throttled} throttled: 429)"
-        )
+        return replace(measure, detail=f"{measure.detail} ({throttled} throttled: 429)")
     return measure
 
 

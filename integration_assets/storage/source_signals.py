@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import duckdb
 import orjson
 
+from integration_assets.storage.warehouse import table_exists
 from integration_assets.streams.source_signals import (
     CredentialExpiry,
     DriftSeen,
@@ -242,11 +243,7 @@ def open_source_signals(con: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
     """Every open source-change signal, errors first, then oldest first: key, kind, system,
     subject, detail, owner (an email; None when nobody is registered), severity, first_seen_at,
     last_seen_at (naive UTC) and alerted_at. Empty when the table does not exist yet."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables "
-        "WHERE table_schema = 'ops' AND table_name = 'source_signals'"
-    ).fetchone()[0]
-    if not exists:
+    if not table_exists(con, "ops.source_signals"):
         return []
     cursor = con.execute(
         "SELECT signal_key AS key, kind, system, subject, detail, owner, severity, first_seen_at, "

@@ -32,6 +32,7 @@ from integration_assets.health.judge import (
     broken_by_metric,
     check_description,
     judge,
+    promise_order,
 )
 from integration_assets.health.measures import measure_all, stream_system
 from integration_assets.health.metrics import (
@@ -41,9 +42,10 @@ from integration_assets.health.metrics import (
     SOURCE,
     format_value,
 )
+from integration_assets.owners import stream_owners
 from integration_assets.storage.reporting_postgres import DOUBLE, TEXT, TIMESTAMP, Mart
 from integration_assets.storage.resources import ReportingDatabaseResource, WarehouseResource
-from integration_assets.storage.warehouse import WAREHOUSE_POOL
+from integration_assets.storage.warehouse import WAREHOUSE_POOL, table_exists
 from integration_assets.streams.timestamps import utc_now_naive
 
 INTEGRATION_HEALTH = dg.AssetKey(["reporting", "integration_health"])
@@ -187,8 +189,6 @@ def integration_health(
     reconciliation match rate and records per run, each judged against its target in
     contracts/health.yaml and owned by the stream's or target's owner. One check per metric fails
     when a promise is broken, naming the owner. Table: reporting.integration_health."""
-    from integration_assets.owners import stream_owners
-
     targets = load_health_targets()
     registry = load_ownership()
     now = utc_now_naive()
@@ -214,8 +214,6 @@ def integration_health(
 
 def read_health_table(con: duckdb.DuckDBPyConnection) -> tuple[list[Promise], datetime | None]:
     """The promises as reporting/integration_health last measured them, and when; none yet: ([], None)."""
-    from integration_assets.storage.warehouse import table_exists
-
     if not table_exists(con, HEALTH_TABLE):
         return [], None
     rows = con.execute(
@@ -226,6 +224,4 @@ def read_health_table(con: duckdb.DuckDBPyConnection) -> tuple[list[Promise], da
         for metric, scope, value, target_text, status, owner, detail, _ in rows
         if metric in METRICS
     ]
-    order = list(METRICS)
-    promises.sort(key=lambda p: (p.scope, order.index(p.metric)))
-    return promises, max((row[7] for row in rows), default=None)
+    return sorted(promises, key=promise_order), max((row[7] for row in rows), default=None)
